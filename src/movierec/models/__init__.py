@@ -1,0 +1,20 @@
+"""The model registry: every model movierec can train, by name."""
+
+from __future__ import annotations
+
+from movierec.errors import ConfigError
+from movierec.models import baseline, mlp
+from movierec.models.base import FitContext, ModelSpec, RatingModel
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (baseline.SPEC, mlp.SPEC)}
+
+
+def get(name: str) -> ModelSpec:
+    """The spec registered as ``name``; a clear error lists the choices otherwise."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+
+
+__all__ = ["MODELS", "FitContext", "ModelSpec", "RatingModel", "get"]

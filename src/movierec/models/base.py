@@ -1,0 +1,71 @@
+"""The contract every model keeps, and the record that registers a model by name.
+
+A model is a small ``nn.Module`` that sees only contiguous indices and predicts a
+rating *centred on the training mean*; adding the mean back, clipping to the rating
+scale and handling unknown ids is the recommender's job, not the model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class RatingModel(nn.Module):
+    """Base class: ``forward(user_idx, item_idx)`` -> centred predicted ratings, shape (B,)."""
+
+    n_users: int
+    n_items: int
+
+    def penalty(self, user_idx: Tensor, item_idx: Tensor) -> Tensor | float:
+        """Regulariser added to a batch's mean squared error; none by default."""
+        return 0.0
+
+    def score(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        """Centred predictions for every pair of ``user_idx`` (B,) and ``item_idx`` (N,): shape (B, N).
+
+        The default runs ``forward`` on the B*N pairs; factor models override it with a
+        matrix product. Callers keep B*N bounded (see ``recommend``).
+        """
+        b, n = len(user_idx), len(item_idx)
+        users = user_idx.repeat_interleave(n)
+        items = item_idx.repeat(b)
+        return self(users, items).view(b, n)
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a model's own fit function (for models not trained by gradient steps) gets."""
+
+    user_idx: Tensor
+    """int64 (n,): the fit ratings' users."""
+    item_idx: Tensor
+    """int64 (n,): the fit ratings' items."""
+    target: Tensor
+    """float32 (n,): the fit ratings, centred on the training mean."""
+    validate: Callable[[], float | None]
+    """Returns the current validation RMSE (None without a validation part)."""
+    generator: torch.Generator
+    """The run's random generator (seeded from the training seed)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to make, and by default train, one kind of model."""
+
+    name: str
+    """The name users pass as ``--model``."""
+    summary: str
+    """One line for ``movierec models``."""
+    config_type: type
+    """Frozen dataclass of the model's hyperparameters (saved in the manifest)."""
+    build: Callable[[Any, int, int, torch.Generator], RatingModel]
+    """``build(config, n_users, n_items, generator)``: a freshly initialised model."""
+    training: dict
+    """Defaults for ``TrainConfig`` fields this model wants (epochs, lr, optimizer, ...)."""
+    fit: Callable[[RatingModel, Any, FitContext], list[dict]] | None = None
+    """For models not trained by gradient steps: ``fit(model, config, ctx)`` -> history rows."""

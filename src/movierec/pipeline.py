@@ -1,0 +1,240 @@
+"""The whole job in a few calls: split, fit, evaluate, and write a run directory.
+
+Test ratings are touched once, at the end; early stopping and any tuning see only the
+validation part carved from the training data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from movierec import models, persist
+from movierec.data.ratings import Ratings
+from movierec.data.splits import random_split, split_rows
+from movierec.errors import ConfigError
+from movierec.evaluate import evaluate
+from movierec.models.baseline import fit_biases
+from movierec.plotting import loss_plot
+from movierec.recommend import Recommender
+from movierec.training import TrainConfig, resolve_device, train
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How ratings are held out for testing and validation."""
+
+    how: str = "random"
+    """``random`` (the notebook's), ``user`` (a fraction of each user's) or ``time`` (the latest)."""
+    test_fraction: float = 0.2
+    """Share of all ratings held out for the final test."""
+    val_fraction: float = 0.05
+    """Share of the training ratings carved out (at random) for validation and early stopping."""
+    seed: int = 0
+    """Seeds both hold-outs."""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The three disjoint parts of a run's data, over one id index."""
+
+    fit: Ratings
+    """What the model is trained on."""
+    val: Ratings
+    """Carved from the training data: validation curves and early stopping."""
+    test: Ratings
+    """Held out; scored once at the end."""
+
+
+def split(ratings: Ratings, config: SplitConfig = SplitConfig(), test: Ratings | None = None) -> Parts:
+    """Hold out a test part (or use ``test`` as given) and carve validation from the rest."""
+    if test is None:
+        train_rows, test_rows = split_rows(ratings, config.how, config.test_fraction, config.seed)
+        train_part, test = ratings.take(train_rows), ratings.take(test_rows)
+    else:
+        train_part = ratings
+    fit_pos, val_pos = random_split(len(train_part), config.val_fraction, config.seed + 1)
+    return Parts(fit=train_part.take(fit_pos), val=train_part.take(val_pos), test=test)
+
+
+def _seen_csr(parts: list[Ratings], n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    users = np.concatenate([p.user_idx for p in parts])
+    items = np.concatenate([p.item_idx for p in parts])
+    order = np.lexsort((items, users))
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+    return indptr, items[order].astype(np.int32)
+
+
+def fit(
+    fit_part: Ratings,
+    val_part: Ratings | None = None,
+    model: str = "mlp",
+    *,
+    train_config: TrainConfig | None = None,
+    model_config: object | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Recommender, list[dict]]:
+    """Train the model called ``model`` on ``fit_part``; returns the recommender and its history."""
+    spec = models.get(model)
+    train_config = train_config or TrainConfig.for_model(spec)
+    model_config = model_config or spec.config_type()
+    if len(fit_part) == 0:
+        raise ConfigError("there are no training ratings left after the split")
+    global_mean = float(np.mean(fit_part.rating, dtype=np.float64))
+    scale = fit_part.rating_scale()
+    generator = torch.Generator().manual_seed(train_config.seed)
+    net = spec.build(model_config, fit_part.n_users, fit_part.n_items, generator)
+    history = train(
+        net,
+        spec,
+        model_config,
+        fit_part,
+        val_part,
+        train_config,
+        global_mean=global_mean,
+        scale=scale,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        on_epoch=on_epoch,
+        progress=progress,
+    )
+    b_u, b_i = fit_biases(
+        fit_part.user_idx,
+        fit_part.item_idx,
+        fit_part.rating.astype(np.float64) - global_mean,
+        fit_part.n_users,
+        fit_part.n_items,
+    )
+    seen = [fit_part] if val_part is None else [fit_part, val_part]
+    indptr, items = _seen_csr(seen, fit_part.n_users)
+    recommender = Recommender(
+        model=net.eval(),
+        model_name=spec.name,
+        model_config=model_config,
+        index=fit_part.index,
+        global_mean=global_mean,
+        scale=scale,
+        user_bias=b_u,
+        item_bias=b_i,
+        seen_indptr=indptr,
+        seen_items=items,
+        titles=fit_part.titles,
+        info={"dataset": fit_part.name, "train_config": asdict(train_config)},
+    )
+    return recommender, history
+
+
+def baseline_of(recommender: Recommender) -> Recommender:
+    """The same recommender with its model swapped for the fallback biases (the baseline)."""
+    spec = models.get("baseline")
+    base = spec.build(spec.config_type(), recommender.index.n_users, recommender.index.n_items, torch.Generator())
+    with torch.no_grad():
+        base.user_bias.copy_(torch.from_numpy(recommender.user_bias))
+        base.item_bias.copy_(torch.from_numpy(recommender.item_bias))
+    device = next(recommender.model.parameters()).device
+    return replace(recommender, model=base.to(device), model_name="baseline", model_config=spec.config_type())
+
+
+def run(
+    ratings: Ratings,
+    model: str,
+    out: Path,
+    *,
+    split_config: SplitConfig = SplitConfig(),
+    test: Ratings | None = None,
+    train_overrides: dict | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    extra_metrics: dict | None = None,
+) -> dict:
+    """Split, train, test once, and write ``out`` (model, metrics.json, loss.png) atomically.
+
+    Checkpoints live in ``<out>.partial/`` until the run completes, so an interrupted or
+    failed run leaves any earlier model in ``out`` untouched and can be resumed.
+    """
+    spec = models.get(model)
+    train_config = TrainConfig.for_model(spec, **(train_overrides or {}))
+    parts = split(ratings, split_config, test)
+    checkpoints = out.with_name(out.name + ".partial")
+    if resume:
+        _check_resumable(checkpoints, spec.name, train_config)
+    recommender, history = fit(
+        parts.fit,
+        parts.val,
+        model,
+        train_config=train_config,
+        checkpoint_dir=checkpoints,
+        resume=resume,
+        on_epoch=on_epoch,
+        progress=progress,
+    )
+    scores = evaluate(recommender, parts.test)
+    base = evaluate(baseline_of(recommender), parts.test)
+    metrics = {
+        "model": spec.name,
+        "dataset": ratings.name,
+        "split": asdict(split_config) if test is None else {"how": "given", "test": parts.test.name},
+        "n_train": len(parts.fit),
+        "n_val": len(parts.val),
+        "n_test": len(parts.test),
+        "test_rmse": scores["rmse"],
+        "test_mae": scores["mae"],
+        "test_n_fallback": scores["n_fallback"],
+        "baseline_rmse": base["rmse"],
+        "baseline_mae": base["mae"],
+        "history": history,
+        "train_seconds": sum(h["seconds"] for h in history),
+        "device": str(resolve_device(train_config.device)),
+        "train_config": asdict(train_config),
+        **(extra_metrics or {}),
+    }
+    recommender.info = {**(recommender.info or {}), "split": metrics["split"], "metrics": _summary(metrics)}
+    plot = loss_plot(history, f"{spec.name} on {ratings.name}")
+    persist.save(
+        recommender,
+        out,
+        extra_files={"metrics.json": json.dumps(metrics, indent=1).encode(), "loss.png": plot},
+    )
+    _remove_checkpoints(checkpoints)
+    return metrics
+
+
+def _summary(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "history"}
+
+
+def _check_resumable(checkpoints: Path, model: str, config: TrainConfig) -> None:
+    meta_path = checkpoints / "checkpoint.json"
+    if not meta_path.exists():
+        raise ConfigError(f"--resume: no checkpoint in {checkpoints}; start the run without --resume")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("model") != model:
+        raise ConfigError(
+            f"--resume: the checkpoint in {checkpoints} is of model {meta.get('model')!r}, not {model!r}; "
+            "rerun with that --model or without --resume"
+        )
+    saved = meta["config"]
+    # Everything but the epoch budget must match, or the resumed run is a different run.
+    differing = [k for k, v in asdict(config).items() if k != "epochs" and saved.get(k) != v]
+    if differing:
+        raise ConfigError(
+            f"--resume: the checkpoint in {checkpoints} was trained with different settings "
+            f"({', '.join(differing)}); rerun with the same flags or without --resume"
+        )
+
+
+def _remove_checkpoints(checkpoints: Path) -> None:
+    for name in ("checkpoint.safetensors", "checkpoint.json"):
+        (checkpoints / name).unlink(missing_ok=True)
+    if checkpoints.exists() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()

@@ -1,0 +1,279 @@
+"""The one training loop for every torch model, and the settings it runs under.
+
+Reads top to bottom in execution order: data to the device, optimiser, then per epoch
+a shuffled pass of zero_grad / forward / loss / backward / step, a validation RMSE, a
+checkpoint, and early stopping. Models vary it only through ``penalty`` (their
+regulariser) or, for models not trained by gradient steps, their own ``fit``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from movierec.data.ratings import Ratings
+from movierec.errors import ConfigError, MovierecError
+from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.optim import OPTIMIZERS, make_optimizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained; a model's spec supplies its own defaults for most fields."""
+
+    epochs: int = 20
+    """Passes over the training ratings (the most; early stopping may end sooner)."""
+    batch_size: int = 1024
+    """Ratings per gradient step."""
+    lr: float = 0.01
+    """Learning rate."""
+    optimizer: str = "sgd"
+    """``sgd`` (momentum; embedding rows updated lazily, as Keras did) or ``adam``."""
+    momentum: float = 0.0
+    """Momentum of ``sgd``."""
+    weight_decay: float = 0.0
+    """L2 penalty applied by the optimiser to every parameter it updates."""
+    patience: int | None = None
+    """Stop after this many epochs without a better validation RMSE and keep the best; None: never stop early."""
+    seed: int = 0
+    """Seeds initialisation and shuffling: same seed, data and device give the same model."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError("patience must be at least 1 (or None to never stop early)")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda")
+
+    @classmethod
+    def for_model(cls, spec: ModelSpec, **overrides: object) -> TrainConfig:
+        """The model's defaults, then any non-None ``overrides`` (the CLI's flags)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        chosen = {**spec.training, **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(**chosen)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
+    return torch.device(name)
+
+
+def _columns(ratings: Ratings, global_mean: float, device: torch.device) -> tuple[torch.Tensor, ...]:
+    users = torch.from_numpy(ratings.user_idx.astype(np.int64)).to(device)
+    items = torch.from_numpy(ratings.item_idx.astype(np.int64)).to(device)
+    target = torch.from_numpy(ratings.rating - np.float32(global_mean)).to(device)
+    return users, items, target
+
+
+@torch.no_grad()
+def predict_centred(model: RatingModel, users: torch.Tensor, items: torch.Tensor, batch: int = 65536) -> torch.Tensor:
+    """The model's centred predictions for index pairs, in batches, in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(users[s : s + batch], items[s : s + batch]) for s in range(0, len(users), batch)])
+    model.train(was_training)
+    return out
+
+
+def _rmse_on(model: RatingModel, cols: tuple[torch.Tensor, ...] | None, scale: tuple[float, float], mean: float):
+    if cols is None or len(cols[0]) == 0:
+        return None
+    users, items, target = cols
+    pred = (predict_centred(model, users, items) + mean).clamp(*scale)
+    return float(torch.sqrt(torch.mean((pred - (target + mean)) ** 2)))
+
+
+def _shuffle(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    # Seeded per epoch, so a resumed run shuffles exactly as an uninterrupted one.
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return torch.from_numpy(perm).to(device)
+
+
+def train(
+    model: RatingModel,
+    spec: ModelSpec,
+    model_config: object,
+    fit: Ratings,
+    val: Ratings | None,
+    config: TrainConfig,
+    *,
+    global_mean: float,
+    scale: tuple[float, float],
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` in place on ``fit``; returns one history row per epoch.
+
+    Each row has ``epoch``, ``train_loss`` (mean squared error of centred ratings plus
+    the model's penalty, averaged over the epoch's batches), ``val_rmse`` (clipped
+    predictions on ``val``) and ``seconds``. With ``patience`` set, the weights of the
+    best validation epoch are restored at the end.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    fit_cols = _columns(fit, global_mean, device)
+    val_cols = _columns(val, global_mean, device) if val is not None and len(val) else None
+
+    def validate() -> float | None:
+        return _rmse_on(model, val_cols, scale, global_mean)
+
+    if spec.fit is not None:
+        generator = torch.Generator().manual_seed(config.seed)
+        ctx = FitContext(*fit_cols, validate=validate, generator=generator)
+        history = spec.fit(model, model_config, ctx)
+        for row in history:
+            if on_epoch:
+                on_epoch(row)
+        return history
+
+    optimizer = make_optimizer(
+        config.optimizer, list(model.parameters()), config.lr, config.momentum, config.weight_decay
+    )
+    history: list[dict] = []
+    best_rmse, best_state = math.inf, None
+    start_epoch = 0
+    if resume and checkpoint_dir is not None and (checkpoint_dir / "checkpoint.json").exists():
+        start_epoch, history, best_rmse, best_state = _load_checkpoint(checkpoint_dir, model, optimizer)
+
+    users, items, target = fit_cols
+    n = len(target)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        model.train()
+        perm = _shuffle(n, config.seed, epoch, device)
+        total, steps = torch.zeros((), device=device), 0
+        for s in range(0, n, config.batch_size):
+            rows = perm[s : s + config.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            pred = model(users[rows], items[rows])
+            loss = torch.nn.functional.mse_loss(pred, target[rows]) + model.penalty(users[rows], items[rows])
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            steps += 1
+            if progress and steps % 50 == 0:
+                progress("step", min(s + config.batch_size, n), n)
+        train_loss = float(total) / max(steps, 1)
+        if not math.isfinite(train_loss):
+            raise MovierecError(
+                f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr (now {config.lr})"
+            )
+        val_rmse = validate()
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "val_rmse": val_rmse,
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if val_rmse is not None and val_rmse < best_rmse:
+            best_rmse = val_rmse
+            if config.patience is not None:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if checkpoint_dir is not None:
+            _save_checkpoint(checkpoint_dir, spec.name, model, optimizer, history, best_rmse, best_state, config)
+        if config.patience is not None and _stalled(history, config.patience):
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def _stalled(history: list[dict], patience: int) -> bool:
+    scores = [h["val_rmse"] for h in history if h["val_rmse"] is not None]
+    if len(scores) <= patience:
+        return False
+    return min(scores[-patience:]) >= min(scores[:-patience])
+
+
+def _save_checkpoint(
+    directory: Path,
+    model_name: str,
+    model: RatingModel,
+    optimizer: torch.optim.Optimizer,
+    history: list[dict],
+    best_rmse: float,
+    best_state: dict | None,
+    config: TrainConfig,
+) -> None:
+    """Everything needed to resume, written atomically: a crash leaves the previous checkpoint."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.contiguous() for k, v in best_state.items()})
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for pid, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value.detach().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    meta = {
+        "model": model_name,
+        "epoch": len(history),
+        "history": history,
+        "best_rmse": best_rmse if math.isfinite(best_rmse) else None,
+        "param_groups": opt["param_groups"],
+        "optim_scalars": scalars,
+        "config": asdict(config),
+    }
+    tmp_weights = directory / "checkpoint.safetensors.tmp"
+    tmp_meta = directory / "checkpoint.json.tmp"
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp_weights))
+    tmp_meta.write_text(json.dumps(meta))
+    # Weights first, then the JSON that points at them: the JSON is the commit.
+    os.replace(tmp_weights, directory / "checkpoint.safetensors")
+    os.replace(tmp_meta, directory / "checkpoint.json")
+
+
+def _load_checkpoint(directory: Path, model: RatingModel, optimizer: torch.optim.Optimizer):
+    meta = json.loads((directory / "checkpoint.json").read_text())
+    device = next(model.parameters()).device
+    tensors = load_file(str(directory / "checkpoint.safetensors"), device=str(device))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    for pid, extra in meta["optim_scalars"].items():
+        state.setdefault(int(pid), {}).update(extra)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    best_rmse = meta["best_rmse"] if meta["best_rmse"] is not None else math.inf
+    return meta["epoch"], meta["history"], best_rmse, best
+
+
+def with_overrides(config: TrainConfig, **overrides: object) -> TrainConfig:
+    """``config`` with the non-None ``overrides`` applied."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
