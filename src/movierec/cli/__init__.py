@@ -1,0 +1,6 @@
+"""The ``movierec`` command line: one module per group of commands, registered on one app."""
+
+from movierec.cli import commands  # noqa: F401  (registers its commands)
+from movierec.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,172 @@
+"""The ``movierec`` Typer app and what its commands share: options, data loading, display.
+
+User errors (bad data, bad flags, a missing model) print one clear line on stderr and
+exit with code 2; ``--json`` prints one JSON object on stdout for scripts.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from movierec.data.ratings import Ratings
+from movierec.errors import ConfigError, MovierecError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, evaluate and serve rating-based recommenders.",
+)
+err = Console(stderr=True)
+out = Console()
+
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="A MovieLens release (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small), "
+        "downloaded once into the cache; or 'synthetic' (the default when no data is named).",
+    ),
+]
+DataOpt = Annotated[
+    Path | None, typer.Option("--data", help="A MovieLens zip or folder, or a ratings CSV/TSV/Parquet file.")
+]
+TestOpt = Annotated[
+    Path | None,
+    typer.Option("--test", help="Evaluate on this ratings file instead of splitting (e.g. ml-100k u1.test)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column names and rating range for ratings files that are not MovieLens releases."""
+
+    user_col: str | None
+    item_col: str | None
+    rating_col: str | None
+    time_col: str | None
+    rating_range: tuple[float, float] | None
+
+
+def parse_columns(user_col, item_col, rating_col, time_col, rating_range) -> Columns:
+    rng = None
+    if rating_range:
+        try:
+            lo, hi = (float(x) for x in rating_range.split(","))
+        except ValueError:
+            raise ConfigError(f"--rating-range takes LO,HI (for example 1,10), got {rating_range!r}") from None
+        rng = (lo, hi)
+    return Columns(user_col, item_col, rating_col, time_col, rng)
+
+
+def synthetic_config(spec: str | None, seed: int):
+    from movierec.data.synthetic import SyntheticConfig
+
+    if not spec:
+        return SyntheticConfig(seed=seed)
+    try:
+        n_users, n_items, n_ratings = (int(x) for x in spec.lower().split("x"))
+    except ValueError:
+        raise ConfigError(
+            f"--synthetic takes USERSxITEMSxRATINGS (for example 3000x2000x150000), got {spec!r}"
+        ) from None
+    return SyntheticConfig(n_users=n_users, n_items=n_items, n_ratings=n_ratings, seed=seed)
+
+
+def load_ratings(
+    dataset: str | None, data: Path | None, columns: Columns, synthetic: str | None, seed: int, progress: bool
+) -> tuple[Ratings, object | None]:
+    """The ratings a command works on, and the synthetic generator's record when synthetic."""
+    if dataset and data:
+        raise ConfigError("give --dataset or --data, not both")
+    if data is None and dataset in (None, "synthetic"):
+        from movierec.data.synthetic import generate
+
+        syn = generate(synthetic_config(synthetic, seed))
+        return syn.ratings, syn
+    from movierec.data.load import load
+
+    ratings = load(
+        data,
+        dataset=dataset,
+        user_col=columns.user_col,
+        item_col=columns.item_col,
+        rating_col=columns.rating_col,
+        time_col=columns.time_col,
+        rating_range=columns.rating_range,
+        progress=progress,
+    )
+    return ratings, None
+
+
+def load_test(test: Path, columns: Columns) -> Ratings:
+    from movierec.data.load import load
+
+    return load(
+        test,
+        user_col=columns.user_col,
+        item_col=columns.item_col,
+        rating_col=columns.rating_col,
+        time_col=columns.time_col,
+        rating_range=columns.rating_range,
+    )
+
+
+class EpochDisplay:
+    """A progress bar per epoch, then a line with its train loss, validation RMSE and seconds."""
+
+    def __init__(self, epochs: int, quiet: bool) -> None:
+        self.epochs, self.quiet = epochs, quiet
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[total_epochs]}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=quiet,
+        )
+        self.task = None
+
+    def __enter__(self) -> EpochDisplay:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)  # type: ignore[arg-type]
+
+    def progress(self, _kind: str, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("", total=total, epoch=1, total_epochs=self.epochs)
+        self.bar.update(self.task, completed=done)
+
+    def epoch(self, row: dict) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=0, epoch=row["epoch"] + 1)
+        if self.quiet:
+            return
+        val = "-" if row["val_rmse"] is None else f"{row['val_rmse']:.4f}"
+        self.bar.console.print(
+            f"epoch {row['epoch']:>3}/{self.epochs}  train loss {row['train_loss']:.4f}  "
+            f"val RMSE {val}  {row['seconds']:.1f} s"
+        )
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except MovierecError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was saved. Continue with the same command plus --resume.")
+        sys.exit(130)
