@@ -36,6 +36,19 @@ class RatingModel(nn.Module):
         items = item_idx.repeat(b)
         return self(users, items).view(b, n)
 
+    def item_vectors(self) -> Tensor | None:
+        """Learned item representations (n_items, d) for similar-item search; None if the model has none."""
+        return None
+
+    def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor] | None:
+        """A new user from their centred ratings ``target`` of ``item_idx``, the item side frozen.
+
+        Returns a scorer mapping item indices (N,) to centred predictions (N,) for that
+        user, without retraining; None when the model cannot fold users in (the
+        recommender then uses its bias-only fallback and says so).
+        """
+        return None
+
 
 @dataclass(frozen=True)
 class FitContext:
