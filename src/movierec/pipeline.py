@@ -19,7 +19,7 @@ from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
 from movierec.errors import ConfigError
 from movierec.evaluate import evaluate
-from movierec.models.baseline import fit_biases
+from movierec.models.baseline import Baseline, fit_biases
 from movierec.plotting import loss_plot
 from movierec.recommend import Recommender
 from movierec.training import TrainConfig, resolve_device, train
@@ -136,7 +136,7 @@ def fit(
 def baseline_of(recommender: Recommender) -> Recommender:
     """The same recommender with its model swapped for the fallback biases (the baseline)."""
     spec = models.get("baseline")
-    base = spec.build(spec.config_type(), recommender.index.n_users, recommender.index.n_items, torch.Generator())
+    base = Baseline(recommender.index.n_users, recommender.index.n_items)
     with torch.no_grad():
         base.user_bias.copy_(torch.from_numpy(recommender.user_bias))
         base.item_bias.copy_(torch.from_numpy(recommender.item_bias))

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -146,12 +146,13 @@ def train(
 
     if spec.fit is not None:
         generator = torch.Generator().manual_seed(config.seed)
-        ctx = FitContext(*fit_cols, validate=validate, generator=generator)
-        history = spec.fit(model, model_config, ctx)
-        for row in history:
+        users, items, target = fit_cols
+        ctx = FitContext(users, items, target, validate=validate, generator=generator)
+        fitted = spec.fit(model, model_config, ctx)
+        for row in fitted:
             if on_epoch:
                 on_epoch(row)
-        return history
+        return fitted
 
     optimizer = make_optimizer(
         config.optimizer, list(model.parameters()), config.lr, config.momentum, config.weight_decay
@@ -272,8 +273,3 @@ def _load_checkpoint(directory: Path, model: RatingModel, optimizer: torch.optim
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     best_rmse = meta["best_rmse"] if meta["best_rmse"] is not None else math.inf
     return meta["epoch"], meta["history"], best_rmse, best
-
-
-def with_overrides(config: TrainConfig, **overrides: object) -> TrainConfig:
-    """``config`` with the non-None ``overrides`` applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

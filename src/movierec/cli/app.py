@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
@@ -134,7 +134,7 @@ class EpochDisplay:
             transient=True,
             disable=quiet,
         )
-        self.task = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> EpochDisplay:
         self.bar.__enter__()

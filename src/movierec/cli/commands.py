@@ -115,6 +115,7 @@ def evaluate(
     rating_col: Annotated[str | None, typer.Option(help="Rating column of a ratings file.")] = None,
     time_col: Annotated[str | None, typer.Option(help="Timestamp column of a ratings file.")] = None,
     rating_range: Annotated[str | None, typer.Option(help="Allowed ratings LO,HI for a ratings file.")] = None,
+    synthetic: Annotated[str | None, typer.Option(help="Size of synthetic data as USERSxITEMSxRATINGS.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-score a saved model: on a --test file, or on the held-out part of --data/--dataset split as in training."""
@@ -128,10 +129,11 @@ def evaluate(
             raise ConfigError("give --test alone, or --data/--dataset to re-split as in training")
         part = load_test(test, columns)
     elif dataset or data:
-        ratings, _ = load_ratings(dataset, data, columns, None, 0, progress=not as_json)
         saved = (recommender.info or {}).get("split") or {}
         if saved.get("how") not in ("random", "user", "time"):
             raise ConfigError("this model was tested on a given --test file; evaluate it with --test PATH")
+        # The training seed also seeded synthetic data, so the same log and split come back.
+        ratings, _ = load_ratings(dataset, data, columns, synthetic, saved["seed"], progress=not as_json)
         part = pipeline.split(ratings, pipeline.SplitConfig(**saved)).test
     else:
         raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME")

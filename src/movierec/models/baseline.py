@@ -68,6 +68,7 @@ def _build(config: BaselineConfig, n_users: int, n_items: int, generator: torch.
 
 
 def _fit(model: RatingModel, config: BaselineConfig, ctx: FitContext) -> list[dict]:
+    assert isinstance(model, Baseline)  # the registry pairs this fit with this build
     start = time.perf_counter()
     b_u, b_i = fit_biases(
         ctx.user_idx.cpu().numpy(),

@@ -1,0 +1,112 @@
+"""The command line: outputs of a run, --json, and user errors as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from movierec.cli import main
+
+TINY = ["--synthetic", "300x200x6000"]
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["movierec", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "mlp"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(
+        sys, "argv", ["movierec", "train", "--model", "mlp", "--epochs", "3", "--out", str(out), "--json", *TINY]
+    )
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code
+    finally:
+        mp.undo()
+    return out
+
+
+def test_train_writes_model_metrics_and_plot(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("model", "dataset", "n_train", "n_test", "test_rmse", "test_mae", "baseline_rmse", "history"):
+        assert key in metrics
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
+    assert set(metrics["history"][0]) >= {"epoch", "train_loss", "val_rmse", "seconds"}
+    assert metrics["noise_floor"] < metrics["test_rmse"]
+    assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (trained / "model.safetensors").stat().st_size > 0
+    manifest = json.loads((trained / "manifest.json").read_text())
+    assert manifest["model"] == "mlp" and manifest["titles"][0].startswith("Synthetic movie")
+    assert not trained.with_name("mlp.partial").exists()
+
+
+def test_recommend_json_lists_k_unrated_items(trained, monkeypatch, capsys):
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "recommend", "--model", str(trained), "--user", "7", "-k", "4", "--json"
+    )
+    assert code == 0
+    items = json.loads(out)["items"]
+    assert len(items) == 4 and all(i["title"] for i in items)
+
+
+def test_evaluate_rescores_the_same_split(trained, monkeypatch, capsys):
+    args = ["evaluate", "--model", str(trained), "--dataset", "synthetic", "--json", *TINY]
+    code, out, _ = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, out
+    metrics = json.loads((trained / "metrics.json").read_text())
+    result = json.loads(out)
+    assert result["n"] == metrics["n_test"]
+    assert result["rmse"] == pytest.approx(metrics["test_rmse"], abs=1e-6)
+
+
+def test_models_lists_each_model_on_a_line(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "models")
+    assert code == 0
+    names = [line.split()[0] for line in out.strip().splitlines()]
+    assert {"mlp", "baseline"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--model", "nope"], "unknown model 'nope'"),
+        (["train", "--lr", "-1", *TINY], "learning rate"),
+        (["train", "--synthetic", "axb"], "USERSxITEMSxRATINGS"),
+        (["recommend", "--model", "/nonexistent/dir", "--user", "1"], "not a movierec model directory"),
+        (["train", "--split", "sideways", *TINY], "unknown split"),
+    ],
+)
+def test_user_errors_exit_2_with_one_clear_line(monkeypatch, capsys, tmp_path, args, message):
+    code, _, err = run_cli(monkeypatch, capsys, *args, *(["--out", str(tmp_path / "o")] if args[0] == "train" else []))
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_corrupt_model_is_refused_clearly(trained, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text((trained / "manifest.json").read_text())
+    (bad / "model.safetensors").write_bytes(b"not safetensors")
+    code, _, err = run_cli(monkeypatch, capsys, "recommend", "--model", str(bad), "--user", "1")
+    assert code == 2 and "corrupt" in err
+
+
+def test_failed_run_keeps_the_earlier_model(trained, monkeypatch, capsys):
+    before = (trained / "model.safetensors").read_bytes()
+    code, _, _ = run_cli(monkeypatch, capsys, "train", "--lr", "1e9", "--epochs", "2", "--out", str(trained), *TINY)
+    assert code == 2  # diverged
+    assert (trained / "model.safetensors").read_bytes() == before

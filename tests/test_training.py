@@ -1,0 +1,76 @@
+"""The one training loop: resume is exact, early stopping keeps the best, divergence is reported."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from movierec import models, pipeline
+from movierec.errors import ConfigError, MovierecError
+from movierec.training import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def parts(small):
+    return pipeline.split(small.ratings, pipeline.SplitConfig(seed=1))
+
+
+def _run(parts, config, **kwargs):
+    spec = models.get("mlp")
+    cfg = spec.config_type(dim=4, hidden=16)
+    net = spec.build(cfg, parts.fit.n_users, parts.fit.n_items, torch.Generator().manual_seed(config.seed))
+    mean = float(parts.fit.rating.mean())
+    history = train(net, spec, cfg, parts.fit, parts.val, config, global_mean=mean, scale=(0.5, 5.0), **kwargs)
+    return net, history
+
+
+def test_resume_continues_exactly_where_it_stopped(parts, tmp_path):
+    config = TrainConfig(epochs=4, batch_size=512, lr=0.05, momentum=0.9, device="cpu")
+    full, full_history = _run(parts, config)
+    _run(parts, TrainConfig(**{**config.__dict__, "epochs": 2}), checkpoint_dir=tmp_path)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
+    resumed, history = _run(parts, config, checkpoint_dir=tmp_path, resume=True)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert [h["train_loss"] for h in history] == pytest.approx([h["train_loss"] for h in full_history])
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(parts):
+    # A learning rate this high overfits fast; patience 2 must stop before 30 epochs.
+    config = TrainConfig(epochs=30, batch_size=256, lr=0.1, momentum=0.9, patience=2, device="cpu")
+    net, history = _run(parts, config)
+    assert len(history) < 30
+    best = min(h["val_rmse"] for h in history)
+    assert history[-1]["val_rmse"] > best  # stopped after non-improving epochs
+    users = torch.from_numpy(parts.val.user_idx.astype(np.int64))
+    items = torch.from_numpy(parts.val.item_idx.astype(np.int64))
+    mean = float(parts.fit.rating.mean())
+    with torch.no_grad():
+        pred = (net.eval()(users, items) + mean).clamp(0.5, 5.0)
+    restored = float(torch.sqrt(torch.mean((pred - torch.from_numpy(parts.val.rating)) ** 2)))
+    assert restored == pytest.approx(best, abs=1e-5)
+
+
+def test_divergence_is_a_clear_error(parts):
+    with pytest.raises(MovierecError, match="diverged.*lower --lr"):
+        _run(parts, TrainConfig(epochs=2, batch_size=64, lr=1e6, momentum=0.9, device="cpu"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"lr": -1.0}, {"epochs": 0}, {"optimizer": "rmsprop"}, {"momentum": 1.0}, {"patience": 0}, {"device": "tpu"}],
+)
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)
+
+
+def test_model_defaults_then_overrides():
+    config = TrainConfig.for_model(models.get("mlp"), lr=0.01, epochs=None)
+    assert (config.lr, config.epochs, config.batch_size, config.momentum) == (0.01, 25, 1024, 0.9)
+    with pytest.raises(ConfigError, match="unknown training setting"):
+        TrainConfig.for_model(models.get("mlp"), learning_rate=0.1)
