@@ -1,0 +1,295 @@
+"""The MovieLens releases: where each comes from, how to recognise it, and how to read it.
+
+A release may be given as the zip GroupLens ships, as the folder it unpacks to, or as a
+folder holding that folder; single files (``u.data``, ``u1.base``, ``ratings.dat``,
+``ratings.csv``) work too and pick up the titles file beside them. Three layouts cover
+every release:
+
+- ``100k``: ``u.data`` (tab-separated user item rating timestamp, no header) and
+  ``u.item`` (``id|title|...``, Latin-1);
+- ``dat``: ``ratings.dat`` and ``movies.dat``, fields separated by ``::`` (ml-1m, ml-10m);
+- ``csv``: ``ratings.csv`` (``userId,movieId,rating,timestamp``) and ``movies.csv``
+  (``movieId,title,genres``, titles quoted when they hold commas).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from movierec.data.ratings import Ratings
+from movierec.data.readers import Columns, RatingScale, Source, first_line, read_delimited, split_fields
+from movierec.errors import ConfigError, DataError
+
+BASE_URL = "https://files.grouplens.org/datasets/movielens/"
+"""Where GroupLens publishes the zips; ``MOVIEREC_MIRROR`` or ``mirror=`` replaces it."""
+
+HALF_STARS = RatingScale(0.5, 5.0, 0.5)
+WHOLE_STARS = RatingScale(1.0, 5.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One GroupLens release: what to download, how to check it, and how it is laid out."""
+
+    name: str
+    """The name users type (``ml-20m``) and the zip's stem on the GroupLens site."""
+    folder: str
+    """The folder the zip unpacks to (``ml-10M100K`` for ml-10m)."""
+    layout: str
+    """``100k``, ``dat`` or ``csv``: which files hold the ratings and titles."""
+    scale: RatingScale
+    """The ratings the release can hold; anything else in its files is an error."""
+    sha256: str | None = None
+    """SHA-256 of the zip, or None when no value can be pinned (see ``note``)."""
+    size: int | None = None
+    """Size of the zip in bytes, or None when unknown."""
+    md5_published: bool = False
+    """GroupLens publishes ``NAME.zip.md5`` next to the zip; used when there is no SHA-256."""
+    note: str = ""
+    """Why the download cannot be fully verified, when it cannot."""
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.zip"
+
+    def url(self, mirror: str | None = None) -> str:
+        return (mirror or BASE_URL).rstrip("/") + "/" + self.filename
+
+
+RELEASES: dict[str, Release] = {
+    r.name: r
+    for r in (
+        Release(
+            "ml-100k", "ml-100k", "100k", WHOLE_STARS,
+            "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", 4924029,
+        ),
+        Release(
+            "ml-1m", "ml-1m", "dat", WHOLE_STARS,
+            "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", 5917549,
+        ),
+        Release(
+            "ml-10m", "ml-10M100K", "dat", HALF_STARS,
+            "813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862", 65566137,
+        ),
+        Release(
+            "ml-20m", "ml-20m", "csv", HALF_STARS,
+            "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3", 198702078,
+        ),
+        Release(
+            "ml-25m", "ml-25m", "csv", HALF_STARS,
+            "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa", 261978986,
+        ),
+        Release(
+            "ml-32m", "ml-32m", "csv", HALF_STARS, md5_published=True,
+            note="no SHA-256 is published for ml-32m; checked against the MD5 GroupLens publishes beside it, "
+            "which catches a damaged download but not a substituted one",
+        ),
+        Release(
+            "ml-latest", "ml-latest", "csv", HALF_STARS,
+            note="ml-latest changes with each GroupLens refresh, so no checksum can be pinned; "
+            "the download is checked only for being a readable zip",
+        ),
+        Release(
+            "ml-latest-small", "ml-latest-small", "csv", HALF_STARS,
+            "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436", 978202,
+        ),
+    )
+}  # fmt: skip
+
+_BY_FOLDER = {r.folder: r for r in RELEASES.values()}
+
+LAYOUTS = {
+    "100k": ("u.data", "u.item"),
+    "dat": ("ratings.dat", "movies.dat"),
+    "csv": ("ratings.csv", "movies.csv"),
+}
+"""The ratings file and the titles file of each layout."""
+
+_SPLIT_FILE = re.compile(r"^u([1-5]|a|b)\.(base|test)$")
+"""The ML-100K standard splits: u1.base/u1.test ... u5, and ua/ub."""
+
+
+def get_release(name: str) -> Release:
+    """The release called ``name``, or a ``ConfigError`` listing the ones there are."""
+    if name not in RELEASES:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(RELEASES)} or synthetic")
+    return RELEASES[name]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a path turned out to hold: a ratings file in a known layout, and its titles."""
+
+    layout: str
+    ratings: Source
+    titles: Source | None
+    name: str
+    """The release name, or the file or folder name when it is not a known release."""
+    scale: RatingScale
+
+    def files(self) -> list[Path]:
+        """The files on disk that the data comes from (what a parse cache keys on)."""
+        paths = [self.ratings.path] + ([self.titles.path] if self.titles else [])
+        return list(dict.fromkeys(paths))
+
+
+def _found(layout: str, ratings: Source, titles: Source | None, folder: str, file_name: str | None = None) -> Found:
+    release = _BY_FOLDER.get(folder)
+    # ratings.dat outside a known folder may be ml-1m (whole stars) or ml-10m (half stars): allow both.
+    scale = release.scale if release else (WHOLE_STARS if layout == "100k" else HALF_STARS)
+    name = file_name or (release.name if release else folder)
+    return Found(layout, ratings, titles, name, scale)
+
+
+def _in_zip(path: Path) -> Found:
+    with zipfile.ZipFile(path) as zf:
+        members = set(zf.namelist())
+    for layout, (ratings, titles) in LAYOUTS.items():
+        for member in sorted(members):
+            parts = member.split("/")
+            if parts[-1] == ratings and len(parts) <= 2:
+                folder = parts[0] if len(parts) == 2 else path.stem
+                titles_member = member[: -len(ratings)] + titles
+                titles_src = Source(path, titles_member) if titles_member in members else None
+                return _found(layout, Source(path, member), titles_src, folder)
+    raise DataError("the zip holds no MovieLens ratings file (u.data, ratings.dat or ratings.csv)", path=str(path))
+
+
+def _in_folder(path: Path) -> Found | None:
+    for layout, (ratings, titles) in LAYOUTS.items():
+        if (path / ratings).is_file():
+            titles_path = path / titles
+            titles_src = Source(titles_path) if titles_path.is_file() else None
+            return _found(layout, Source(path / ratings), titles_src, path.name)
+    return None
+
+
+def _single_file(path: Path) -> Found | None:
+    name = path.name
+    if name == "ratings.csv" and not first_line(Source(path)).startswith("userId,movieId,rating"):
+        return None  # a ratings.csv of some other shape: the general reader takes it
+    for layout, (ratings, titles) in LAYOUTS.items():
+        if name == ratings or (layout == "100k" and _SPLIT_FILE.match(name)):
+            titles_path = path.parent / titles
+            titles_src = Source(titles_path) if titles_path.is_file() else None
+            # Named after the release only when it is the release's own ratings file.
+            whole = name == ratings and path.parent.name in _BY_FOLDER
+            return _found(layout, Source(path), titles_src, path.parent.name, None if whole else name)
+    return None
+
+
+def find(path: str | Path) -> Found | None:
+    """Recognise a MovieLens release (zip, folder, parent folder or single file), else None.
+
+    None means "not MovieLens": the caller reads the path as an ordinary ratings file.
+    """
+    path = Path(path)
+    if path.is_file():
+        return _in_zip(path) if zipfile.is_zipfile(path) else _single_file(path)
+    if not path.is_dir():
+        raise DataError("no such file or folder", path=str(path))
+    found = _in_folder(path)
+    if found:
+        return found
+    inner = [f for sub in sorted(path.iterdir()) if sub.is_dir() and (f := _in_folder(sub))]
+    if len(inner) == 1:
+        return inner[0]
+    if inner:
+        raise DataError(f"holds several MovieLens releases ({', '.join(f.name for f in inner)}); pass one of them")
+    raise DataError(
+        "no ratings file here: expected u.data, ratings.dat or ratings.csv (or a folder holding one); "
+        "to read another file, pass the file itself",
+        path=str(path),
+    )
+
+
+# --- reading -------------------------------------------------------------------------
+
+_RATING_COLUMNS = Columns("userId", "movieId", "rating", "timestamp")
+
+
+def read(found: Found, *, rating_range: tuple[float, float] | None = None) -> Ratings:
+    """Read a recognised release, titles attached; ``rating_range`` overrides its known scale."""
+    scale = found.scale if rating_range is None else RatingScale(*rating_range)
+    hint = f"{found.name} ratings are {found.scale.describe()}; pass --rating-range LO,HI to accept others"
+    columns = _RATING_COLUMNS
+    names = list(columns.fields().values())
+    if found.layout == "csv":
+        header = split_fields(first_line(found.ratings), ",")
+        if header[:3] != names[:3]:
+            raise DataError(
+                f"expected the MovieLens header {','.join(names)}, found {','.join(header)}",
+                path=found.ratings.label,
+                line=1,
+            )
+        names, delimiter = header, ","
+        if "timestamp" not in header:
+            columns = replace(columns, time=None)
+    else:
+        delimiter = "\t" if found.layout == "100k" else "::"
+    ratings = read_delimited(
+        found.ratings,
+        delimiter=delimiter,
+        header=found.layout == "csv",
+        names=names,
+        columns=columns,
+        scale=scale,
+        name=found.name,
+        hint=hint,
+    )
+    if found.titles is None:
+        return ratings
+    ids, titles = read_titles(found.titles, found.layout)
+    return attach_titles(ratings, ids, titles)
+
+
+def attach_titles(ratings: Ratings, ids: np.ndarray, titles: list[str]) -> Ratings:
+    """Ratings with a title per item, looked up by raw id; items missing from the list get ""."""
+    item_ids = ratings.index.item_ids
+    if item_ids.dtype.kind not in "iu" or len(ids) == 0:
+        return ratings
+    order = np.argsort(ids, kind="stable")
+    ids, table = ids[order], np.array(titles, dtype=str)[order]
+    pos = np.minimum(np.searchsorted(ids, item_ids), len(ids) - 1)
+    col = np.where(ids[pos] == item_ids, table[pos], "")
+    return replace(ratings, titles=col.astype(str))
+
+
+def _decode(source: Source, raw: bytes, strict_utf8: bool) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if not strict_utf8:
+            return raw.decode("latin-1")  # u.item and ml-1m's movies.dat are Latin-1
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"byte {raw[e.start : e.start + 1]!r} is not UTF-8", path=source.label, line=line) from None
+
+
+def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str]]:
+    """Movie ids and titles from u.item, movies.dat or movies.csv (genres and the rest unused)."""
+    text = _decode(source, source.read_bytes(), strict_utf8=layout == "csv")
+    if layout == "csv":
+        reader = csv.reader(io.StringIO(text, newline=""))
+        next(reader, None)  # the header: movieId,title,genres
+        rows = ((reader.line_num, fields) for fields in reader)
+    else:
+        sep = "|" if layout == "100k" else "::"
+        rows = ((number, line.split(sep)) for number, line in enumerate(text.splitlines(), 1))
+    ids, titles = [], []
+    for number, fields in rows:
+        if fields == [] or fields == [""]:
+            continue
+        try:
+            ids.append(int(fields[0]))
+            titles.append(fields[1])
+        except (ValueError, IndexError):
+            found = f"expected a movie id and a title, found {fields[:2]!r}"
+            raise DataError(found, path=source.label, line=number) from None
+    return np.array(ids, dtype=np.int64), titles
