@@ -1,0 +1,80 @@
+"""The one way in: a release name, ``synthetic``, or a path to a zip, folder or file, as ``Ratings``.
+
+Whatever the source, the result has been checked (no missing cells, ratings on the
+scale, one rating per user and item) and comes from the parse cache when the files
+have not changed since they were last read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from movierec.data import cache, movielens
+from movierec.data.download import fetch
+from movierec.data.ratings import Ratings
+from movierec.data.readers import read_ratings_file
+from movierec.data.synthetic import generate
+from movierec.errors import ConfigError, DataError
+
+CACHE_MIN_BYTES = 1 << 20
+"""Sources smaller than this are parsed every time: it takes milliseconds, and keeps tests'
+temporary files out of the cache."""
+
+
+def load(
+    data: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    cache_dir: str | Path | None = None,
+    user_col: str | None = None,
+    item_col: str | None = None,
+    rating_col: str | None = None,
+    time_col: str | None = None,
+    rating_range: tuple[float, float] | None = None,
+    progress: bool = False,
+    use_cache: bool = True,
+) -> Ratings:
+    """Read ratings from ``data`` (a path) or ``dataset`` (a release name or ``"synthetic"``).
+
+    ``dataset`` downloads the release into ``cache_dir`` on first use. ``data`` may be a
+    GroupLens zip, its unpacked folder, a folder holding that, a single MovieLens file
+    (``u1.base``...), or any CSV/TSV/Parquet ratings file, whose columns the ``*_col``
+    arguments name. ``rating_range=(lo, hi)`` replaces the scale ratings are checked
+    against (a release's own, or 0.5..5 for other files).
+    """
+    if rating_range is not None and not rating_range[0] < rating_range[1]:
+        raise ConfigError(f"--rating-range must be LO,HI with LO < HI, got {rating_range[0]:g},{rating_range[1]:g}")
+    if data is not None and dataset is not None:
+        raise ConfigError("pass either --data PATH or --dataset NAME, not both")
+    if dataset == "synthetic":
+        return generate().ratings
+    if dataset is not None:
+        path = fetch(dataset, cache_dir, progress)
+    elif data is not None:
+        path = Path(data).expanduser()
+    else:
+        names = ", ".join([*movielens.RELEASES, "synthetic"])
+        raise ConfigError(f"no data given: pass --data PATH or --dataset NAME ({names})")
+    if not path.exists():
+        raise DataError("no such file or folder; check the path", path=str(path))
+
+    columns = {"user": user_col, "item": item_col, "rating": rating_col, "time": time_col}
+    found = movielens.find(path)
+    params: dict[str, object] = {"rating_range": rating_range}
+    build: Callable[[], Ratings]
+    if found is None:
+        files, params["columns"] = [path], columns
+        build = partial(
+            read_ratings_file, path, **{f"{k}_col": v for k, v in columns.items()}, rating_range=rating_range
+        )
+    else:
+        if any(columns.values()):
+            flags = ", ".join(f"--{k}-col" for k, v in columns.items() if v)
+            raise ConfigError(f"{path} is MovieLens data with known columns; {flags} applies only to other files")
+        files, params["member"] = found.files(), found.ratings.member
+        build = partial(movielens.read, found, rating_range=rating_range)
+    if not use_cache or sum(f.stat().st_size for f in files) < CACHE_MIN_BYTES:
+        return build()
+    return cache.cached(files, params, build, cache_dir)

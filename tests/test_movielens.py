@@ -1,0 +1,230 @@
+"""Every MovieLens layout, in the exact format GroupLens ships, as a zip, folder or single file."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from movierec.data import movielens
+from movierec.data.load import load
+from movierec.errors import ConfigError, DataError
+
+REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ml-latest-small"
+
+U_ITEM_TAIL = "|01-Jan-1995||http://us.imdb.com/M/title-exact?x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+
+
+def ml100k(root: Path) -> Path:
+    folder = root / "ml-100k"
+    folder.mkdir()
+    (folder / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t242\t1\t878887116\n")
+    titles = f"242|Kolya (1996){U_ITEM_TAIL}302|Á köldum klaka (Cold Fever) (1994){U_ITEM_TAIL}"
+    (folder / "u.item").write_bytes(titles.encode("latin-1"))
+    (folder / "u1.base").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    (folder / "u1.test").write_text("22\t242\t1\t878887116\n")
+    return folder
+
+
+def ml1m(root: Path, ratings: str = "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n") -> Path:
+    folder = root / "ml-1m"
+    folder.mkdir()
+    (folder / "ratings.dat").write_text(ratings)
+    movies = "661::James and the Giant Peach (1996)::Animation\n1193::Misérables: Les (1995)::Drama\n"
+    (folder / "movies.dat").write_bytes(movies.encode("latin-1"))
+    return folder
+
+
+LATEST_RATINGS = "userId,movieId,rating,timestamp\r\n1,1,4.0,964982703\r\n1,11,0.5,964981247\r\n2,1,3.5,1445714835\r\n"
+LATEST_MOVIES = (
+    "movieId,title,genres\r\n1,Toy Story (1995),Adventure|Animation\r\n"
+    '11,"American President, The (1995)",Comedy|Drama|Romance\r\n'
+)
+
+
+def latest_small(root: Path, ratings: str = LATEST_RATINGS) -> Path:
+    folder = root / "ml-latest-small"
+    folder.mkdir()
+    (folder / "ratings.csv").write_bytes(ratings.encode())
+    (folder / "movies.csv").write_bytes(LATEST_MOVIES.encode())
+    return folder
+
+
+def grouplens_zip(folder: Path, dest: Path) -> Path:
+    """A zip laid out as GroupLens ships it: a folder entry, then the files inside it."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(folder.name + "/", "")
+        for f in sorted(folder.iterdir()):
+            zf.write(f, f"{folder.name}/{f.name}")
+    return dest
+
+
+def titles_of(r) -> dict:
+    return dict(zip(r.index.item_ids.tolist(), r.titles.tolist(), strict=True))
+
+
+# --- each layout ----------------------------------------------------------------------
+
+
+def test_ml100k_folder_with_latin1_titles(tmp_path):
+    r = load(ml100k(tmp_path))
+    assert r.name == "ml-100k" and len(r) == 3 and r.n_users == 3
+    assert titles_of(r) == {242: "Kolya (1996)", 302: "Á köldum klaka (Cold Fever) (1994)"}
+    assert r.timestamp.tolist() == [881250949, 891717742, 878887116]
+
+
+def test_ml100k_split_files_read_as_plain_files(tmp_path):
+    folder = ml100k(tmp_path)
+    train, test = load(folder / "u1.base"), load(folder / "u1.test")
+    assert (train.name, len(train)) == ("u1.base", 2) and (test.name, len(test)) == ("u1.test", 1)
+    assert titles_of(test) == {242: "Kolya (1996)"}
+
+
+def test_ml100k_ratings_are_whole_stars(tmp_path):
+    folder = ml100k(tmp_path)
+    (folder / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3.5\t891717742\n")
+    with pytest.raises(DataError, match=r"u.data:2: rating 3.5 is not on the scale 1..5 in whole stars"):
+        load(folder)
+
+
+def test_ml1m_dat_files_with_colons_in_titles(tmp_path):
+    r = load(ml1m(tmp_path))
+    assert r.name == "ml-1m" and len(r) == 3
+    assert titles_of(r) == {661: "James and the Giant Peach (1996)", 1193: "Misérables: Les (1995)"}
+
+
+def test_ml10m_unpacks_to_its_own_folder_name(tmp_path):
+    folder = tmp_path / "download" / "ml-10M100K"
+    folder.mkdir(parents=True)
+    (folder / "ratings.dat").write_text("1::122::5::838985046\n1::185::4.5::838983525\n")
+    (folder / "movies.dat").write_text("122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n")
+    r = load(tmp_path / "download")  # the folder holding the release folder
+    assert r.name == "ml-10m" and r.rating.tolist() == [5.0, 4.5]
+    assert titles_of(r)[185] == "Net, The (1995)"
+
+
+def test_latest_small_crlf_and_quoted_commas(tmp_path):
+    r = load(latest_small(tmp_path))
+    assert r.name == "ml-latest-small" and len(r) == 3
+    assert titles_of(r) == {1: "Toy Story (1995)", 11: "American President, The (1995)"}
+    assert r.rating.tolist() == [4.0, 0.5, 3.5]
+
+
+def test_zip_as_shipped_reads_like_the_folder(tmp_path):
+    folder = latest_small(tmp_path)
+    archive = grouplens_zip(folder, tmp_path / "ml-latest-small.zip")
+    a, b = load(folder), load(archive)
+    assert a.name == b.name == "ml-latest-small"
+    for field in ("user_idx", "item_idx", "rating", "timestamp", "titles"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_errors_inside_a_zip_name_the_member(tmp_path):
+    bad = LATEST_RATINGS.replace("0.5", "5.5")
+    archive = grouplens_zip(latest_small(tmp_path, bad), tmp_path / "ml-latest-small.zip")
+    with pytest.raises(DataError) as info:
+        load(archive)
+    msg = str(info.value)
+    assert msg.startswith(f"{archive}/ml-latest-small/ratings.csv:3: rating 5.5 is not on the scale 0.5..5 in half")
+    assert "--rating-range LO,HI" in msg
+
+
+def test_off_grid_and_out_of_scale_ratings(tmp_path):
+    with pytest.raises(DataError, match=r"ratings.dat:2: rating 4.5 .* whole stars"):
+        load(ml1m(tmp_path, "1::1193::5::978300760\n1::661::4.5::978302109\n"))
+    (tmp_path / "x").mkdir()
+    folder = latest_small(tmp_path / "x", LATEST_RATINGS.replace("0.5", "3.25"))
+    with pytest.raises(DataError, match=r"ratings.csv:3: rating 3.25 is not on the scale"):
+        load(folder)
+
+
+def test_rating_range_overrides_a_release_scale(tmp_path):
+    folder = ml1m(tmp_path, "1::1193::5::978300760\n1::661::4.5::978302109\n")
+    assert load(folder, rating_range=(0.5, 5)).rating.tolist() == [5.0, 4.5]
+
+
+def test_dat_row_with_missing_field(tmp_path):
+    folder = ml1m(tmp_path, "1::1193::5::978300760\n1::661::978302109\n")
+    with pytest.raises(DataError, match=r"ratings.dat:2: found 3 fields separated by '::', expected 4"):
+        load(folder)
+
+
+def test_wrong_csv_header(tmp_path):
+    folder = latest_small(tmp_path, "user,movie,rating\n1,1,4\n")
+    with pytest.raises(DataError, match=r"ratings.csv:1: expected the MovieLens header userId,movieId"):
+        load(folder)
+
+
+def test_undecodable_movies_csv(tmp_path):
+    folder = latest_small(tmp_path)
+    (folder / "movies.csv").write_bytes(b"movieId,title,genres\n1,Toy Story (1995),A\n2,Caf\xe9 (1999),B\n")
+    with pytest.raises(DataError, match=r"movies.csv:3: byte b'\\xe9' is not UTF-8"):
+        load(folder)
+
+
+# --- recognition ----------------------------------------------------------------------
+
+
+def test_find_names_and_scales(tmp_path):
+    assert movielens.find(ml100k(tmp_path)).scale == movielens.WHOLE_STARS
+    renamed = tmp_path / "my-copy"
+    renamed.mkdir()
+    (renamed / "ratings.dat").write_text("1::1::4.5::1\n")
+    found = movielens.find(renamed)
+    assert (found.name, found.layout, found.scale) == ("my-copy", "dat", movielens.HALF_STARS)
+
+
+def test_find_refuses_ambiguous_and_empty_folders(tmp_path):
+    ml100k(tmp_path)
+    ml1m(tmp_path)
+    with pytest.raises(DataError, match="several MovieLens releases"):
+        movielens.find(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no ratings file here"):
+        movielens.find(tmp_path / "empty")
+
+
+def test_other_files_are_not_movielens(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item,rating\na,b,3\n")
+    assert movielens.find(path) is None
+    assert load(path).name == "ratings.csv"
+
+
+def test_registry_urls_and_unknown_names():
+    assert movielens.RELEASES["ml-20m"].url() == "https://files.grouplens.org/datasets/movielens/ml-20m.zip"
+    assert movielens.RELEASES["ml-10m"].folder == "ml-10M100K"
+    assert movielens.RELEASES["ml-latest"].sha256 is None and movielens.RELEASES["ml-latest"].note
+    with pytest.raises(ConfigError, match="ml-100k, ml-1m"):
+        movielens.get_release("ml-2m")
+
+
+# --- load(): the entry point ------------------------------------------------------------
+
+
+def test_load_arguments_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="--data PATH or --dataset NAME"):
+        load()
+    with pytest.raises(ConfigError, match="not both"):
+        load(tmp_path, dataset="ml-100k")
+    with pytest.raises(ConfigError, match="columns|applies only"):
+        load(ml100k(tmp_path), user_col="user")
+    with pytest.raises(ConfigError, match="LO < HI"):
+        load(tmp_path, rating_range=(5, 1))
+    with pytest.raises(DataError, match="no such file or folder"):
+        load(tmp_path / "nope.csv")
+
+
+def test_load_synthetic():
+    r = load(dataset="synthetic")
+    assert r.name.startswith("synthetic") and len(r) > 0
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"real data not present at {REAL}")
+def test_real_ml_latest_small():
+    r = load(REAL, use_cache=False)
+    assert (len(r), r.n_users, r.n_items, r.name) == (100_836, 610, 9_724, "ml-latest-small")
+    assert r.titles[r.index.item_idx([1])[0]] == "Toy Story (1995)"
+    assert r.rating_scale() == (0.5, 5.0)
