@@ -136,7 +136,7 @@ class _Where:
             last = buf[np.maximum(ends - 1, 0)] if len(buf) else np.zeros(0, np.uint8)
             blank = (length == 0) | ((length == 1) & (last == ord("\r")))
             self._lines = np.flatnonzero(~blank[self.skip_lines :]) + self.skip_lines + 1
-        return int(self._lines[row])
+        return int(self._lines[row]) if row < len(self._lines) else None
 
     def fail(self, row: int, message: str) -> DataError:
         line = self.line(row)
@@ -273,7 +273,8 @@ def to_ratings(table: pa.Table, where: _Where, scale: RatingScale, name: str, hi
     """
     if table.num_rows == 0:
         raise DataError("no ratings: the file has no rating rows", path=where.source.label)
-    problems, cols = [], {}
+    problems: list[tuple[int, str]] = []
+    cols = {}
     for field in table.column_names:
         col = table[field].combine_chunks()
         missing = pc.is_null(col) if col.null_count else None
@@ -283,9 +284,8 @@ def to_ratings(table: pa.Table, where: _Where, scale: RatingScale, name: str, hi
             missing = blank if missing is None else pc.or_(missing, blank)
             missing = missing if pc.any(missing).as_py() else None
         if missing is not None:
-            problems.append(
-                (_first_true(missing), f"missing {_NOUN[field]} (empty cell); fill it in or delete the line")
-            )
+            row = _first_true(missing) or 0
+            problems.append((row, f"missing {_NOUN[field]} (empty cell); fill it in or delete the line"))
             continue
         cols[field], problem = _convert(field, col, where)
         if problem:
@@ -514,7 +514,7 @@ def read_ratings_file(
             message = f"need user, item and rating columns; the first line has {len(fields)} fields"
             raise DataError(message, path=str(path), line=1)
         names = [f"column{k + 1}" for k in range(len(fields))]
-        columns = Columns(*names[:3], time=names[3] if len(names) > 3 else None)
+        columns = Columns(names[0], names[1], names[2], names[3] if len(names) > 3 else None)
     return read_delimited(
         source, delimiter=delimiter, header=header, names=names, columns=columns, scale=scale, name=name, hint=hint
     )
