@@ -167,3 +167,12 @@ def test_load_dataset_through_mirror_and_cache_environment(server, tmp_path, mon
     r = load(dataset="ml-latest-small")
     assert r.name == "ml-latest-small" and len(r) == 2 and r.titles.tolist() == ["Toy Story (1995)"]
     assert (tmp_path / "env-cache" / "ml-latest-small" / "ml-latest-small" / "ratings.csv").is_file()
+
+
+def test_a_stray_folder_in_the_way_is_reported(server, tmp_path):
+    www, url = server
+    release = release_for(make_zip(www / "ml-latest-small.zip"))
+    (tmp_path / "cache" / "ml-latest-small" / "junk").mkdir(parents=True)
+    with pytest.raises(DataError, match="is in the way"):
+        fetch(release, tmp_path / "cache", progress=False, mirror=url)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["ml-latest-small"]

@@ -26,15 +26,15 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from movierec.data.cache import cache_root
-from movierec.data.movielens import Release, get_release
+from movierec.data.movielens import BASE_URL, Release, get_release
 from movierec.errors import DataError
 
 _CHUNK = 1 << 20
 
 
-def mirror_url(mirror: str | None = None) -> str | None:
+def mirror_url(mirror: str | None = None) -> str:
     """The base URL to download from: the argument, else ``$MOVIEREC_MIRROR``, else GroupLens."""
-    return mirror or os.environ.get("MOVIEREC_MIRROR") or None
+    return mirror or os.environ.get("MOVIEREC_MIRROR") or BASE_URL
 
 
 def fetch(
@@ -72,7 +72,8 @@ def fetch(
             os.rename(Path(tmp) / "unpacked", target)
         except OSError:
             if not (target / rel.folder).is_dir():  # not another process finishing first
-                raise
+                message = f"{target} is in the way and does not hold {rel.folder}/; delete it and try again"
+                raise DataError(message) from None
     return target / rel.folder
 
 
