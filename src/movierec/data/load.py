@@ -42,7 +42,9 @@ def load(
     GroupLens zip, its unpacked folder, a folder holding that, a single MovieLens file
     (``u1.base``...), or any CSV/TSV/Parquet ratings file, whose columns the ``*_col``
     arguments name. ``rating_range=(lo, hi)`` replaces the scale ratings are checked
-    against (a release's own, or 0.5..5 for other files).
+    against (a release's own, or 0.5..5 for other files). ``progress`` shows the download
+    bar; ``use_cache=False`` parses every time. Bad data raises ``DataError`` naming the
+    file and line; bad arguments raise ``ConfigError``.
     """
     if rating_range is not None and not rating_range[0] < rating_range[1]:
         raise ConfigError(f"--rating-range must be LO,HI with LO < HI, got {rating_range[0]:g},{rating_range[1]:g}")
