@@ -12,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ML_LATEST_SMALL = ROOT.parent / "shared" / "data" / "ml-latest-small"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep downloads and parse caches of the test run out of the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MOVIEREC_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def small() -> Synthetic:
     """600 users x 400 items x 30,000 ratings from a known low-rank model; floor about 0.5."""
