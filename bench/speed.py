@@ -1,0 +1,219 @@
+"""Speed and memory at ML-20M scale: load, seconds per epoch per model, peak memory, top-10 for all.
+
+Uses the synthetic generator at ML-20M's shape (138,493 users, 26,744 items, 20,000,263
+ratings), written once as a MovieLens-format CSV. Each measurement runs in a fresh
+process, so peak memory (ru_maxrss) is that measurement's own. Where a Python with
+TensorFlow is given (--keras-python), the Keras notebook model is timed in the same run.
+
+    .venv/bin/python bench/speed.py                                # everything, full size
+    .venv/bin/python bench/speed.py --ratings 2000000 --models mlp  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: the latter keeps the
+    parent's peak across fork and exec, so every worker would report the driver's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_csv(path: Path, users: int, items: int, ratings: int) -> None:
+    """The synthetic log as a MovieLens ratings.csv (not timed)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from movierec.data.synthetic import SyntheticConfig, generate
+
+    r = generate(SyntheticConfig(n_users=users, n_items=items, n_ratings=ratings)).ratings
+    table = pa.table(
+        {
+            "userId": r.index.user_ids[r.user_idx],
+            "movieId": r.index.item_ids[r.item_idx],
+            "rating": r.rating,
+            "timestamp": r.timestamp,
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pacsv.write_csv(table, tmp)
+    os.replace(tmp, path)
+
+
+# --- workers: each runs in its own process and prints one JSON line ---------------------
+
+
+def work_load(csv: str) -> dict:
+    from movierec.data.load import load
+
+    start = time.perf_counter()
+    ratings = load(csv)
+    return {"seconds": time.perf_counter() - start, "rows": len(ratings), "peak_mb": peak_mb()}
+
+
+def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> dict:
+    import numpy as np
+
+    from movierec import pipeline
+    from movierec.data.load import load
+    from movierec.models import get
+    from movierec.training import TrainConfig
+
+    parts = pipeline.split(load(csv))
+    config = TrainConfig.for_model(get(model), epochs=epochs, patience=None, device=device)
+    start = time.perf_counter()
+    recommender, history = pipeline.fit(parts.fit, parts.val, model, train_config=config)
+    result = {
+        "model": model,
+        "n_fit": len(parts.fit),
+        "epoch_seconds": [h["seconds"] for h in history],
+        "fit_seconds": time.perf_counter() - start,
+        "val_rmse": history[-1]["val_rmse"],
+    }
+    if topn:
+        users = np.arange(recommender.index.n_users)
+        start = time.perf_counter()
+        recommender.top_n(users, 10)
+        result["top10_all_seconds"] = time.perf_counter() - start
+        result["n_users"] = len(users)
+    result["peak_mb"] = peak_mb()
+    return result
+
+
+def run_worker(args: list[str], env: dict | None = None, python: str = sys.executable) -> dict:
+    proc = subprocess.run(
+        [python, str(Path(__file__).resolve()), "--worker", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def keras_epoch(python: str, users: int, items: int, ratings: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "keras.json"
+        cmd = [python, str(HERE / "keras_notebook.py"), "--synthetic", f"{users},{items},{ratings}", "--epochs", "1"]
+        proc = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+        data = json.loads(out.read_text())
+    return {"seconds": data["seconds_per_epoch"], "tensorflow": data.get("tensorflow")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=138_493)
+    parser.add_argument("--items", type=int, default=26_744)
+    parser.add_argument("--ratings", type=int, default=20_000_263)
+    parser.add_argument("--models", default="mlp,mf", help="comma-separated models to time")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per model (the median is reported)")
+    parser.add_argument("--topn-model", default="mf", help="model whose top-10 for every user is timed")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keras-python", default="/work/tfenv/bin/python", help="a Python with TensorFlow")
+    parser.add_argument("--csv", type=Path, help="where the synthetic CSV lives (default: in the cache)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        kind, *rest = args.worker
+        if kind == "load":
+            result = work_load(rest[0])
+        else:
+            result = work_train(rest[0], rest[1], int(rest[2]), rest[3] == "1", rest[4])
+        print(json.dumps(result))
+        return
+
+    cache = Path(os.environ.get("MOVIEREC_CACHE", Path.home() / ".cache" / "movierec"))
+    csv = args.csv or cache / "bench" / f"synthetic-{args.users}x{args.items}x{args.ratings}.csv"
+    if not csv.exists():
+        print(f"writing {csv} (once; not timed)", file=sys.stderr)
+        write_csv(csv, args.users, args.items, args.ratings)
+
+    figures: dict = {"machine": machine(), "csv": str(csv), "csv_mb": csv.stat().st_size / 1e6}
+    with tempfile.TemporaryDirectory() as fresh:
+        env = {"MOVIEREC_CACHE": fresh}
+        figures["load_first"] = run_worker(["load", str(csv)], env)
+        figures["load_cached"] = run_worker(["load", str(csv)], env)
+        figures["models"] = []
+        for model in args.models.split(","):
+            print(f"timing {model}", file=sys.stderr)
+            topn = "1" if model == args.topn_model else "0"
+            figures["models"].append(run_worker(["train", str(csv), model, str(args.epochs), topn, args.device], env))
+    if args.keras_python and Path(args.keras_python).exists():
+        print("timing the Keras notebook model", file=sys.stderr)
+        figures["keras"] = keras_epoch(args.keras_python, args.users, args.items, args.ratings)
+    print_table(figures, args)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+def print_table(f: dict, args: argparse.Namespace) -> None:
+    print(f"machine: {f['machine']}")
+    print(
+        f"data: synthetic {args.users:,} users x {args.items:,} items x {args.ratings:,} ratings ({f['csv_mb']:.0f} MB)"
+    )
+    print()
+    print("| what | seconds | peak memory (MB) | note |")
+    print("|---|---:|---:|---|")
+    for key, label in (("load_first", "load CSV, first time"), ("load_cached", "load CSV, from cache")):
+        r = f[key]
+        if "error" in r:
+            print(f"| {label} | - | - | {r['error']} |")
+        else:
+            print(f"| {label} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['rows']:,} rows |")
+    keras = f.get("keras", {})
+    for r in f["models"]:
+        if "error" in r:
+            print(f"| {r.get('model', '?')} | - | - | {r['error']} |")
+            continue
+        per_epoch = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
+        note = f"{r['n_fit']:,} training ratings, val RMSE {r['val_rmse']:.4f}"
+        if r["model"] == "mlp" and "seconds" in keras:
+            note += f"; Keras {keras['seconds']:.1f} s, {keras['seconds'] / per_epoch:.1f}x slower"
+        print(f"| {r['model']}: seconds per epoch | {per_epoch:.2f} | {r['peak_mb']:.0f} | {note} |")
+        if "top10_all_seconds" in r:
+            label = f"{r['model']}: top-10 for all {r['n_users']:,} users"
+            print(f"| {label} | {r['top10_all_seconds']:.1f} | | seen items excluded |")
+    if "seconds" in keras:
+        print(f"| Keras notebook model (TF {keras['tensorflow']}): seconds per epoch | {keras['seconds']:.1f} | | |")
+    elif keras:
+        print(f"| Keras notebook model | - | - | {keras['error']} |")
+
+
+if __name__ == "__main__":
+    main()
