@@ -78,6 +78,7 @@ const isAbort = (e) => e && e.name === "AbortError";
 
 const state = {
   health: null,
+  scale: null, // [lowest, highest] rating of the model, from GET /model
   /** item key -> {item_id, title, rating}: this visitor's ratings, in the order given. */
   ratings: new Map(),
   /** item key -> title, from every answer seen, to name the movies behind a reason. */
@@ -85,7 +86,8 @@ const state = {
   searchCtrl: null,
   recsCtrl: null,
   changedAt: null, // performance.now() of the latest rating change not yet on screen
-  model: null,
+  model: null, // GET /model, once fetched
+  modelShown: false,
   userCtrl: null,
   similarCtrl: null,
 };
@@ -158,6 +160,12 @@ function syncStars(itemKey) {
 
 // ---------------------------------------------------------------- rating and fold-in recommendations
 
+/** A number of stars as a rating on the model's scale: as is where 1..5 fits (MovieLens), else spread over it. */
+function starsToScale(stars) {
+  const [lo, hi] = state.scale || [1, 5];
+  return lo <= 1 && hi >= 5 ? stars : lo + ((stars - 1) * (hi - lo)) / 4;
+}
+
 function rate(item, rating) {
   const k = key(item.item_id);
   const isNew = !state.ratings.has(k);
@@ -225,7 +233,7 @@ async function requestRecs() {
     const data = await api("recommendations", {
       signal: ctrl.signal,
       body: {
-        ratings: rated.map((r) => ({ item_id: r.item_id, rating: r.rating })),
+        ratings: rated.map((r) => ({ item_id: r.item_id, rating: starsToScale(r.rating) })),
         k: K,
         exclude: rated.map((r) => r.item_id),
       },
@@ -380,7 +388,9 @@ async function showSimilar(item) {
       el("div", { class: "line" },
         el("span", { class: "title" }, movieButton(it)),
         el("span", { class: "score", title: "similarity" }, fmt(it.score ?? it.similarity, 2))))));
-    note($("#similar-note"), items.length ? "Closest first, by the model's item vectors." : "No similar movies.");
+    const how = data.source === "co-rating"
+      ? "by the raters they share (this model has no item vectors)" : "by the model's item vectors";
+    note($("#similar-note"), items.length ? `Closest first, ${how}.` : "No similar movies.");
   } catch (e) {
     if (isAbort(e)) return;
     list.replaceChildren();
@@ -557,11 +567,13 @@ function hbarChart({ id, title, rows, caption }) {
 // ---------------------------------------------------------------- the model page
 
 async function showModel() {
-  if (state.model) return;
+  if (state.modelShown) return; // drawn once; the charts redraw themselves on resize
+  state.modelShown = true;
   note($("#model-note"), "Loading…");
   try {
-    state.model = await api("model");
+    state.model = state.model || await api("model");
   } catch (e) {
+    state.modelShown = false;
     note($("#model-note"), `Could not load the model's report: ${e.message}`, true);
     return;
   }
@@ -735,6 +747,12 @@ async function start() {
     health.textContent = `Server not reachable: ${e.message}`;
     health.classList.add("bad");
   }
+  // The rating scale (for starsToScale) comes with the model's report, which the model view reuses.
+  api("model").then((m) => {
+    state.model = state.model || m;
+    const scale = (m.manifest || m).rating_scale;
+    if (Array.isArray(scale) && scale.length === 2) state.scale = scale.map(Number);
+  }).catch(() => { /* no report: stars are sent as 1..5 */ });
   loadRatings();
   renderMine();
   if (state.ratings.size) requestRecs();
