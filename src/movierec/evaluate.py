@@ -1,13 +1,14 @@
-"""Where models meet metrics: score a recommender on held-out ratings."""
+"""Where models meet metrics: score a recommender on held-out ratings, as ratings and as rankings."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from movierec import metrics
+from movierec.data.ids import UNKNOWN
 from movierec.data.ratings import Ratings
 from movierec.errors import DataError
-from movierec.recommend import Recommender
+from movierec.recommend import POPULAR, Recommender
 
 
 def aligned_indices(recommender: Recommender, test: Ratings) -> tuple[np.ndarray, np.ndarray]:
@@ -37,3 +38,144 @@ def evaluate(recommender: Recommender, test: Ratings) -> dict:
         "n": len(test),
         "n_fallback": int(np.sum(~(known_u & known_i))),
     }
+
+
+def default_relevance(scale: tuple[float, float]) -> float:
+    """The rating from which a test item counts as relevant, when none is given.
+
+    4.0 on five-star scales (MovieLens's 0.5-5 and 1-5); otherwise three quarters of the
+    way up the scale (7.75 on 1-10).
+    """
+    lo, hi = scale
+    return 4.0 if hi == 5.0 and lo < 4.0 else lo + 0.75 * (hi - lo)
+
+
+def evaluate_ranking(
+    recommender: Recommender,
+    test: Ratings,
+    *,
+    k: int = 10,
+    relevance: float = 4.0,
+    max_users: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Precision, recall, NDCG, MAP and hit rate at ``k``, and catalogue coverage.
+
+    A test item is relevant to its user when rated >= ``relevance``. Every user with a
+    relevant test item is ranked over ALL items they did not rate in training (no
+    sampled negatives), as ``Recommender.top_n`` ranks them: by the model, or by the
+    ``popular`` list for users with no training ratings (counted in ``n_users_popular``).
+    Relevant items the model never saw still count in recall's denominator. With
+    ``max_users``, that many users are drawn at random (``seed``) and ``sampled`` says so.
+    Coverage is the share of the catalogue in the evaluated users' lists.
+    """
+    if len(test) == 0:
+        raise DataError("the test set is empty; nothing to evaluate", path=test.name)
+    users, items = aligned_indices(recommender, test)
+    if test.index is not recommender.index:
+        # Test users the model never saw still get the popular list: give each an index past the model's.
+        unknown = users == UNKNOWN
+        _, extra = np.unique(test.index.user_ids[test.user_idx[unknown]].astype(str), return_inverse=True)
+        users = users.copy()
+        users[unknown] = recommender.index.n_users + extra
+    relevant = test.rating >= relevance
+    users, items = users[relevant], items[relevant]
+    eval_users, n_relevant = np.unique(users, return_counts=True)
+    if len(eval_users) == 0:
+        raise DataError(f"no test rating is >= {relevance:g}, so no item is relevant; lower --relevance")
+    sampled = max_users is not None and len(eval_users) > max_users
+    if sampled:
+        pick = np.sort(np.random.default_rng(seed).choice(len(eval_users), max_users, replace=False))
+        eval_users, n_relevant = eval_users[pick], n_relevant[pick]
+    n_items = recommender.index.n_items
+    # Relevant (user position, item) pairs as one sorted key each, for membership tests.
+    pos = np.searchsorted(eval_users, users)
+    inside = (pos < len(eval_users)) & (eval_users[np.minimum(pos, len(eval_users) - 1)] == users) & (items >= 0)
+    rel_keys = np.unique(pos[inside] * n_items + items[inside])
+    known = eval_users < recommender.index.n_users
+    lists = np.full((len(eval_users), k), -1, dtype=np.int64)
+    popular = recommender.popular[:k]
+    lists[~known, : len(popular)] = popular
+    n_popular = int((~known).sum())
+    block = 4096
+    known_pos = np.flatnonzero(known)
+    for s in range(0, len(known_pos), block):
+        rows = known_pos[s : s + block]
+        top = recommender.top_n(eval_users[rows], k)
+        lists[rows] = top.items
+        n_popular += int(np.sum(top.sources == POPULAR))
+    keys = np.arange(len(eval_users))[:, None] * n_items + lists
+    hits = (lists >= 0) & np.isin(keys, rel_keys)
+    scores = metrics.ranking_metrics(hits, n_relevant)
+    return {
+        "k": k,
+        "relevance": relevance,
+        **{name: scores[name] for name in ("precision", "recall", "ndcg", "map", "hit_rate")},
+        "coverage": metrics.catalogue_coverage(lists, n_items),
+        "n_users": len(eval_users),
+        "n_users_popular": n_popular,
+        "sampled": bool(sampled),
+    }
+
+
+ACTIVITY_EDGES = (10, 30, 100, 300)
+"""Upper bounds of the user-activity buckets (training ratings): 1-10, 11-30, 31-100, 101-300, >300."""
+
+
+def error_by_activity(recommender: Recommender, test: Ratings, edges: tuple[int, ...] = ACTIVITY_EDGES) -> list[dict]:
+    """RMSE and MAE of test ratings grouped by how many training ratings their user has.
+
+    One row per bucket, in order: ``0`` (no training ratings: the fallback answers),
+    ``1-10``, ``11-30``, ``31-100``, ``101-300``, ``>300`` for the default ``edges``. Each row
+    has ``bucket``, ``lo``, ``hi`` (None for the last), ``n_users``, ``n`` (test ratings),
+    ``rmse`` and ``mae`` (None for an empty bucket).
+    """
+    if len(test) == 0:
+        raise DataError("the test set is empty; nothing to evaluate", path=test.name)
+    users, items = aligned_indices(recommender, test)
+    pred = recommender.predict_idx(users, items)
+    activity = np.where(users >= 0, recommender.user_counts[np.maximum(users, 0)], 0)
+    bounds = [(0, 0), *((lo + 1, hi) for lo, hi in zip((0, *edges[:-1]), edges, strict=True)), (edges[-1] + 1, None)]
+    rows = []
+    for lo, hi in bounds:
+        mask = (activity >= lo) & (activity <= (hi if hi is not None else np.iinfo(np.int64).max))
+        name = "0" if hi == 0 else (f">{lo - 1}" if hi is None else f"{lo}-{hi}")
+        n = int(mask.sum())
+        rows.append(
+            {
+                "bucket": name,
+                "lo": lo,
+                "hi": hi,
+                "n_users": int(len(np.unique(users[mask]))) if n else 0,
+                "n": n,
+                "rmse": metrics.rmse(test.rating[mask], pred[mask]) if n else None,
+                "mae": metrics.mae(test.rating[mask], pred[mask]) if n else None,
+            }
+        )
+    return rows
+
+
+def rating_distribution(recommender: Recommender, test: Ratings) -> dict:
+    """Histograms of the test ratings and of the predictions for them, over the rating scale.
+
+    Bins are centred on the scale's steps: ``lo, lo + step, ..., hi``, where ``step`` is the
+    smallest gap between distinct ratings seen (0.5 for MovieLens half stars), at least
+    1/50 of the scale. A prediction counts in the bin nearest to it. Returns ``bins``
+    (centres), ``test`` and ``predicted`` (counts).
+    """
+    if len(test) == 0:
+        raise DataError("the test set is empty; nothing to evaluate", path=test.name)
+    lo, hi = recommender.scale
+    values = np.unique(np.concatenate([test.rating.astype(np.float64), [lo, hi]]))
+    gaps = np.diff(values)
+    step = max(float(gaps.min()) if len(gaps) else 1.0, (hi - lo) / 50 if hi > lo else 1.0)
+    n_bins = int(round((hi - lo) / step)) + 1
+    centres = lo + step * np.arange(n_bins)
+    users, items = aligned_indices(recommender, test)
+    pred = recommender.predict_idx(users, items)
+
+    def counts(x: np.ndarray) -> list[int]:
+        bins = np.clip(np.rint((np.asarray(x, dtype=np.float64) - lo) / step), 0, n_bins - 1).astype(np.int64)
+        return np.bincount(bins, minlength=n_bins).tolist()
+
+    return {"bins": [round(float(c), 6) for c in centres], "test": counts(test.rating), "predicted": counts(pred)}

@@ -2,7 +2,8 @@
 
 Layout of a model directory:
 - ``model.safetensors``: the model's state dict under ``model.``, and the recommender's
-  arrays (``fallback.user_bias``, ``fallback.item_bias``, ``seen.indptr``, ``seen.items``);
+  arrays (``fallback.user_bias``, ``fallback.item_bias``, ``seen.indptr``, ``seen.items``,
+  and ``seen.ratings`` when the recommender has the training ratings' values);
 - ``manifest.json``: format version, model name and config, global mean, rating scale,
   raw ids, titles, what it was trained on, and the versions that wrote it.
 
@@ -45,6 +46,8 @@ def save(recommender: Recommender, directory: str | Path, *, extra_files: dict[s
         tensors["fallback.item_bias"] = torch.from_numpy(np.ascontiguousarray(recommender.item_bias, np.float32))
         tensors["seen.indptr"] = torch.from_numpy(np.ascontiguousarray(recommender.seen_indptr, np.int64))
         tensors["seen.items"] = torch.from_numpy(np.ascontiguousarray(recommender.seen_items, np.int32))
+        if recommender.seen_ratings is not None:
+            tensors["seen.ratings"] = torch.from_numpy(np.ascontiguousarray(recommender.seen_ratings, np.float32))
         save_file(tensors, str(tmp / "model.safetensors"))
         (tmp / "manifest.json").write_text(json.dumps(_manifest(recommender), indent=1))
         for name, data in (extra_files or {}).items():
@@ -134,6 +137,7 @@ def load(directory: str | Path, *, device: str = "cpu") -> Recommender:
             item_bias=tensors["fallback.item_bias"].cpu().numpy(),
             seen_indptr=tensors["seen.indptr"].cpu().numpy(),
             seen_items=tensors["seen.items"].cpu().numpy(),
+            seen_ratings=tensors["seen.ratings"].cpu().numpy() if "seen.ratings" in tensors else None,
             titles=None if titles is None else np.asarray(titles, dtype=str),
             info=manifest.get("info"),
         )

@@ -18,11 +18,14 @@ from movierec import models, persist
 from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
 from movierec.errors import ConfigError
-from movierec.evaluate import evaluate
+from movierec.evaluate import default_relevance, error_by_activity, evaluate, evaluate_ranking, rating_distribution
 from movierec.models.baseline import Baseline, fit_biases
 from movierec.plotting import loss_plot
 from movierec.recommend import Recommender
 from movierec.training import TrainConfig, resolve_device, train
+
+RANKING_MAX_USERS = 10_000
+"""Test users (drawn at random) whose top-10 a training run scores; ``movierec evaluate`` ranks them all."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,14 @@ def split(ratings: Ratings, config: SplitConfig = SplitConfig(), test: Ratings |
     return Parts(fit=train_part.take(fit_pos), val=train_part.take(val_pos), test=test)
 
 
-def _seen_csr(parts: list[Ratings], n_users: int) -> tuple[np.ndarray, np.ndarray]:
+def _seen_csr(parts: list[Ratings], n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     users = np.concatenate([p.user_idx for p in parts])
     items = np.concatenate([p.item_idx for p in parts])
+    ratings = np.concatenate([p.rating for p in parts])
     order = np.lexsort((items, users))
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-    return indptr, items[order].astype(np.int32)
+    return indptr, items[order].astype(np.int32), ratings[order].astype(np.float32)
 
 
 def fit(
@@ -115,7 +119,7 @@ def fit(
         fit_part.n_items,
     )
     seen = [fit_part] if val_part is None else [fit_part, val_part]
-    indptr, items = _seen_csr(seen, fit_part.n_users)
+    indptr, items, seen_ratings = _seen_csr(seen, fit_part.n_users)
     recommender = Recommender(
         model=net.eval(),
         model_name=spec.name,
@@ -127,6 +131,7 @@ def fit(
         item_bias=b_i,
         seen_indptr=indptr,
         seen_items=items,
+        seen_ratings=seen_ratings,
         titles=fit_part.titles,
         info={"dataset": fit_part.name, "train_config": asdict(train_config)},
     )
@@ -180,6 +185,15 @@ def run(
     )
     scores = evaluate(recommender, parts.test)
     base = evaluate(baseline_of(recommender), parts.test)
+    # All items ranked for each user; users capped so a large run's report stays minutes, not hours.
+    ranking = evaluate_ranking(
+        recommender,
+        parts.test,
+        k=10,
+        relevance=default_relevance(recommender.scale),
+        max_users=RANKING_MAX_USERS,
+        seed=split_config.seed,
+    )
     metrics = {
         "model": spec.name,
         "dataset": ratings.name,
@@ -192,6 +206,9 @@ def run(
         "test_n_fallback": scores["n_fallback"],
         "baseline_rmse": base["rmse"],
         "baseline_mae": base["mae"],
+        "ranking": ranking,
+        "error_by_activity": error_by_activity(recommender, parts.test),
+        "rating_distribution": rating_distribution(recommender, parts.test),
         "history": history,
         "train_seconds": sum(h["seconds"] for h in history),
         "device": str(resolve_device(train_config.device)),

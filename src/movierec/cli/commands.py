@@ -1,4 +1,4 @@
-"""Commands for the core job: train, evaluate, recommend, models."""
+"""Commands for the core job: train, evaluate, recommend, similar, models."""
 
 from __future__ import annotations
 
@@ -116,11 +116,26 @@ def evaluate(
     time_col: Annotated[str | None, typer.Option(help="Timestamp column of a ratings file.")] = None,
     rating_range: Annotated[str | None, typer.Option(help="Allowed ratings LO,HI for a ratings file.")] = None,
     synthetic: Annotated[str | None, typer.Option(help="Size of synthetic data as USERSxITEMSxRATINGS.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Length of the ranked lists scored by the ranking metrics.")] = 10,
+    relevance: Annotated[
+        float | None, typer.Option(help="A test rating >= this makes the item relevant (default 4.0 on 5-star scales).")
+    ] = None,
+    max_users: Annotated[
+        int | None, typer.Option(help="Rank this many test users, drawn at random (default: all of them).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-score a saved model: on a --test file, or on the held-out part of --data/--dataset split as in training."""
+    """Re-score a saved model: on a --test file, or on the held-out part of --data/--dataset split as in training.
+
+    Reports RMSE and MAE, and ranking metrics at k (precision, recall, NDCG, MAP, hit rate,
+    coverage): each test user's items are ranked over every item they did not rate in training.
+    """
     from movierec import persist, pipeline
+    from movierec.evaluate import default_relevance, evaluate_ranking
     from movierec.evaluate import evaluate as score
+
+    if k < 1 or (max_users is not None and max_users < 1):
+        raise ConfigError("-k and --max-users must be at least 1")
 
     recommender = persist.load(model_dir)
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
@@ -138,6 +153,8 @@ def evaluate(
     else:
         raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME")
     result = {"model": recommender.model_name, "data": part.name, **score(recommender, part)}
+    threshold = relevance if relevance is not None else default_relevance(recommender.scale)
+    result["ranking"] = ranking = evaluate_ranking(recommender, part, k=k, relevance=threshold, max_users=max_users)
     if as_json:
         print(json.dumps(result))
         return
@@ -145,33 +162,127 @@ def evaluate(
         f"{result['model']} on {result['data']}: RMSE {result['rmse']:.4f}  MAE {result['mae']:.4f}  "
         f"({result['n']:,} ratings, {result['n_fallback']:,} by fallback)"
     )
+    out.print(
+        f"top {k} (relevant: rated >= {threshold:g}; {ranking['n_users']:,} users, all unrated items ranked): "
+        f"precision {ranking['precision']:.4f}  recall {ranking['recall']:.4f}  NDCG {ranking['ndcg']:.4f}  "
+        f"MAP {ranking['map']:.4f}  hit rate {ranking['hit_rate']:.4f}  coverage {ranking['coverage']:.4f}"
+    )
 
 
 @app.command()
 def recommend(
     model_dir: Annotated[Path, typer.Option("--model", help="A model directory written by `movierec train`.")],
-    user: Annotated[str, typer.Option("--user", help="The user's raw id, as in the ratings file.")],
+    user: Annotated[
+        list[str] | None, typer.Option("--user", help="A user's raw id, as in the ratings file; repeat for several.")
+    ] = None,
+    all_users: Annotated[bool, typer.Option("--all-users", help="Every user the model knows (needs --out).")] = False,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option("--rate", metavar="ITEM=RATING", help="A new user's rating; repeat. Folded in, no retraining."),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
     include_rated: Annotated[bool, typer.Option(help="Also list items the user rated in training.")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the lists to this .csv or .parquet file instead.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a user's top-k items they have not rated, with titles and predicted ratings."""
+    """Print top-k items users have not rated, with titles and predicted ratings; or write them to a file.
+
+    Each list says which path made it: model, popular (a user with no ratings), or for a
+    new user given by --rate, fold-in or bias-fallback (models that cannot fold users in).
+    """
+    from movierec import persist
+    from movierec.recommend import write_recommendations
+
+    if k < 1:
+        raise ConfigError("-k must be at least 1")
+    if sum([bool(user), all_users, bool(rate)]) != 1:
+        raise ConfigError("name whom to recommend for: --user ID (repeatable), --all-users, or --rate ITEM=RATING")
+    if all_users and out_file is None:
+        raise ConfigError("--all-users writes a file: add --out recs.csv or --out recs.parquet")
+    if rate and out_file is not None:
+        raise ConfigError("--out is for --user/--all-users; a new user's list prints (add --json for JSON)")
+    recommender = persist.load(model_dir)
+    if out_file is not None:
+        n = write_recommendations(
+            recommender, out_file, None if all_users else user, k=k, exclude_seen=not include_rated
+        )
+        if as_json:
+            print(json.dumps({"out": str(out_file), "rows": n}))
+        else:
+            err.print(f"wrote {n:,} recommendations to {out_file}", highlight=False)
+        return
+    if rate:
+        result = recommender.recommend_new_user([_parse_rating(r) for r in rate], k)
+        lists = [("new user", result.items, result.source)]
+        if result.ignored and not as_json:
+            err.print(f"ignored unknown item id(s): {', '.join(map(str, result.ignored))}", highlight=False)
+        if as_json:
+            print(json.dumps({"items": result.items, "source": result.source, "ignored": result.ignored}))
+            return
+    else:
+        lists = []
+        for u in user or []:
+            rows = recommender.recommend(u, k, exclude_seen=not include_rated)
+            lists.append((u, rows, rows[0]["source"] if rows else "model"))
+        if as_json:
+            body = [{"user_id": u, "items": rows, "source": src} for u, rows, src in lists]
+            print(json.dumps(body[0] if len(body) == 1 else {"users": body}))
+            return
+    for who, rows, source in lists:
+        title = who if who == "new user" else f"user {who}"
+        table = Table(title=f"top {k} for {title} ({recommender.model_name}, {source})")
+        table.add_column("#", justify="right")
+        table.add_column("item", justify="right")
+        table.add_column("title")
+        table.add_column("predicted", justify="right")
+        if rate:
+            table.add_column("because you liked")
+        for rank, row in enumerate(rows, 1):
+            cells = [str(rank), str(row["item_id"]), row["title"] or "", f"{row['score']:.2f}"]
+            if rate:
+                cells.append(", ".join(map(str, row["because"])))
+            table.add_row(*cells)
+        out.print(table)
+
+
+def _parse_rating(text: str) -> tuple[str, float]:
+    item, sep, value = text.rpartition("=")
+    try:
+        if not sep or not item:
+            raise ValueError
+        return item, float(value)
+    except ValueError:
+        raise ConfigError(f"--rate takes ITEM=RATING (for example 318=4.5), got {text!r}") from None
+
+
+@app.command()
+def similar(
+    model_dir: Annotated[Path, typer.Option("--model", help="A model directory written by `movierec train`.")],
+    item: Annotated[str, typer.Option("--item", help="The item's raw id, as in the ratings file.")],
+    k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the items most like one item: cosine of the model's item vectors, or of their raters."""
     from movierec import persist
 
     if k < 1:
         raise ConfigError("-k must be at least 1")
     recommender = persist.load(model_dir)
-    rows = recommender.recommend(user, k, exclude_seen=not include_rated)
+    rows = recommender.similar_items(item, k)
     if as_json:
-        print(json.dumps({"user_id": user, "items": rows}))
+        print(json.dumps({"item_id": item, "items": rows, "source": recommender.similarity_source}))
         return
-    table = Table(title=f"top {k} for user {user} ({recommender.model_name})")
+    i = recommender.item_index(item)
+    name = recommender.titles[i] if recommender.titles is not None else item
+    table = Table(title=f"like {name} ({recommender.similarity_source})")
     table.add_column("#", justify="right")
     table.add_column("item", justify="right")
     table.add_column("title")
-    table.add_column("predicted", justify="right")
+    table.add_column("similarity", justify="right")
     for rank, row in enumerate(rows, 1):
-        table.add_row(str(rank), str(row["item_id"]), row["title"] or "", f"{row['score']:.2f}")
+        table.add_row(str(rank), str(row["item_id"]), row["title"] or "", f"{row['score']:.3f}")
     out.print(table)
 
 

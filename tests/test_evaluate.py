@@ -1,0 +1,126 @@
+"""Evaluation: ranking over all unrated items, error by user activity, rating histograms."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from test_recommend import make_recommender
+from typer.testing import CliRunner
+
+from movierec import pipeline
+from movierec.cli import app
+from movierec.data.ratings import Ratings
+from movierec.evaluate import default_relevance, error_by_activity, evaluate_ranking, rating_distribution
+
+
+def held_out(rec, rows) -> Ratings:
+    """Test ratings over the hand-made recommender's own index: rows of (user_id, item_id, rating)."""
+    users = rec.index.user_idx([r[0] for r in rows]).astype(np.int32)
+    items = rec.index.item_idx([r[1] for r in rows]).astype(np.int32)
+    rating = np.array([r[2] for r in rows], dtype=np.float32)
+    return Ratings(users, items, rating, None, rec.index, name="hand-made test")
+
+
+HAND = [(10, 101, 5.0), (10, 102, 2.0), (20, 100, 4.5), (40, 100, 4.0), (30, 104, 3.0)]
+
+
+def test_ranking_metrics_by_hand():
+    rec = make_recommender()
+    out = evaluate_ranking(rec, held_out(rec, HAND), k=2, relevance=4.0)
+    # Top-2 lists: user 10 [101, 103] hit at 1; user 20 [101, 100] hit at 2; user 40 (no
+    # training ratings) gets popular [100, 102], hit at 1. User 30 has no relevant item.
+    assert out["n_users"] == 3 and out["n_users_popular"] == 1
+    assert out["precision"] == pytest.approx(0.5)
+    assert out["recall"] == pytest.approx(1.0)
+    assert out["hit_rate"] == pytest.approx(1.0)
+    assert out["ndcg"] == pytest.approx((1 + 1 / math.log2(3) + 1) / 3)
+    assert out["map"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert out["coverage"] == pytest.approx(4 / 5)  # 100, 101, 102, 103 appear
+    assert out["sampled"] is False
+
+
+def test_relevance_threshold_and_user_sampling():
+    rec = make_recommender()
+    test = held_out(rec, HAND)
+    strict = evaluate_ranking(rec, test, k=2, relevance=5.0)
+    assert strict["n_users"] == 1 and strict["precision"] == pytest.approx(0.5)
+    sampled = evaluate_ranking(rec, test, k=2, relevance=4.0, max_users=2, seed=1)
+    assert sampled["n_users"] == 2 and sampled["sampled"] is True
+    assert sampled == evaluate_ranking(rec, test, k=2, relevance=4.0, max_users=2, seed=1)  # seeded
+    with pytest.raises(Exception, match="no item is relevant"):
+        evaluate_ranking(rec, test, relevance=5.5)
+
+
+def test_ranking_on_a_test_file_with_unseen_users_and_items():
+    rec = make_recommender()
+    # A separately indexed test file: user 50 is new (popular list), item 999 is unknown
+    # (relevant, never recommendable: it stays in recall's denominator).
+    test = Ratings.from_ids(np.array([10, 10, 50]), np.array([101, 999, 100]), np.array([5.0, 5.0, 4.5]))
+    out = evaluate_ranking(rec, test, k=1, relevance=4.0)
+    assert out["n_users"] == 2 and out["n_users_popular"] == 1
+    assert out["recall"] == pytest.approx((1 / 2 + 1) / 2)
+    assert out["precision"] == pytest.approx(1.0)
+
+
+def test_default_relevance():
+    assert default_relevance((0.5, 5.0)) == 4.0
+    assert default_relevance((1.0, 5.0)) == 4.0
+    assert default_relevance((1.0, 10.0)) == pytest.approx(7.75)
+
+
+def test_error_by_activity_buckets():
+    rec = make_recommender()
+    rows = error_by_activity(rec, held_out(rec, HAND))
+    assert [r["bucket"] for r in rows] == ["0", "1-10", "11-30", "31-100", "101-300", ">300"]
+    by = {r["bucket"]: r for r in rows}
+    assert (by["0"]["n"], by["0"]["n_users"]) == (1, 1)  # user 40 has no training ratings
+    assert (by["1-10"]["n"], by["1-10"]["n_users"]) == (4, 3)
+    assert by[">300"]["n"] == 0 and by[">300"]["rmse"] is None
+    # User 40 on item 100 falls back to mean + item bias = 3.5; the rating was 4.0.
+    assert by["0"]["rmse"] == pytest.approx(0.5) and by["0"]["mae"] == pytest.approx(0.5)
+    assert by["1-10"]["lo"] == 1 and by["1-10"]["hi"] == 10 and by[">300"]["hi"] is None
+
+
+def test_rating_distribution_histograms():
+    rec = make_recommender()
+    test = held_out(rec, HAND)
+    out = rating_distribution(rec, test)
+    assert out["bins"] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
+    assert out["test"] == [0, 0, 0, 1, 0, 1, 0, 1, 1, 1]
+    assert sum(out["predicted"]) == len(test)
+    # Predictions: 3.9 (->4.0), 3.0, 3.0, 3.5, 3.0 (cold item: mean + 0 for user 30, whose vector . 104 is not used).
+    assert out["predicted"][out["bins"].index(3.0)] >= 2
+
+
+def test_training_run_writes_ranking_activity_and_distribution(small, tmp_path):
+    metrics = pipeline.run(small.ratings, "baseline", tmp_path / "run", split_config=pipeline.SplitConfig(seed=1))
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["ranking"] == metrics["ranking"]
+    ranking = saved["ranking"]
+    assert ranking["k"] == 10 and ranking["relevance"] == 4.0
+    assert 0 < ranking["ndcg"] <= 1 and 0 < ranking["coverage"] <= 1
+    assert sum(r["n"] for r in saved["error_by_activity"]) == saved["n_test"]
+    dist = saved["rating_distribution"]
+    assert sum(dist["test"]) == sum(dist["predicted"]) == saved["n_test"]
+
+
+def test_evaluate_command_reports_ranking_metrics(small, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "m"
+    args = ["train", "--model", "baseline", "--out", str(out), "--synthetic", "300x200x8000", "--json"]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(out), "--dataset", "synthetic", "--synthetic", "300x200x8000", "-k", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "NDCG" in result.output and "top 5" in result.output
+    result = runner.invoke(
+        app,
+        ["evaluate", "--model", str(out), "--dataset", "synthetic", "--synthetic", "300x200x8000"]
+        + ["--relevance", "4.5", "--json"],
+    )
+    body = json.loads(result.output)
+    assert body["ranking"]["relevance"] == 4.5 and body["ranking"]["k"] == 10
