@@ -1,0 +1,32 @@
+"""The ``serve`` command: the HTTP service over a saved model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from movierec.cli.app import app, err
+from movierec.errors import ConfigError
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[Path, typer.Option("--model", help="A model directory written by `movierec train`.")],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; the default answers this machine only. 0.0.0.0: every interface.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
+) -> None:
+    """Serve a saved model over HTTP: recommendations, new users, similar items, predictions, search.
+
+    The OpenAPI schema is at /docs and /openapi.json once it runs.
+    """
+    from movierec.serve import serve as run
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {port}")
+    err.print(f"loading {model_dir} ...", highlight=False)
+    run(model_dir, host=host, port=port, access_log=access_log)

@@ -1,0 +1,290 @@
+"""The HTTP service, started for real (uvicorn on 127.0.0.1, a free port) and queried with httpx."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import uvicorn
+from test_recommend import DOT_SPEC, Q, make_recommender
+
+from movierec import models, persist, pipeline
+from movierec.data.synthetic import SyntheticConfig, generate
+from movierec.errors import ModelError
+from movierec.serve import create_app
+
+
+class Server:
+    """uvicorn serving ``app`` in a thread on a loopback socket picked by the OS."""
+
+    def __init__(self, app) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> httpx.Client:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        self.client = httpx.Client(base_url=self.url, timeout=20)
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def baseline_dir(tmp_path_factory):
+    """A baseline trained by the real pipeline on tiny synthetic data: metrics.json included."""
+    ratings = generate(SyntheticConfig(n_users=300, n_items=200, n_ratings=8000, seed=3)).ratings
+    out = tmp_path_factory.mktemp("serve") / "baseline"
+    pipeline.run(ratings, "baseline", out, split_config=pipeline.SplitConfig(seed=1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def api(baseline_dir):
+    with Server(create_app(baseline_dir)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def dot_api(tmp_path_factory):
+    """The hand-made dot-product model (item vectors, fold-in), registered for the module."""
+    models.MODELS[DOT_SPEC.name] = DOT_SPEC
+    try:
+        out = tmp_path_factory.mktemp("serve") / "dot"
+        persist.save(make_recommender(), out)
+        with Server(create_app(out)) as client:
+            yield client
+    finally:
+        del models.MODELS[DOT_SPEC.name]
+
+
+def known_user(baseline_dir) -> tuple[int, set]:
+    rec = persist.load(baseline_dir)
+    u = int(np.argmax(rec.user_counts))
+    return int(rec.index.user_ids[u]), set(rec.index.item_ids[rec.seen(u)].tolist())
+
+
+def test_health_and_model_page(api):
+    body = api.get("/health").json()
+    assert body == {"status": "ok", "model": "baseline", "n_users": 300, "n_items": 200}
+    info = api.get("/model").json()
+    assert info["model"] == "baseline" and "user_ids" not in info and "titles" not in info
+    metrics = info["metrics"]
+    assert {"history", "test_rmse", "ranking", "error_by_activity", "rating_distribution"} <= set(metrics)
+    schema = api.get("/openapi.json").json()
+    for path in ("/users/{user_id}/recommendations", "/recommendations", "/items/{item_id}/similar", "/predict"):
+        assert path in schema["paths"]
+
+
+def test_user_recommendations_leave_out_rated_items(api, baseline_dir):
+    user, seen = known_user(baseline_dir)
+    r = api.get(f"/users/{user}/recommendations", params={"k": 15})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["user_id"] == user and body["source"] == "model" and len(body["items"]) == 15
+    assert not seen & {it["item_id"] for it in body["items"]}
+    scores = [it["score"] for it in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    again = api.get(f"/users/{user}/recommendations", params={"k": 15, "include_rated": "true"}).json()
+    assert seen & {it["item_id"] for it in again["items"]}
+    assert api.get(f"/users/{user}/recommendations?k=15").json() == body  # deterministic
+
+
+def test_user_ratings(api, baseline_dir):
+    user, seen = known_user(baseline_dir)
+    body = api.get(f"/users/{user}/ratings").json()
+    assert body["n"] == len(seen) == len(body["ratings"])
+    assert {r["item_id"] for r in body["ratings"]} == seen
+    values = [r["rating"] for r in body["ratings"]]
+    assert values == sorted(values, reverse=True) and all(0.5 <= v <= 5 for v in values)
+
+
+NASTY_IDS = ["abc", "1.5", "-1", "0x10", "99999999999999999999999", "%00", "%F0%9F%8E%AC", "a" * 5000, "1e3", " 1"]
+
+
+@pytest.mark.parametrize("path", ["/users/{}/recommendations", "/users/{}/ratings", "/items/{}/similar"])
+def test_unknown_ids_are_404_with_a_message(api, path):
+    for bad in NASTY_IDS:
+        r = api.get(path.format(bad))
+        assert r.status_code == 404, (bad, r.status_code, r.text[:200])
+        assert "unknown" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "query", ["k=0", "k=-3", "k=abc", "k=100000", "k=1.5", "k=", "include_rated=maybe", "k=99999999999999999999999"]
+)
+def test_bad_parameters_are_422(api, baseline_dir, query):
+    user, _ = known_user(baseline_dir)
+    r = api.get(f"/users/{user}/recommendations?{query}")
+    assert r.status_code == 422, (query, r.text[:200])
+    assert r.json()["detail"]
+
+
+def test_new_user_from_posted_ratings_bias_fallback_and_popular(api):
+    r = api.post("/recommendations", json={"ratings": [{"item_id": 1, "rating": 5}, {"item_id": "2", "rating": 4.5}]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["source"] == "bias-fallback" and len(body["items"]) == 10
+    assert {1, 2}.isdisjoint(it["item_id"] for it in body["items"])
+    assert all(set(it["because"]) <= {1, 2} for it in body["items"])
+    popular = api.post("/recommendations", json={"ratings": [], "k": 3, "exclude": [5]}).json()
+    assert popular["source"] == "popular" and len(popular["items"]) == 3
+    assert all(it["source"] == "popular" for it in popular["items"]) and 5 not in [
+        i["item_id"] for i in popular["items"]
+    ]
+    unknown = api.post("/recommendations", json={"ratings": [{"item_id": "zzz", "rating": 3}]}).json()
+    assert unknown["source"] == "popular" and unknown["ignored"] == ["zzz"]
+
+
+def test_new_user_fold_in_and_similar_items_by_vectors(dot_api):
+    body = dot_api.post("/recommendations", json={"ratings": [{"item_id": 100, "rating": 5}], "k": 2}).json()
+    assert body["source"] == "fold-in"
+    assert body["items"][0]["item_id"] == 101 and body["items"][0]["because"] == [100]
+    similar = dot_api.get("/items/100/similar", params={"k": 2}).json()
+    assert similar["source"] == "item-vectors"
+    assert [it["item_id"] for it in similar["items"]] == [101, 103]
+    q = np.array(Q)
+    assert similar["items"][0]["score"] == pytest.approx(q[0] @ q[1] / np.linalg.norm(q[1]), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        '{"ratings": 5}',
+        '{"ratings": [{"item_id": 1}]}',
+        '{"ratings": [{"item_id": 1, "rating": NaN}]}',
+        '{"ratings": [{"item_id": 1, "rating": 1e999}]}',
+        '{"ratings": [{"item_id": 1, "rating": 9}]}',
+        '{"ratings": [{"item_id": {"a": 1}, "rating": 4}]}',
+        '{"ratings": [], "k": 0}',
+        '{"ratings": [], "k": "many"}',
+        '{"ratings": [], "surprise": 1}',
+        '{"ratings": [], "exclude": [[1]]}',
+    ],
+)
+def test_bad_new_user_bodies_are_422(api, body):
+    r = api.post("/recommendations", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, (body, r.status_code, r.text[:200])
+
+
+def test_too_many_ratings_is_422(api):
+    body = {"ratings": [{"item_id": 1, "rating": 3}] * 10_001}
+    assert api.post("/recommendations", json=body).status_code == 422
+
+
+def test_similar_items_by_co_rating(api):
+    body = api.get("/items/3/similar", params={"k": 5}).json()
+    assert body["item_id"] == 3 and body["source"] == "co-rating" and len(body["items"]) == 5
+    assert 3 not in [it["item_id"] for it in body["items"]]
+    assert api.get("/items/3/similar", params={"k": 0}).status_code == 422
+
+
+def test_predict_marks_fallbacks(api, baseline_dir):
+    user, _ = known_user(baseline_dir)
+    pairs = [{"user_id": user, "item_id": 3}, {"user_id": "nobody", "item_id": 3}, {"user_id": user, "item_id": -7}]
+    body = api.post("/predict", json={"pairs": pairs}).json()
+    preds = body["predictions"]
+    assert [p["source"] for p in preds] == ["model", "fallback", "fallback"]
+    assert [p["user_id"] for p in preds] == [user, "nobody", user]
+    assert all(0.5 <= p["rating"] <= 5 for p in preds)
+    assert api.post("/predict", json={"pairs": []}).json() == {"predictions": []}
+    for bad in ({"pairs": [{"user_id": 1}]}, {"pairs": [{"user_id": 1.5, "item_id": 1}]}, {}, {"pairs": None}):
+        assert api.post("/predict", json=bad).status_code == 422, bad
+
+
+def test_search_ranks_exact_and_prefix_first(api):
+    body = api.get("/items/search", params={"q": "MOVIE 1", "limit": 5}).json()
+    titles = [it["title"] for it in body["items"]]
+    assert titles[0] == "Synthetic movie 1"  # whole words beat "Synthetic movie 12"
+    assert len(titles) == 5 and all("movie 1" in t.lower() for t in titles)
+    exact = api.get("/items/search", params={"q": "synthetic movie 7"}).json()["items"]
+    assert exact[0]["title"] == "Synthetic movie 7"
+    assert api.get("/items/search", params={"q": "(*[.?"}).json()["items"] == []
+    for bad in ("q=", "limit=0", "q=x&limit=-1", "q=" + "x" * 201):
+        assert api.get(f"/items/search?{bad}").status_code == 422, bad
+
+
+def test_missing_or_corrupt_model_dir_refuses_to_start(tmp_path, baseline_dir):
+    with pytest.raises(ModelError, match="not a movierec model directory"):
+        create_app(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="corrupt"):
+        create_app(broken)
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "movierec", "serve", "--model", str(broken), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "corrupt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_command_listens_on_loopback_by_default(baseline_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "movierec", "serve", "--model", str(baseline_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert r.json()["status"] == "ok"
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}" in output
+
+
+def test_concurrent_requests_all_answer(api, baseline_dir):
+    user, _ = known_user(baseline_dir)
+    results = []
+
+    def ask() -> None:
+        with httpx.Client(base_url=str(api.base_url)) as client:
+            results.extend(client.get(f"/users/{user}/recommendations").status_code for _ in range(10))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 80
+    torch.set_num_threads(torch.get_num_threads())  # the server shares this process: nothing changed it
