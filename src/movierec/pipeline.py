@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from movierec import models, persist
+from movierec import distributed, models, persist
 from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
 from movierec.errors import ConfigError
@@ -166,11 +166,16 @@ def run(
 
     Checkpoints live in ``<out>.partial/`` until the run completes, so an interrupted or
     failed run leaves any earlier model in ``out`` untouched and can be resumed.
+
+    Under torchrun every rank trains; only rank 0 tests and writes ``out``, and the
+    others return just ``model``, ``dataset`` and ``history``. When torchrun restarts
+    failed workers (``--max-restarts``), they resume from the checkpoint by themselves.
     """
     spec = models.get(model)
     train_config = TrainConfig.for_model(spec, **(train_overrides or {}))
     parts = split(ratings, split_config, test)
     checkpoints = out.with_name(out.name + ".partial")
+    resume = resume or (distributed.elastic_restart() and (checkpoints / "checkpoint.json").exists())
     if resume:
         _check_resumable(checkpoints, spec.name, train_config)
     recommender, history = fit(
@@ -183,6 +188,8 @@ def run(
         on_epoch=on_epoch,
         progress=progress,
     )
+    if not distributed.is_main():
+        return {"model": spec.name, "dataset": ratings.name, "history": history}
     scores = evaluate(recommender, parts.test)
     base = evaluate(baseline_of(recommender), parts.test)
     # All items ranked for each user; users capped so a large run's report stays minutes, not hours.
@@ -251,7 +258,8 @@ def _check_resumable(checkpoints: Path, model: str, config: TrainConfig) -> None
 
 
 def _remove_checkpoints(checkpoints: Path) -> None:
-    for name in ("checkpoint.safetensors", "checkpoint.json"):
+    # The .tmp names are what a run killed in the middle of writing a checkpoint leaves.
+    for name in ("checkpoint.safetensors", "checkpoint.json", "checkpoint.safetensors.tmp", "checkpoint.json.tmp"):
         (checkpoints / name).unlink(missing_ok=True)
     if checkpoints.exists() and not any(checkpoints.iterdir()):
         checkpoints.rmdir()

@@ -4,6 +4,10 @@ Reads top to bottom in execution order: data to the device, optimiser, then per 
 a shuffled pass of zero_grad / forward / loss / backward / step, a validation RMSE, a
 checkpoint, and early stopping. Models vary it only through ``penalty`` (their
 regulariser) or, for models not trained by gradient steps, their own ``fit``.
+
+Under torchrun the same loop runs on every rank; the few ``distributed.`` lines wrap the
+model, shard each epoch's rows, average sparse gradients, sum the reported figures and
+keep checkpoint writing to rank 0 (see ``movierec.distributed``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from movierec import distributed
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import FitContext, ModelSpec, RatingModel
@@ -101,11 +106,16 @@ def predict_centred(model: RatingModel, users: torch.Tensor, items: torch.Tensor
 
 
 def _rmse_on(model: RatingModel, cols: tuple[torch.Tensor, ...] | None, scale: tuple[float, float], mean: float):
-    if cols is None or len(cols[0]) == 0:
+    if cols is None:
         return None
     users, items, target = cols
-    pred = (predict_centred(model, users, items) + mean).clamp(*scale)
-    return float(torch.sqrt(torch.mean((pred - (target + mean)) ** 2)))
+    # Squared errors and counts are summed over ranks, each holding a share of the rows.
+    sse = torch.zeros((), dtype=torch.float64)
+    if len(users):
+        pred = (predict_centred(model, users, items) + mean).clamp(*scale)
+        sse = torch.sum((pred - (target + mean)).double() ** 2)
+    sse_all, count = distributed.all_sum(sse, len(users))
+    return math.sqrt(sse_all / count)
 
 
 def _shuffle(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
@@ -136,15 +146,18 @@ def train(
     predictions on ``val``) and ``seconds``. With ``patience`` set, the weights of the
     best validation epoch are restored at the end.
     """
-    device = resolve_device(config.device)
+    device = distributed.start(resolve_device(config.device))  # under torchrun: this rank's device
     model.to(device)
     fit_cols = _columns(fit, global_mean, device)
-    val_cols = _columns(val, global_mean, device) if val is not None and len(val) else None
+    val_share = val.take(distributed.eval_rows(len(val))) if val is not None and len(val) else None
+    val_cols = _columns(val_share, global_mean, device) if val_share is not None else None
 
     def validate() -> float | None:
         return _rmse_on(model, val_cols, scale, global_mean)
 
     if spec.fit is not None:
+        # Under torchrun every rank fits the same data the same deterministic way, so the
+        # ranks agree without exchanging weights; only validation is shared out.
         generator = torch.Generator().manual_seed(config.seed)
         users, items, target = fit_cols
         ctx = FitContext(users, items, target, validate=validate, generator=generator)
@@ -162,26 +175,31 @@ def train(
     start_epoch = 0
     if resume and checkpoint_dir is not None and (checkpoint_dir / "checkpoint.json").exists():
         start_epoch, history, best_rmse, best_state = _load_checkpoint(checkpoint_dir, model, optimizer)
+    distributed.agree(start_epoch, "the epoch to resume from")
+    net = distributed.wrap(model)  # forward goes through ``net``; everything else uses ``model``
+    batch_size = distributed.local_batch(config.batch_size)
 
     users, items, target = fit_cols
     n = len(target)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        perm = _shuffle(n, config.seed, epoch, device)
+        perm = distributed.shard(_shuffle(n, config.seed, epoch, device), config.batch_size)
         total, steps = torch.zeros((), device=device), 0
-        for s in range(0, n, config.batch_size):
-            rows = perm[s : s + config.batch_size]
+        for s in range(0, len(perm), batch_size):
+            rows = perm[s : s + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            pred = model(users[rows], items[rows])
+            pred = net(users[rows], items[rows])
             loss = torch.nn.functional.mse_loss(pred, target[rows]) + model.penalty(users[rows], items[rows])
             loss.backward()
+            distributed.average_sparse_grads(model)
             optimizer.step()
             total += loss.detach()
             steps += 1
             if progress and steps % 50 == 0:
-                progress("step", min(s + config.batch_size, n), n)
-        train_loss = float(total) / max(steps, 1)
+                progress("step", min(s + batch_size, len(perm)), len(perm))
+        loss_sum, all_steps = distributed.all_sum(total, steps)  # the mean over every rank's steps
+        train_loss = loss_sum / max(all_steps, 1)
         if not math.isfinite(train_loss):
             raise MovierecError(
                 f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr (now {config.lr})"
@@ -200,8 +218,9 @@ def train(
             best_rmse = val_rmse
             if config.patience is not None:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and distributed.is_main():
             _save_checkpoint(checkpoint_dir, spec.name, model, optimizer, history, best_rmse, best_state, config)
+        distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is written
         if config.patience is not None and _stalled(history, config.patience):
             break
     if best_state is not None:

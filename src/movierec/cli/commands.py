@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from movierec import models
+from movierec import distributed, models
 from movierec.cli.app import (
     DataOpt,
     DatasetOpt,
@@ -57,22 +57,23 @@ def train(
     from movierec.data.splits import split_rows
 
     spec = models.get(model)
+    quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
-    ratings, syn = load_ratings(dataset, data, columns, synthetic, seed, progress=not as_json)
+    ratings, syn = load_ratings(dataset, data, columns, synthetic, seed, progress=not quiet)
     test_ratings = load_test(test, columns) if test is not None else None
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)
     extra: dict = {}
     if syn is not None:
         _, test_rows = split_rows(ratings, split, test_fraction, seed)
         extra = {"synthetic": True, "noise_floor": syn.noise_floor(test_rows)}  # type: ignore[attr-defined]
-        if not as_json:
+        if not quiet:
             err.print(
                 f"[bold]synthetic data[/] ({ratings.name}): the best test RMSE any model can reach "
                 f"here is {extra['noise_floor']:.4f}"
             )
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
     n_epochs = epochs or spec.training.get("epochs", 1)
-    with EpochDisplay(n_epochs, quiet=as_json) as display:
+    with EpochDisplay(n_epochs, quiet=quiet) as display:
         metrics = pipeline.run(
             ratings,
             model,
@@ -85,6 +86,8 @@ def train(
             progress=display.progress,
             extra_metrics=extra,
         )
+    if not distributed.is_main():
+        return
     if as_json:
         print(json.dumps(metrics))
         return
