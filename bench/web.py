@@ -3,7 +3,9 @@
 Starts ``movierec serve`` on a saved model (by default the ML-20M-sized one that
 ``bench/serve.py`` builds: 138,493 users x 26,744 items), then:
 - times ``POST /recommendations`` (the fold-in call the page makes) over HTTP with 1, 3
-  and 10 ratings, one keep-alive connection, requests one after another;
+  and 10 ratings, one keep-alive connection, requests one after another; and a known
+  user's top 10, where the model scores every item (what a fold-in model adds to the
+  bias-only fallback the MLP answers new users with);
 - opens the page in Debian's headless Chromium (Playwright, never a browser download),
   rates movies from the popular list by clicking stars, and reads the page's own figure
   (``#recs[data-latency-ms]``: performance.now() from the rating's change event to the
@@ -104,6 +106,25 @@ def api_latency(port: int, item_ids: list, n_ratings: int, rounds: int, seed: in
     return out
 
 
+def known_user_latency(port: int, user_ids: list, rounds: int, seed: int) -> list[float]:
+    """Milliseconds per GET /users/{id}/recommendations: the model scores every item for one user,
+    the work a fold-in model also does after fitting the new user (the MLP only has the bias fallback)."""
+    rng = np.random.default_rng(seed)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    out = []
+    for r in range(rounds + 3):
+        user = user_ids[int(rng.integers(len(user_ids)))]
+        started = time.perf_counter()
+        conn.request("GET", f"/users/{user}/recommendations?k=10")
+        res = conn.getresponse()
+        data = res.read()
+        if res.status != 200:
+            raise SystemExit(f"GET /users/{user}/recommendations answered {res.status}: {data[:300]!r}")
+        if r >= 3:
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
 def page_latency(port: int, rounds: int) -> tuple[list[float], str]:
     """The page's own rating-to-screen figure for ``rounds`` ratings of movies in its popular list."""
     from playwright.sync_api import sync_playwright
@@ -167,6 +188,11 @@ def main() -> None:
             )
             for n in (1, 3, 10)
         ]
+        users = manifest.get("user_ids") or []
+        if users:
+            rows.append(
+                ("GET /users/{id}/recommendations (all items)", known_user_latency(port, users, args.rounds, args.seed))
+            )
         in_page, source = page_latency(port, args.rounds)
         rows.append(("page: rating -> list on screen", in_page))
     finally:
