@@ -288,3 +288,14 @@ def test_concurrent_requests_all_answer(api, baseline_dir):
         t.join()
     assert results == [200] * 80
     torch.set_num_threads(torch.get_num_threads())  # the server shares this process: nothing changed it
+
+
+def test_serve_command_checks_its_flags_before_loading(tmp_path):
+    from typer.testing import CliRunner
+
+    from movierec.cli import app
+    from movierec.errors import ConfigError
+
+    for flags in (["--threads", "-1"], ["--port", "70000"]):
+        result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), *flags])
+        assert isinstance(result.exception, ConfigError)

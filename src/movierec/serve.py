@@ -248,10 +248,22 @@ def serve(
     port: int = 8000,
     access_log: bool = False,
     log_level: str = "info",
+    torch_threads: int | None = 1,
 ) -> None:
-    """Load the model, then serve it with uvicorn until interrupted."""
+    """Load the model, then serve it with uvicorn until interrupted.
+
+    ``torch_threads`` sets this process's torch intra-op threads (None leaves torch's
+    default). One is the default: a request scores one user, too little work to split,
+    and two threads per request on a small machine spend more time meeting each other
+    than working (a top-10 at ML-20M shape measured 0.45 ms on one thread, 4.6 ms on
+    two on a busy 2-core box). Concurrent requests still use every core, since torch
+    and numpy release the GIL while they compute.
+    """
+    import torch
     import uvicorn
 
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     app = create_app(model_dir)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
 

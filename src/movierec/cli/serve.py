@@ -19,6 +19,7 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
+    threads: Annotated[int, typer.Option(help="Torch threads per request; 0: torch's default (one per core).")] = 1,
 ) -> None:
     """Serve a saved model over HTTP: recommendations, new users, similar items, predictions, search.
 
@@ -28,5 +29,7 @@ def serve(
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {port}")
+    if threads < 0:
+        raise ConfigError(f"--threads must be 0 or more, got {threads}")
     err.print(f"loading {model_dir} ...", highlight=False)
-    run(model_dir, host=host, port=port, access_log=access_log)
+    run(model_dir, host=host, port=port, access_log=access_log, torch_threads=threads or None)

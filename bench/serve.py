@@ -1,0 +1,301 @@
+"""Load test of ``movierec serve``: requests per second and p50/p99 latency on loopback.
+
+Builds (once, then reuses) an ML-20M-sized model: the synthetic generator at 138,493
+users x 26,744 items x 20,000,263 ratings, a model of the chosen family with its
+weights untrained unless ``--epochs`` says otherwise (serving cost depends on the
+shapes, not the values), fallback biases fitted, and the training CSR. Starts the
+server in a subprocess, then drives it from this process with ``--concurrency``
+keep-alive connections (a small asyncio HTTP/1.1 client, so the client costs little of
+the two cores it shares with the server), each asking for top-``k`` of a random known
+user. Bounded by ``--requests`` and ``--seconds``, loopback only.
+
+Also times the same top-k in-process (no HTTP), to show what the model costs per
+request and what the service adds.
+
+    .venv/bin/python bench/serve.py                   # mf if registered, else mlp
+    .venv/bin/python bench/serve.py --model baseline --requests 3000
+
+Target (issue 5): >= 300 requests/s at p99 <= 50 ms with 16 clients, no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ML20M = "138493x26744x20000263"
+TARGET_RPS, TARGET_P99_MS = 300.0, 50.0
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def default_model() -> str:
+    from movierec import models
+
+    return "mf" if "mf" in models.MODELS else "mlp"
+
+
+def build_model(model: str, shape: str, epochs: int, out: Path) -> None:
+    """Generate the synthetic log, make the model (fitted for ``epochs`` if > 0) and save it to ``out``."""
+    import torch
+
+    from movierec import models, persist, pipeline
+    from movierec.data.synthetic import SyntheticConfig, generate
+    from movierec.models.baseline import fit_biases
+    from movierec.recommend import Recommender
+    from movierec.training import TrainConfig
+
+    n_users, n_items, n_ratings = (int(x) for x in shape.split("x"))
+    started = time.perf_counter()
+    ratings = generate(SyntheticConfig(n_users=n_users, n_items=n_items, n_ratings=n_ratings)).ratings
+    print(f"generated {ratings.name} in {time.perf_counter() - started:.0f} s", flush=True)
+    spec = models.get(model)
+    started = time.perf_counter()
+    if epochs > 0:
+        config = TrainConfig.for_model(spec, epochs=epochs, device="cpu")
+        recommender, _ = pipeline.fit(ratings, None, model, train_config=config)
+    else:
+        net = spec.build(spec.config_type(), n_users, n_items, torch.Generator().manual_seed(0)).eval()
+        mean = float(np.mean(ratings.rating, dtype=np.float64))
+        b_u, b_i = fit_biases(
+            ratings.user_idx, ratings.item_idx, ratings.rating.astype(np.float64) - mean, n_users, n_items
+        )
+        order = np.lexsort((ratings.item_idx, ratings.user_idx))
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(ratings.user_idx, minlength=n_users), out=indptr[1:])
+        recommender = Recommender(
+            model=net,
+            model_name=spec.name,
+            model_config=spec.config_type(),
+            index=ratings.index,
+            global_mean=mean,
+            scale=ratings.rating_scale(),
+            user_bias=b_u,
+            item_bias=b_i,
+            seen_indptr=indptr,
+            seen_items=ratings.item_idx[order].astype(np.int32),
+            seen_ratings=ratings.rating[order].astype(np.float32),
+            titles=ratings.titles,
+            info={"dataset": ratings.name, "bench": f"bench/serve.py, {'untrained' if epochs == 0 else epochs}"},
+        )
+    persist.save(recommender, out)
+    print(f"built and saved the {model} model to {out} in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def in_process(model_dir: Path, k: int, n: int, seed: int) -> dict:
+    """Top-k straight from the Recommender, no HTTP: the model's share of a request."""
+    import torch
+
+    from movierec import persist
+
+    torch.set_num_threads(1)  # as `movierec serve` runs by default
+    rec = persist.load(model_dir)
+    users = _known_users(rec.user_counts, n, seed)
+    ids = rec.index.user_ids[users].tolist()
+    for u in ids[:20]:
+        rec.recommend(u, k)
+    times = []
+    for u in ids:
+        t = time.perf_counter()
+        rec.recommend(u, k)
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000
+    n_params = sum(p.numel() for p in rec.model.parameters())
+    return {
+        "model": rec.model_name,
+        "n_users": rec.index.n_users,
+        "n_items": rec.index.n_items,
+        "n_params": n_params,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "user_ids": rec.index.user_ids[_known_users(rec.user_counts, 4096, seed + 1)].tolist(),
+    }
+
+
+def _known_users(counts: np.ndarray, n: int, seed: int) -> np.ndarray:
+    with_ratings = np.flatnonzero(counts > 0)
+    return np.random.default_rng(seed).choice(with_ratings, n)
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int, extra: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "movierec", "serve", "--model", str(model_dir), "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the server did not answer /health within 300 s")
+
+
+async def load_test(
+    port: int, paths: list[str], concurrency: int, max_requests: int, max_seconds: float, warmup: int
+) -> dict:
+    """Closed loop: ``concurrency`` connections, each sending its next request when the last is answered."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    sent = 0
+    stop = 0.0
+
+    async def one(reader, writer, path: str) -> None:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        body = await reader.readexactly(length)
+        if not head.startswith(b"HTTP/1.1 200") or not body.startswith(b'{"user_id"'):
+            raise RuntimeError(f"{head.split(b' ', 2)[1].decode()} {body[:120]!r}")
+
+    async def client(n_warm: int, measure: bool) -> None:
+        nonlocal sent
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for j in range(n_warm):
+                await one(reader, writer, paths[-1 - j % len(paths)])
+            while measure and sent < max_requests and time.perf_counter() < stop:
+                path = paths[sent % len(paths)]
+                sent += 1
+                started = time.perf_counter()
+                try:
+                    await one(reader, writer, path)
+                except (RuntimeError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    errors.append(str(exc))
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    continue
+                latencies.append(time.perf_counter() - started)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(max(1, warmup // concurrency), False) for _ in range(concurrency)))
+    stop = time.perf_counter() + max_seconds
+    started = time.perf_counter()
+    await asyncio.gather(*(client(0, True) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {
+        "requests": len(latencies) + len(errors),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model family (default: mf if registered, else mlp)")
+    parser.add_argument("--shape", default=ML20M, help="synthetic USERSxITEMSxRATINGS (default: ML-20M's)")
+    parser.add_argument("--epochs", type=int, default=0, help="fit this many epochs first (default 0: untrained)")
+    parser.add_argument("--model-dir", type=Path, help="reuse or create this model dir (default under /tmp)")
+    parser.add_argument("--requests", type=int, default=6000, help="stop after this many requests")
+    parser.add_argument("--seconds", type=float, default=30.0, help="or after this many seconds")
+    parser.add_argument("--concurrency", type=int, default=16, help="simultaneous client connections")
+    parser.add_argument("--warmup", type=int, default=320, help="requests before measuring")
+    parser.add_argument("-k", type=int, default=10, help="items per list")
+    parser.add_argument("--server-arg", action="append", default=[], help="extra `movierec serve` argument")
+    parser.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+
+    model = args.model or default_model()
+    model_dir = args.model_dir or Path(f"/tmp/movierec-bench-serve/{model}-{args.shape}-e{args.epochs}")
+    if not (model_dir / "manifest.json").exists():
+        build_model(model, args.shape, args.epochs, model_dir)
+    local = in_process(model_dir, args.k, 500, seed=0)
+    paths = [f"/users/{u}/recommendations?k={args.k}" for u in local.pop("user_ids")]
+    port = free_port()
+    server = start_server(model_dir, port, args.server_arg)
+    try:
+        cpu_before, own_before = process_cpu(server.pid), time.process_time()
+        result = asyncio.run(load_test(port, paths, args.concurrency, args.requests, args.seconds, args.warmup))
+        # CPU seconds per request: steadier than wall-clock figures when others share the machine.
+        n = max(result["requests"], 1) + args.warmup
+        result["server_cpu_ms"] = (process_cpu(server.pid) - cpu_before) / n * 1000
+        result["client_cpu_ms"] = (time.process_time() - own_before) / n * 1000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    m = machine()
+    ok = result["rps"] >= TARGET_RPS and result["p99_ms"] <= TARGET_P99_MS and result["errors"] == 0
+    print(f"\nmachine: {m['cpu']}, {m['cores']} cores, {m['platform']}, python {m['python']}")
+    print(
+        f"model:   {local['model']} ({'untrained' if args.epochs == 0 else f'{args.epochs} epochs'}), "
+        f"{local['n_users']:,} users x {local['n_items']:,} items, {local['n_params']:,} parameters"
+    )
+    print(f"in-process top-{args.k} (no HTTP, 500 users): p50 {local['p50_ms']:.2f} ms, p99 {local['p99_ms']:.2f} ms")
+    header = f"{'endpoint':<34} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+    print(header)
+    print("-" * len(header))
+    print(
+        f"{'GET /users/{id}/recommendations':<34} {args.concurrency:>7} {result['requests']:>8} "
+        f"{result['rps']:>8.1f} {result['p50_ms']:>7.2f} {result['p99_ms']:>7.2f} {result['errors']:>6}"
+    )
+    print(
+        f"target: >= {TARGET_RPS:.0f} req/s, p99 <= {TARGET_P99_MS:.0f} ms, no errors -> {'MET' if ok else 'NOT MET'}"
+        " (client and server share the cores; other work on the machine makes figures noisy)"
+    )
+    print(
+        f"CPU per request: server {result['server_cpu_ms']:.2f} ms, load-test client {result['client_cpu_ms']:.2f} ms"
+    )
+    if result["first_errors"]:
+        print("first errors:", *result["first_errors"], sep="\n  ")
+    if args.json:
+        record = {"script": "bench/serve.py", "machine": m, "model": local, "k": args.k, **result, "target_met": ok}
+        Path(args.json).write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
