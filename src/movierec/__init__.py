@@ -12,7 +12,7 @@ The public API, in the order a job uses it::
 
 __version__ = "0.1.0"
 
-from movierec.data import load  # noqa: E402
+from movierec.data.load import load  # noqa: E402
 from movierec.evaluate import evaluate  # noqa: E402
 from movierec.persist import load as load_model  # noqa: E402
 from movierec.persist import save  # noqa: E402

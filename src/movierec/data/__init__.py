@@ -1,7 +1,6 @@
 """Ratings logs: reading, id indexing, synthetic data and splits."""
 
 from movierec.data.ids import IdIndex
-from movierec.data.load import load
 from movierec.data.ratings import Ratings
 
-__all__ = ["IdIndex", "Ratings", "load"]
+__all__ = ["IdIndex", "Ratings"]
