@@ -7,6 +7,7 @@ the rows of each batch, momentum included, as TensorFlow 2.0's Keras SGD did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,55 @@ class MLP(RatingModel):
         hi = self.item_emb(item_idx) @ w[:, d:].T
         h = torch.relu(hu[:, None, :] + hi[None, :, :])
         return (h @ self.out.weight[0]) + self.out.bias[0]
+
+    def item_vectors(self) -> Tensor:
+        return self.item_emb.weight.detach()
+
+    def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
+        """Fit a new user's embedding to their centred ratings, the network frozen (L-BFGS).
+
+        A Gaussian prior centred on the mean user embedding, scaled by the embeddings'
+        spread, keeps a user with two or three ratings near the average user rather than
+        at a vector that fits those ratings exactly.
+        """
+        users = self.user_emb.weight.detach()
+        mean, var = users.mean(0), users.var(0).clamp_min(1e-6)
+        items = self.item_emb(item_idx).detach()
+        params = [self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias]
+        u = mean.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([u], lr=1.0, max_iter=50, line_search_fn="strong_wolfe")
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            x = torch.cat([u.expand(len(items), -1), items], dim=1)
+            pred = self.out(torch.relu(self.hidden(x))).squeeze(1)
+            loss = torch.sum((pred - target) ** 2) + PRIOR_NOISE * torch.sum((u - mean) ** 2 / var)
+            loss.backward()
+            return loss
+
+        frozen = [p.requires_grad for p in params]
+        with torch.enable_grad():
+            for p in params:
+                p.requires_grad_(False)
+            try:
+                opt.step(closure)
+            finally:
+                for p, flag in zip(params, frozen, strict=True):
+                    p.requires_grad_(flag)
+        user = u.detach()
+        d = self.user_emb.embedding_dim
+
+        @torch.no_grad()
+        def scorer(item_idx: Tensor) -> Tensor:
+            w = self.hidden.weight
+            h = torch.relu(user @ w[:, :d].T + self.hidden.bias + self.item_emb(item_idx) @ w[:, d:].T)
+            return h @ self.out.weight[0] + self.out.bias[0]
+
+        return scorer
+
+
+PRIOR_NOISE = 0.8
+"""Assumed variance of a rating around the model's prediction, weighing the fold-in prior."""
 
 
 def _build(config: MLPConfig, n_users: int, n_items: int, generator: torch.Generator) -> MLP:
