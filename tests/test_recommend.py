@@ -155,6 +155,9 @@ def test_batch_equals_one_by_one_in_any_block_size(monkeypatch):
     blocked = rec.top_n(users, 3)
     np.testing.assert_array_equal(whole.items, blocked.items)
     np.testing.assert_array_equal(whole.scores, blocked.scores)
+    monkeypatch.setattr(Dot, "score_chunk_pairs", 3, raising=False)  # a model's own chunk size wins
+    hinted = rec.top_n(users, 3)
+    np.testing.assert_array_equal(whole.items, hinted.items)
     assert whole.sources.tolist() == ["model", "model", "model", "popular", "model"]
     for row, u in enumerate(users):
         expected = rec.recommend(int(rec.index.user_ids[u]), 3)

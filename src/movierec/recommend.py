@@ -55,7 +55,12 @@ ITEM_VECTORS, CO_RATING = "item-vectors", "co-rating"
 """The ``source`` values of a similar-items list."""
 
 PAIRS_PER_CALL = 1 << 15
-"""Most (user, item) pairs per ``model.score`` call: the MLP holds a hidden layer per pair."""
+"""Most (user, item) pairs per ``model.score`` call, unless the model says otherwise.
+
+Safe for the MLP, which holds a 1024-unit hidden layer per pair (128 MB a call). A model
+whose ``score`` is a matrix product can set a class attribute ``score_chunk_pairs``
+(e.g. ``1 << 22``): fewer, larger calls score all users several times faster, most of
+all when torch's threads must share busy cores."""
 BLOCK_PAIRS = 1 << 22
 """Most scores held at once by batch top-N (users per block = this // n_items)."""
 BECAUSE_CANDIDATES = 50
@@ -253,7 +258,7 @@ class Recommender:
         device = self._device
         n_items = self.index.n_items
         u = torch.from_numpy(users).to(device)
-        step = max(1, PAIRS_PER_CALL // len(users))
+        step = max(1, int(getattr(self.model, "score_chunk_pairs", PAIRS_PER_CALL)) // len(users))
         out = np.empty((len(users), n_items), dtype=np.float32)
         self.model.eval()
         for s in range(0, n_items, step):
