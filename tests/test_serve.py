@@ -246,12 +246,13 @@ def test_missing_or_corrupt_model_dir_refuses_to_start(tmp_path, baseline_dir):
     assert "corrupt" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_command_listens_on_loopback_by_default(baseline_dir):
+@pytest.mark.parametrize("flags", [[], ["--workers", "2"]])
+def test_serve_command_listens_on_loopback_by_default(baseline_dir, flags):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "movierec", "serve", "--model", str(baseline_dir), "--port", str(port)],
+        [sys.executable, "-m", "movierec", "serve", "--model", str(baseline_dir), "--port", str(port), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -267,6 +268,7 @@ def test_serve_command_listens_on_loopback_by_default(baseline_dir):
                     raise
                 time.sleep(0.2)
         assert r.json()["status"] == "ok"
+        assert httpx.get(f"http://127.0.0.1:{port}/users/1/recommendations", timeout=10).status_code in (200, 404)
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)

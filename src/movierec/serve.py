@@ -13,25 +13,29 @@ Endpoints (``GET /docs`` shows the OpenAPI schema; ``GET /`` is the web page):
 - ``POST /recommendations`` (a new user from posted ratings, folded in);
 - ``GET /items/{item_id}/similar``; ``GET /items/search``; ``POST /predict``.
 
-The model answers in the request's thread: the handlers are plain functions, which
-FastAPI runs in its thread pool, and torch releases the GIL while it scores.
+The handlers are plain functions, which FastAPI runs in its thread pool (one thread by
+default under ``serve``), so the event loop keeps reading requests while a model scores;
+torch and numpy release the GIL while they compute.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from movierec import __version__, persist
-from movierec.errors import ModelError, MovierecError
+from movierec.errors import ConfigError, ModelError, MovierecError
 from movierec.recommend import Recommender, UnknownIdError
 from movierec.webpage import mount_web
 
@@ -143,8 +147,12 @@ class Health(BaseModel):
 # --- the app ---------------------------------------------------------------------------------
 
 
-def create_app(model_dir: str | Path) -> FastAPI:
-    """The service for the model in ``model_dir``; a missing or corrupt directory raises ``ModelError``."""
+def create_app(model_dir: str | Path, *, handler_threads: int | None = None) -> FastAPI:
+    """The service for the model in ``model_dir``; a missing or corrupt directory raises ``ModelError``.
+
+    ``handler_threads`` caps how many requests compute at once (None: anyio's default of
+    40 threads); see ``serve``.
+    """
     model_dir = Path(model_dir)
     rec = persist.load(model_dir)
     model_info = _model_info(model_dir)
@@ -153,7 +161,15 @@ def create_app(model_dir: str | Path) -> FastAPI:
         {"status": "ok", "model": rec.model_name, "n_users": rec.index.n_users, "n_items": rec.index.n_items}
     ).encode()
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if handler_threads is not None:
+            # The limiter belongs to this event loop: other apps in the process keep theirs.
+            anyio.to_thread.current_default_thread_limiter().total_tokens = handler_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="movierec",
         version=__version__,
         description=f"Recommendations from the {rec.model_name} model in {model_dir}.",
@@ -246,26 +262,63 @@ def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    workers: int = 1,
+    handler_threads: int | None = 1,
+    torch_threads: int | None = 1,
     access_log: bool = False,
     log_level: str = "info",
-    torch_threads: int | None = 1,
 ) -> None:
     """Load the model, then serve it with uvicorn until interrupted.
 
-    ``torch_threads`` sets this process's torch intra-op threads (None leaves torch's
-    default). One is the default: a request scores one user, too little work to split,
-    and two threads per request on a small machine spend more time meeting each other
-    than working (a top-10 at ML-20M shape measured 0.45 ms on one thread, 4.6 ms on
-    two on a busy 2-core box). Concurrent requests still use every core, since torch
-    and numpy release the GIL while they compute.
+    Concurrency, measured on a busy 2-core box at ML-20M shape (bench/serve.py):
+    - ``torch_threads`` (None: torch's default): one per process. A request scores one
+      user, too little work to split: top-10 took 0.45 ms on one thread, 4.6 ms on two.
+    - ``handler_threads`` (None: anyio's 40): requests computed at once in a process. One
+      keeps the event loop parsing the next requests while it computes, and spares 40
+      threads fighting over the GIL: server CPU per request fell from about 2 ms to 1.
+    - ``workers``: processes, each with its own copy of the model, to use more cores for
+      the Python parts (routing, encoding) that the GIL serialises.
     """
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    settings = {"model_dir": str(model_dir), "handler_threads": handler_threads, "torch_threads": torch_threads}
+    if workers == 1:
+        app = _configured_app(settings)
+        uvicorn_run = _uvicorn_run(host, port, access_log, log_level)
+        uvicorn_run(app)
+        return
+    # Each worker process builds its own app from the environment; load once here first
+    # so a missing or corrupt model directory stops the command before anything listens.
+    create_app(model_dir)
+    os.environ[_SETTINGS_ENV] = json.dumps(settings)
+    _uvicorn_run(host, port, access_log, log_level)(
+        "movierec.serve:app_from_environment", factory=True, workers=workers
+    )
+
+
+_SETTINGS_ENV = "MOVIEREC_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app a uvicorn worker process builds, from the settings ``serve`` left in the environment."""
+    return _configured_app(json.loads(os.environ[_SETTINGS_ENV]))
+
+
+def _configured_app(settings: dict) -> FastAPI:
     import torch
+
+    if settings["torch_threads"] is not None:
+        torch.set_num_threads(settings["torch_threads"])
+    return create_app(settings["model_dir"], handler_threads=settings["handler_threads"])
+
+
+def _uvicorn_run(host: str, port: int, access_log: bool, log_level: str):
     import uvicorn
 
-    if torch_threads is not None:
-        torch.set_num_threads(torch_threads)
-    app = create_app(model_dir)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
+    def run(app, **extra) -> None:
+        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level, **extra)
+
+    return run
 
 
 # --- helpers -----------------------------------------------------------------------------------

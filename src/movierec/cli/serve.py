@@ -19,7 +19,11 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
-    threads: Annotated[int, typer.Option(help="Torch threads per request; 0: torch's default (one per core).")] = 1,
+    workers: Annotated[int, typer.Option(help="Server processes, each with its own copy of the model.")] = 1,
+    handler_threads: Annotated[
+        int, typer.Option(help="Requests computed at once per process; 0: anyio's default (40).")
+    ] = 1,
+    threads: Annotated[int, typer.Option(help="Torch threads per process; 0: torch's default (one per core).")] = 1,
 ) -> None:
     """Serve a saved model over HTTP: recommendations, new users, similar items, predictions, search.
 
@@ -29,7 +33,15 @@ def serve(
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {port}")
-    if threads < 0:
-        raise ConfigError(f"--threads must be 0 or more, got {threads}")
+    if threads < 0 or handler_threads < 0 or workers < 1:
+        raise ConfigError("--threads and --handler-threads must be 0 or more, --workers at least 1")
     err.print(f"loading {model_dir} ...", highlight=False)
-    run(model_dir, host=host, port=port, access_log=access_log, torch_threads=threads or None)
+    run(
+        model_dir,
+        host=host,
+        port=port,
+        workers=workers,
+        handler_threads=handler_threads or None,
+        torch_threads=threads or None,
+        access_log=access_log,
+    )
