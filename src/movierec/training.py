@@ -160,10 +160,20 @@ def train(
         # ranks agree without exchanging weights; only validation is shared out.
         generator = torch.Generator().manual_seed(config.seed)
         users, items, target = fit_cols
-        ctx = FitContext(users, items, target, validate=validate, generator=generator)
+        full_val = _columns(val, global_mean, device) if val is not None and len(val) else None
+        shown: list[dict] = []
+
+        def report(row: dict) -> None:
+            shown.append(row)
+            if on_epoch:
+                on_epoch(row)
+
+        ctx = FitContext(
+            users, items, target, validate, generator, epochs=config.epochs, val=full_val, report=report
+        )
         fitted = spec.fit(model, model_config, ctx)
         for row in fitted:
-            if on_epoch:
+            if on_epoch and not any(row is r for r in shown):
                 on_epoch(row)
         return fitted
 

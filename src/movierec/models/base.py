@@ -64,6 +64,14 @@ class FitContext:
     """Returns the current validation RMSE (None without a validation part)."""
     generator: torch.Generator
     """The run's random generator (seeded from the training seed)."""
+    epochs: int = 1
+    """The training config's ``epochs``: passes (sweeps) an iterative fit makes over the data."""
+    val: tuple[Tensor, Tensor, Tensor] | None = None
+    """The validation part as (user_idx, item_idx, centred target), or None: for fits that
+    average or weigh several predictors on held-out ratings (a sampler's running mean, a blend)."""
+    report: Callable[[dict], None] | None = None
+    """Call with each history row as it is made, so long fits show progress; rows reported
+    are not shown again when the fit returns."""
 
 
 @dataclass(frozen=True)
