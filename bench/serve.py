@@ -147,9 +147,17 @@ def _known_users(counts: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of process ``pid`` and its live children (uvicorn workers), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = task / "children"
+        if children.exists():
+            total += sum(process_cpu(int(c)) for c in children.read_text().split())
+    return total
 
 
 def free_port() -> int:
@@ -256,6 +264,7 @@ def main() -> None:
     local = in_process(model_dir, args.k, 500, seed=0)
     paths = [f"/users/{u}/recommendations?k={args.k}" for u in local.pop("user_ids")]
     port = free_port()
+    load_before = os.getloadavg()[0]
     server = start_server(model_dir, port, args.server_arg)
     try:
         cpu_before, own_before = process_cpu(server.pid), time.process_time()
@@ -269,8 +278,13 @@ def main() -> None:
         server.wait(timeout=30)
 
     m = machine()
+    m["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    m["server_args"] = args.server_arg
     ok = result["rps"] >= TARGET_RPS and result["p99_ms"] <= TARGET_P99_MS and result["errors"] == 0
-    print(f"\nmachine: {m['cpu']}, {m['cores']} cores, {m['platform']}, python {m['python']}")
+    print(
+        f"\nmachine: {m['cpu']}, {m['cores']} cores, {m['platform']}, python {m['python']}; "
+        f"load average {m['load_average_1min'][0]} before, {m['load_average_1min'][1]} after"
+    )
     print(
         f"model:   {local['model']} ({'untrained' if args.epochs == 0 else f'{args.epochs} epochs'}), "
         f"{local['n_users']:,} users x {local['n_items']:,} items, {local['n_params']:,} parameters"

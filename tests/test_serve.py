@@ -90,6 +90,8 @@ def test_health_and_model_page(api):
     assert info["model"] == "baseline" and "user_ids" not in info and "titles" not in info
     metrics = info["metrics"]
     assert {"history", "test_rmse", "ranking", "error_by_activity", "rating_distribution"} <= set(metrics)
+    page = api.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     schema = api.get("/openapi.json").json()
     for path in ("/users/{user_id}/recommendations", "/recommendations", "/items/{item_id}/similar", "/predict"):
         assert path in schema["paths"]
