@@ -1,0 +1,193 @@
+"""A linear blend of models, its weights fitted on the validation part (how the Netflix Prize was won).
+
+Prediction (centred): ``w_0 + sum_m w_m f_m(u, i)``. Each member is fitted on the
+training part by its own fit function (so members are the models not trained by
+gradient steps: ``bmf``, ``knn``, ``baseline``); the weights are then the ridge least
+squares fit of the members' validation predictions to the validation ratings. No member
+looks at the validation ratings while fitting, so the weights are fitted on predictions
+the members made blind; only the blend's own validation figure is slightly optimistic
+(a handful of weights fitted to thousands of ratings).
+
+The saved model holds every member's tensors under ``members.<m>.`` and the weights; the
+manifest's config (member names and configs) is enough to rebuild its structure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, is_dataclass
+
+import torch
+from torch import Tensor, nn
+
+from movierec.errors import ConfigError
+from movierec.models.base import FitContext, ModelSpec, RatingModel
+
+
+def _member_spec(name: str) -> ModelSpec:
+    from movierec.models import get  # the registry imports this module: look it up when used
+
+    spec = get(name)
+    if spec.fit is None or name == "blend":
+        raise ConfigError(
+            f"blend member {name!r} is trained by gradient steps (or is a blend); "
+            "members must have their own fit: baseline, bmf, knn"
+        )
+    return spec
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """Which models are blended, with their own configs."""
+
+    members: tuple[str, ...] = ("bmf", "knn")
+    """Registered names of the models blended (each fitted by its own fit function)."""
+    configs: tuple = field(default=())
+    """One config per member (a dataclass, or a dict of its fields as saved); empty: each member's defaults."""
+    ridge: float = 1e-3
+    """Ridge penalty on the member weights (relative to the validation size); steadies correlated members."""
+
+    def __post_init__(self) -> None:
+        members = tuple(self.members)
+        if not members:
+            raise ConfigError("a blend needs at least one member")
+        specs = [_member_spec(name) for name in members]
+        configs = tuple(self.configs) or tuple(spec.config_type() for spec in specs)
+        if len(configs) != len(members):
+            raise ConfigError(f"a blend of {len(members)} members needs {len(members)} configs, got {len(configs)}")
+        built = []
+        for spec, cfg in zip(specs, configs, strict=True):
+            if isinstance(cfg, dict):
+                try:
+                    cfg = spec.config_type(**cfg)
+                except TypeError as exc:
+                    raise ConfigError(f"blend member {spec.name!r}: bad config {cfg} ({exc})") from None
+            elif not (is_dataclass(cfg) and isinstance(cfg, spec.config_type)):
+                raise ConfigError(f"blend member {spec.name!r} needs a {spec.config_type.__name__}, got {cfg!r}")
+            built.append(cfg)
+        if self.ridge < 0:
+            raise ConfigError(f"ridge must be >= 0, got {self.ridge}")
+        object.__setattr__(self, "members", members)
+        object.__setattr__(self, "configs", tuple(built))
+
+
+class Blend(RatingModel):
+    """Members side by side and the weights that mix their predictions (intercept last)."""
+
+    def __init__(self, members: list[RatingModel]) -> None:
+        super().__init__()
+        self.n_users, self.n_items = members[0].n_users, members[0].n_items
+        self.members = nn.ModuleList(members)
+        self.register_buffer("weights", torch.zeros(len(members) + 1))
+
+    def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        out = self.weights[-1].expand(len(user_idx)).clone()
+        for w, member in zip(self.weights[:-1], self.members, strict=True):
+            out += w * member(user_idx, item_idx)
+        return out
+
+    def score(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        out = self.weights[-1].expand(len(user_idx), len(item_idx)).clone()
+        for w, member in zip(self.weights[:-1], self.members, strict=True):
+            out += w * member.score(user_idx, item_idx)
+        return out
+
+    def item_vectors(self) -> Tensor | None:
+        """The first member's item vectors that exist (the factor model's, in the default blend)."""
+        for member in self.members:
+            vectors = member.item_vectors()
+            if vectors is not None:
+                return vectors
+        return None
+
+    def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor] | None:
+        """Each member folds the user in; their scorers are mixed with the blend's weights."""
+        scorers = [member.fold_in(item_idx, target) for member in self.members]
+        if any(s is None for s in scorers):
+            return None
+        weights = self.weights
+
+        def scorer(items: Tensor) -> Tensor:
+            out = weights[-1].expand(len(items)).clone()
+            for w, s in zip(weights[:-1], scorers, strict=True):
+                out += w * s(items)  # type: ignore[misc]
+            return out
+
+        return scorer
+
+
+def blend_weights(preds: Tensor, target: Tensor, ridge: float) -> Tensor:
+    """Ridge least squares of ``target`` (n,) on the columns of ``preds`` (n, m) plus an intercept (last)."""
+    x = torch.cat([preds.double(), torch.ones(len(preds), 1, dtype=torch.float64)], 1)
+    penalty = torch.full((x.shape[1],), ridge * len(x), dtype=torch.float64)
+    penalty[-1] = 0.0  # the intercept is not shrunk
+    return torch.linalg.solve(x.T @ x + torch.diag(penalty), x.T @ target.double())
+
+
+def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]:
+    started = time.perf_counter()
+    history: list[dict] = []
+    val_preds = []
+    for m, (name, cfg, member) in enumerate(zip(config.members, config.configs, model.members, strict=True)):
+        spec = _member_spec(name)
+        seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator))
+        lead = m == 0  # the first member's rows are the blend's history (and its progress)
+
+        def report(row: dict, lead: bool = lead) -> None:
+            if lead and ctx.report and row["epoch"] < ctx.epochs:
+                ctx.report(row)
+
+        sub = FitContext(
+            ctx.user_idx,
+            ctx.item_idx,
+            ctx.target,
+            validate=lambda: None,
+            generator=torch.Generator().manual_seed(seed),
+            epochs=ctx.epochs,
+            val=ctx.val,
+            report=report,
+        )
+        rows = spec.fit(member, cfg, sub)
+        if lead:
+            for row in rows:  # in place: rows already reported must stay the same objects
+                row["member"] = name
+            history = rows
+        if ctx.val is not None:
+            with torch.no_grad():
+                member.eval()
+                vu, vi, _ = ctx.val
+                val_preds.append(
+                    torch.cat([member(vu[s : s + 65536], vi[s : s + 65536]) for s in range(0, len(vu), 65536)])
+                )
+    with torch.no_grad():
+        if ctx.val is not None:
+            model.weights.copy_(blend_weights(torch.stack(val_preds, 1), ctx.val[2], config.ridge).float())
+        else:  # nothing to fit the weights on: an even mix
+            model.weights.copy_(torch.tensor([1.0 / len(config.members)] * len(config.members) + [0.0]))
+    last = history[-1] if history else {"epoch": 1, "train_loss": float("nan")}
+    last.update(
+        val_rmse=ctx.validate(),
+        seconds=time.perf_counter() - started - sum(h.get("seconds", 0.0) for h in history[:-1]),
+        member="blend",
+        weights=[round(float(w), 4) for w in model.weights],
+    )
+    history = history[:-1] + [last]
+    if ctx.report:
+        ctx.report(last)
+    return history
+
+
+def _build(config: BlendConfig, n_users: int, n_items: int, generator: torch.Generator) -> Blend:
+    pairs = zip(config.members, config.configs, strict=True)
+    return Blend([_member_spec(name).build(cfg, n_users, n_items, generator) for name, cfg in pairs])
+
+
+SPEC = ModelSpec(
+    name="blend",
+    summary="bmf + knn mixed by weights fitted on the validation part; the most accurate model",
+    config_type=BlendConfig,
+    build=_build,
+    training={"epochs": 100},
+    fit=_fit,
+)
