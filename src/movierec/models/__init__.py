@@ -6,7 +6,9 @@ from movierec.errors import ConfigError
 from movierec.models import baseline, blend, bmf, knn, mf, mlp
 from movierec.models.base import FitContext, ModelSpec, RatingModel
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (baseline.SPEC, mlp.SPEC, mf.SPEC, bmf.SPEC, knn.SPEC, blend.SPEC)}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec for spec in (baseline.SPEC, mlp.SPEC, mf.SPEC, bmf.SPEC, knn.SPEC, blend.SPEC)
+}
 
 
 def get(name: str) -> ModelSpec:
