@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -32,29 +31,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe  # bench/machine.py: the same description in every script
 
 ML20M = "138493x26744x20000263"
 TARGET_RPS, TARGET_P99_MS = 300.0, 50.0
-
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def default_model() -> str:
@@ -277,7 +257,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    m = machine()
+    m = describe()
     m["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     m["server_args"] = args.server_arg
     ok = result["rps"] >= TARGET_RPS and result["p99_ms"] <= TARGET_P99_MS and result["errors"] == 0

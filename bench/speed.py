@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -22,22 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import summary  # bench/machine.py: the same description in every script
+
 HERE = Path(__file__).resolve().parent
-
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
 
 
 def peak_mb() -> float:
@@ -164,7 +150,7 @@ def main() -> None:
         print(f"writing {csv} (once; not timed)", file=sys.stderr)
         write_csv(csv, args.users, args.items, args.ratings)
 
-    figures: dict = {"machine": machine(), "csv": str(csv), "csv_mb": csv.stat().st_size / 1e6}
+    figures: dict = {"machine": summary(), "csv": str(csv), "csv_mb": csv.stat().st_size / 1e6}
     with tempfile.TemporaryDirectory() as fresh:
         env = {"MOVIEREC_CACHE": fresh}
         figures["load_first"] = run_worker(["load", str(csv)], env)

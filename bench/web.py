@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import platform
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import machine  # bench/machine.py: the same description in every script
 import numpy as np
 
 TARGET_MS = 200.0
@@ -46,19 +45,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0]
-    return f"{cpu}, {os.cpu_count()} cores, load average {load:.1f} (shared machine: figures are noisy)"
 
 
 def free_port() -> int:
@@ -202,7 +188,7 @@ def main() -> None:
     print(
         f"model: {manifest['model']} {manifest['n_users']:,} users x {manifest['n_items']:,} items ({args.model_dir})"
     )
-    print(f"machine: {machine()}; server start {load_s:.0f} s")
+    print(f"machine: {machine.summary()}; server start {load_s:.0f} s")
     print(f"page's list: {source}")
     print(f"{'what':44} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
     for name, ms in rows:
