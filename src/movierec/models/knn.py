@@ -2,11 +2,17 @@
 
 Prediction for user u and item i (centred ratings):
 
-    b_u + b_i + sum_j s_ij (r_uj - b_u - b_j) / sum_j s_ij
+    b_u + b_i + sum_j s_ij (r_uj - b_u - b_j) / (damping + sum_j s_ij)
 
 over the ``k`` items j most similar to i among those u rated (positive similarities
-only); with none, the biases alone. Similarity is the cosine of the items' baseline
-residuals, shrunk by support: ``s_ij = <e_i, e_j> / (|e_i| |e_j|) * (n_ij - 1) / (n_ij - 1 + shrinkage)``,
+only); with none, the biases alone. The small ``damping`` keeps a few weak neighbours
+from counting at full weight: the classic formula (damping 0) averaged noise into
+predictions on noisy synthetic data, 0.05 RMSE worse than the biases alone, and 0.1 was
+also 0.005 better on ml-latest-small's validation part. Similarity is the cosine of the
+items' baseline residuals, shrunk by support:
+
+    s_ij = <e_i, e_j> / (|e_i| |e_j|) * (n_ij - 1) / (n_ij - 1 + shrinkage)
+
 n_ij being the number of users who rated both. (On ml-latest-small this cosine, whose
 norms run over all of an item's raters, beat Surprise's pearson_baseline by 0.007 RMSE.)
 
@@ -42,6 +48,9 @@ class KNNConfig:
     """Most similar items kept per item (the candidates a prediction draws from)."""
     shrinkage: float = 100.0
     """Pulls the similarity of items few users share toward 0: halved at this many co-raters."""
+    damping: float = 0.1
+    """Added to the sum of similarities that divides the neighbours' residuals: with weak or few
+    neighbours the prediction stays near the biases instead of averaging noise at full weight."""
     reg_user: float = 15.0
     """Regularisation of the user biases (as ``baseline``)."""
     reg_item: float = 10.0
@@ -52,7 +61,7 @@ class KNNConfig:
     def __post_init__(self) -> None:
         if self.k < 1 or self.neighbours < 1 or self.block < 1:
             raise ConfigError("k, neighbours and block must be at least 1")
-        if self.shrinkage < 0 or self.reg_user < 0 or self.reg_item < 0:
+        if self.shrinkage < 0 or self.damping < 0 or self.reg_user < 0 or self.reg_item < 0:
             raise ConfigError("shrinkage and the regularisation must be >= 0")
 
 
@@ -62,7 +71,7 @@ class KNN(RatingModel):
     def __init__(self, n_users: int, n_items: int, config: KNNConfig) -> None:
         super().__init__()
         self.n_users, self.n_items, self.k = n_users, n_items, config.k
-        self.reg_user = config.reg_user
+        self.reg_user, self.damping = config.reg_user, config.damping
         width = max(min(config.neighbours, n_items - 1), 1)
         # Parameters (never trained) rather than buffers, so the model has a device to report.
         self.user_bias = nn.Parameter(torch.zeros(n_users), requires_grad=False)
@@ -124,7 +133,7 @@ class KNN(RatingModel):
         w = torch.where(usable, sim, torch.zeros((), device=sim.device))
         den = w.sum(1)
         num = (w * torch.nan_to_num(res)).sum(1)
-        return torch.where(den > 0, num / den.clamp_min(1e-12), torch.zeros((), device=den.device))
+        return torch.where(den > 0, num / (den + self.damping).clamp_min(1e-12), torch.zeros((), device=den.device))
 
     def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
         """A new user: a regularised bias from their ratings, then the neighbourhood of their residuals."""

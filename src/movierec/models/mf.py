@@ -25,7 +25,7 @@ class MFConfig:
 
     dim: int = 64
     """Length of each user and item factor vector."""
-    reg: float = 0.1
+    reg: float = 0.2
     """Weight of the squared factor norms of each rating's user and item, per rating."""
     reg_bias: float = 0.005
     """Weight of the squared biases of each rating's user and item, per rating."""

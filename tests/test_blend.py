@@ -1,0 +1,64 @@
+"""blend: weights from the validation part, a config that round-trips, members that must have their own fit."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+
+from movierec import pipeline
+from movierec.errors import ConfigError
+from movierec.models.blend import BlendConfig, blend_weights
+from movierec.models.knn import KNNConfig
+from movierec.training import TrainConfig
+
+
+def test_weights_recover_a_known_linear_mix():
+    rng = np.random.default_rng(0)
+    preds = torch.tensor(rng.normal(size=(5000, 3)))
+    target = preds @ torch.tensor([0.5, 0.3, -0.2], dtype=torch.float64) + 0.1
+    w = blend_weights(preds, target, ridge=0.0)
+    np.testing.assert_allclose(w.numpy(), [0.5, 0.3, -0.2, 0.1], atol=1e-8)
+
+
+def test_config_survives_the_manifest_round_trip():
+    config = BlendConfig(members=("baseline", "knn"), configs=({}, KNNConfig(k=7, damping=0.5)))
+    again = BlendConfig(**asdict(config))  # what persist.load does with the manifest's config
+    assert again == config
+    assert again.configs[1] == KNNConfig(k=7, damping=0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"members": ("mf",)}, "gradient"),
+        ({"members": ("nope",)}, "unknown model"),
+        ({"members": ("knn",), "configs": ({"k": 3}, {"k": 4})}, "needs 1 configs"),
+        ({"members": ("knn",), "configs": ({"kk": 3},)}, "bad config"),
+        ({"members": ()}, "at least one"),
+    ],
+)
+def test_bad_configs_are_refused_clearly(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        BlendConfig(**kwargs)
+
+
+def test_blend_fits_validation_at_least_as_well_as_each_member(small):
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    config = BlendConfig(members=("baseline", "knn"), configs=({}, {"k": 20}))
+    spec = pipeline.models.get("blend")
+    recommender, history = pipeline.fit(
+        parts.fit, parts.val, "blend", train_config=TrainConfig.for_model(spec, device="cpu"), model_config=config
+    )
+    net = recommender.model
+    vu = torch.from_numpy(parts.val.user_idx.astype(np.int64))
+    vi = torch.from_numpy(parts.val.item_idx.astype(np.int64))
+    target = torch.from_numpy(parts.val.rating) - recommender.global_mean
+    with torch.no_grad():
+        blended = float(torch.sqrt(torch.mean((net(vu, vi) - target) ** 2)))
+        members = [float(torch.sqrt(torch.mean((m(vu, vi) - target) ** 2))) for m in net.members]
+    # Least squares on the validation part cannot do worse there than any single member.
+    assert blended <= min(members) + 1e-6
+    assert history[-1]["member"] == "blend" and len(history[-1]["weights"]) == 3
