@@ -2,6 +2,7 @@
 
 from movierec.cli import commands  # noqa: F401  (registers its commands)
 from movierec.cli import serve as _serve  # noqa: F401  (registers `serve`)
+from movierec.cli import tune as _tune  # noqa: F401  (registers `tune`)
 from movierec.cli.app import app, main
 
 __all__ = ["app", "main"]

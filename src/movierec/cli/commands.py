@@ -28,10 +28,13 @@ from movierec.errors import ConfigError
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Option("--model", help="Model name; see `movierec models`.")] = "mlp",
+    model: Annotated[str | None, typer.Option("--model", help="Model (default mlp): `movierec models`.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the model, metrics.json and loss.png.")] = Path(
         "runs/latest"
     ),
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A configuration written by `movierec tune` (model and settings).")
+    ] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     test: TestOpt = None,
@@ -56,6 +59,15 @@ def train(
     from movierec import pipeline
     from movierec.data.splits import split_rows
 
+    model_config, tuned_train = None, {}
+    if config is not None:
+        from movierec.tuning import load_config
+
+        tuned_model, model_config, tuned_train = load_config(config)
+        if model is not None and model != tuned_model:
+            raise ConfigError(f"--model {model} differs from the model {tuned_model!r} tuned in {config}; drop one")
+        model = tuned_model
+    model = model or "mlp"
     spec = models.get(model)
     quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
@@ -71,8 +83,10 @@ def train(
                 f"[bold]synthetic data[/] ({ratings.name}): the best test RMSE any model can reach "
                 f"here is {extra['noise_floor']:.4f}"
             )
-    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
-    n_epochs = epochs or spec.training.get("epochs", 1)
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
+    # The tuned settings first, then any flag given on the command line.
+    overrides = {**tuned_train, **{k: v for k, v in flags.items() if v is not None}}
+    n_epochs = overrides.get("epochs") or spec.training.get("epochs", 1)
     with EpochDisplay(n_epochs, quiet=quiet) as display:
         metrics = pipeline.run(
             ratings,
@@ -81,6 +95,7 @@ def train(
             split_config=split_config,
             test=test_ratings,
             train_overrides=overrides,
+            model_config=model_config,
             resume=resume,
             on_epoch=display.epoch,
             progress=display.progress,

@@ -1,0 +1,80 @@
+"""``movierec tune``: search a model's hyperparameters on the validation part, save the best for ``train``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from movierec.cli.app import DataOpt, DatasetOpt, JsonOpt, app, err, load_ratings, out, parse_columns
+
+
+@app.command()
+def tune(
+    model: Annotated[str, typer.Option("--model", help="Model name; see `movierec models`.")] = "mf",
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the best configuration (JSON).")] = Path(
+        "best.json"
+    ),
+    trials: Annotated[int, typer.Option(help="Configurations to try (the first is the model's defaults).")] = 30,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting new trials after this many seconds.")] = None,
+    dataset: DatasetOpt = None,
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="random, user (per-user hold-out) or time (latest ratings).")] = "random",
+    test_fraction: Annotated[float, typer.Option(help="Share of ratings held out for the test (never seen).")] = 0.2,
+    val_fraction: Annotated[float, typer.Option(help="Share of training ratings the trials are scored on.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seeds the split, the search and every trial's training.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    synthetic: Annotated[str | None, typer.Option(help="Size of synthetic data as USERSxITEMSxRATINGS.")] = None,
+    user_col: Annotated[str | None, typer.Option(help="User id column of a ratings file.")] = None,
+    item_col: Annotated[str | None, typer.Option(help="Item id column of a ratings file.")] = None,
+    rating_col: Annotated[str | None, typer.Option(help="Rating column of a ratings file.")] = None,
+    time_col: Annotated[str | None, typer.Option(help="Timestamp column of a ratings file.")] = None,
+    rating_range: Annotated[str | None, typer.Option(help="Allowed ratings LO,HI for a ratings file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search hyperparameters on the validation part (test ratings stay unseen); `train --config` uses the result."""
+    from movierec import models, pipeline, tuning
+
+    models.get(model)  # an unknown name fails before any data is read
+    tuning._optuna()  # and so does a missing Optuna
+    columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
+    ratings, _ = load_ratings(dataset, data, columns, synthetic, seed, progress=not as_json)
+    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)
+    parts = pipeline.split(ratings, split_config)
+    bar = Progress(
+        TextColumn("tuning {task.fields[model]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best val RMSE {task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json,
+    )
+
+    with bar:
+        task = bar.add_task("", total=trials, model=model, best="-")
+
+        def on_trial(number: int, value: float | None, best: float, state: str) -> None:
+            shown = "-" if value is None else f"{value:.4f}"
+            bar.update(task, advance=1, best=f"{best:.4f}")
+            bar.console.print(f"trial {number:>3}: val RMSE {shown}  ({state}{', defaults' if number == 0 else ''})")
+
+        tuned = tuning.tune(parts, model, trials=trials, seed=seed, device=device, timeout=timeout, on_trial=on_trial)
+    tuned = replace(tuned, data=ratings.name, split=asdict(split_config))
+    tuning.save(tuned, out_path)
+    if as_json:
+        print(json.dumps(asdict(tuned)))
+        return
+    gain = tuned.default_val_rmse - tuned.val_rmse
+    out.print(
+        f"best val RMSE {tuned.val_rmse:.4f} (defaults {tuned.default_val_rmse:.4f}, {gain:+.4f} better) "
+        f"after {tuned.trials} trials"
+    )
+    out.print(f"model config: {json.dumps(tuned.model_config)}")
+    if tuned.train:
+        out.print(f"training: {json.dumps(tuned.train)}")
+    out.print(f"saved to {out_path}; train with it: movierec train --config {out_path} [data flags]")

@@ -1,0 +1,96 @@
+"""tune: a search on the validation part, the config file it writes, and `train --config` reading it."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from movierec import pipeline, tuning
+from movierec.cli import main
+from movierec.errors import ConfigError
+from movierec.models.knn import KNNConfig
+
+TINY = ["--synthetic", "300x200x6000"]
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["movierec", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def tuned(small):
+    pytest.importorskip("optuna")
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    return tuning.tune(parts, "knn", trials=5, seed=1, device="cpu")
+
+
+def test_search_is_never_worse_than_the_defaults_on_validation(tuned):
+    assert tuned.trials == 5
+    assert tuned.val_rmse <= tuned.default_val_rmse
+    assert tuned.model == "knn" and set(tuned.model_config) == set(KNNConfig().__dict__)
+
+
+def test_written_config_loads_back_as_the_model_and_its_settings(tuned, tmp_path):
+    path = tuning.save(tuned, tmp_path / "best.json")
+    name, config, train = tuning.load_config(path)
+    assert name == "knn" and isinstance(config, KNNConfig)
+    assert config.__dict__ == tuned.model_config
+    assert train == tuned.train
+
+
+def test_train_with_config_trains_the_tuned_model(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("optuna")
+    best = tmp_path / "best.json"
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "tune", "--model", "knn", "--trials", "3", "--out", str(best), "--json", *TINY
+    )
+    assert code == 0, out
+    written = json.loads(best.read_text())
+    assert json.loads(out)["val_rmse"] == written["val_rmse"] <= written["default_val_rmse"]
+    run = tmp_path / "run"
+    code, out, err = run_cli(monkeypatch, capsys, "train", "--config", str(best), "--out", str(run), "--json", *TINY)
+    assert code == 0, err
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["model"] == "knn" and manifest["model_config"] == written["model_config"]
+
+
+def test_config_for_another_model_than_asked_is_refused(tmp_path, monkeypatch, capsys):
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"format": tuning.FORMAT, "model": "knn", "model_config": {}, "train": {}}))
+    code, _, err = run_cli(monkeypatch, capsys, "train", "--config", str(best), "--model", "mf", *TINY)
+    assert code == 2 and "differs" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such config file"),
+        ("{not json", "not valid JSON"),
+        ('{"model": "knn"}', "not a movierec tuned config"),
+        ('{"format": "movierec-tuned-config", "model": "knn", "model_config": {"kk": 1}}', "does not fit"),
+        ('{"format": "movierec-tuned-config", "model": "knn", "train": {"seed": 3}}', "unknown training"),
+        ('{"format": "movierec-tuned-config", "model": "nope"}', "unknown model"),
+    ],
+)
+def test_bad_config_files_are_named_and_explained(tmp_path, content, message):
+    path = tmp_path / "best.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        tuning.load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_optuna_is_a_clear_user_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--model", "knn", "--trials", "2", *TINY)
+    assert code == 2 and "pip install" in err and "Traceback" not in err
