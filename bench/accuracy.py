@@ -1,0 +1,214 @@
+"""Accuracy of every movierec model, and of its peers, on the same splits: one table.
+
+Each model is trained on the fit part of movierec's split (random 80/20 with the seed,
+then 5% of the training part for validation with seed + 1), with its default settings,
+and tested once on the held-out 20%. Rows: dataset, split and seed, model, test RMSE,
+MAE, training seconds; synthetic data adds the generator's noise floor (the best test
+RMSE any model can reach there).
+
+Peers, on the same split: Surprise's BaselineOnly, SVD, SVD++ and KNNBaseline (trained on
+fit + validation, as Surprise has no early stopping) and the original Keras notebook.
+Where ``surprise`` / ``tensorflow`` import they are run here (``/work/tfenv/bin/python``
+has both and movierec); otherwise their saved results for the same data and seed are read
+from bench/results/ (written by bench/peers.py and bench/keras_notebook.py).
+
+    .venv/bin/python bench/accuracy.py                       # ml-latest-small, seeds 0-2, + synthetic
+    .venv/bin/python bench/accuracy.py --data ~/ml-1m --seeds 0 --no-synthetic
+    /work/tfenv/bin/python bench/accuracy.py --peers run     # peers trained here too
+
+Nothing in the package or the tests imports this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from movierec import models, pipeline
+from movierec.data.load import load
+from movierec.data.splits import split_rows
+from movierec.data.synthetic import SyntheticConfig, generate
+from movierec.evaluate import evaluate
+from movierec.training import TrainConfig
+
+BENCH = Path(__file__).resolve().parent
+DEFAULT_DATA = BENCH.parent.parent / "shared" / "data" / "ml-latest-small"
+RESULTS = BENCH / "results"
+DEFAULT_SYNTHETIC = ("3000,2000,150000,0.8", "3000,2000,150000,0.5", "20000,8000,1000000,0.8")
+SURPRISE = ("BaselineOnly", "SVD", "SVDpp", "KNNBaseline")
+
+
+def machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def datasets(args: argparse.Namespace):
+    """(name, ratings, synthetic record or None) for every dataset asked for."""
+    paths = args.data if args.data is not None else ([DEFAULT_DATA] if DEFAULT_DATA.exists() else [])
+    if args.no_real:
+        paths = []
+    for path in paths:
+        ratings = load(Path(path).expanduser())
+        yield ratings.name, ratings, None
+    if not args.no_synthetic:
+        for spec in args.synthetic or DEFAULT_SYNTHETIC:
+            n_users, n_items, n_ratings, noise = spec.split(",")
+            cfg = SyntheticConfig(int(n_users), int(n_items), int(n_ratings), noise=float(noise))
+            syn = generate(cfg)
+            yield syn.ratings.name, syn.ratings, syn
+
+
+def movierec_rows(ratings, parts, name: str, seed: int, device: str) -> dict:
+    spec = models.get(name)
+    config = TrainConfig.for_model(spec, seed=seed, device=device)
+    started = time.perf_counter()
+    recommender, history = pipeline.fit(parts.fit, parts.val, name, train_config=config)
+    seconds = time.perf_counter() - started
+    scores = evaluate(recommender, parts.test)
+    return {"model": name, "rmse": scores["rmse"], "mae": scores["mae"], "seconds": seconds, "epochs": len(history)}
+
+
+def surprise_rows(ratings, parts, seed: int) -> list[dict]:
+    import pandas as pd
+    import surprise
+
+    users = np.concatenate([parts.fit.user_idx, parts.val.user_idx])
+    items = np.concatenate([parts.fit.item_idx, parts.val.item_idx])
+    rating = np.concatenate([parts.fit.rating, parts.val.rating])
+    scale = ratings.rating_scale()
+    frame = pd.DataFrame({"u": users, "i": items, "r": rating})
+    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=scale)).build_full_trainset()
+    test = parts.test
+    testset = list(zip(test.user_idx.tolist(), test.item_idx.tolist(), test.rating.tolist(), strict=True))
+    rows = []
+    for name in SURPRISE:
+        if name == "KNNBaseline":
+            algo = surprise.KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False)
+        elif name == "BaselineOnly":
+            algo = surprise.BaselineOnly(verbose=False)
+        else:
+            algo = getattr(surprise, name)(random_state=seed)
+        started = time.perf_counter()
+        algo.fit(trainset)
+        seconds = time.perf_counter() - started
+        pred = np.clip([p.est for p in algo.test(testset)], *scale)
+        rows.append({"model": f"Surprise {name}", **_scores(pred, parts.test.rating), "seconds": seconds})
+    return rows
+
+
+def keras_rows(ratings, parts, seed: int) -> list[dict]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, str(BENCH))
+    import keras
+    from keras_notebook import build_model, fit_keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(ratings.n_users, ratings.n_items)
+    mu = float(parts.fit.rating.mean())
+    started = time.perf_counter()
+    x = [parts.fit.user_idx[:, None], parts.fit.item_idx[:, None]]
+    fit_keras(model, x, parts.fit.rating - mu, 25, lambda *a: None)
+    seconds = time.perf_counter() - started
+    test_x = [parts.test.user_idx[:, None], parts.test.item_idx[:, None]]
+    pred = np.clip(model.predict(test_x, batch_size=1 << 16, verbose=0)[:, 0] + mu, *ratings.rating_scale())
+    return [{"model": "Keras notebook", **_scores(pred, parts.test.rating), "seconds": seconds}]
+
+
+def saved_peer_rows(data_name: str, seed: int) -> list[dict]:
+    """Peers' results for this data and seed as bench/peers.py and bench/keras_notebook.py saved them."""
+    rows = []
+    peers = RESULTS / f"peers-{data_name}-seed{seed}.json"
+    if peers.exists():
+        for r in json.loads(peers.read_text())["results"]:
+            rows.append({"model": f"Surprise {r['model']}", "rmse": r["rmse"], "mae": r["mae"],
+                         "seconds": r["train_seconds"], "saved": peers.name})  # fmt: skip
+    keras = RESULTS / f"keras_notebook-{data_name}-seed{seed}.json"
+    if keras.exists():
+        info = json.loads(keras.read_text())
+        seconds = sum(e["seconds"] for e in info["epochs"])
+        rows.append({"model": "Keras notebook", "rmse": info["test"]["rmse"], "mae": info["test"]["mae"],
+                     "seconds": seconds, "saved": keras.name})  # fmt: skip
+    return rows
+
+
+def _scores(pred: np.ndarray, truth: np.ndarray) -> dict:
+    err = np.asarray(pred, dtype=np.float64) - truth
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err)))}
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", action="append", help="a MovieLens release or ratings file (repeatable)")
+    parser.add_argument("--synthetic", action="append", metavar="USERS,ITEMS,RATINGS,NOISE", help="(repeatable)")
+    parser.add_argument("--no-synthetic", action="store_true", help="real data only")
+    parser.add_argument("--no-real", action="store_true", help="synthetic data only")
+    parser.add_argument("--seeds", default="0,1,2", help="split seeds, comma-separated")
+    parser.add_argument("--models", default=",".join(models.MODELS), help="movierec models, comma-separated")
+    parser.add_argument("--peers", choices=("auto", "run", "saved", "none"), default="auto",
+                        help="auto: run Surprise/Keras where they import, else read their saved results")  # fmt: skip
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", metavar="OUT", help="also write every row to this JSON file")
+    args = parser.parse_args()
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = args.models.split(",")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start")
+    print("split: random 80/20 by seed, validation 5% of train by seed + 1; seconds include other users' load")
+    header = f"| {'dataset':<44} | split  | seed | {'model':<24} | test RMSE |   MAE  | train s | floor  |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    all_rows = []
+    for data_name, ratings, syn in datasets(args):
+        for seed in seeds:
+            parts = pipeline.split(ratings, pipeline.SplitConfig(seed=seed))
+            floor = None
+            if syn is not None:
+                floor = syn.noise_floor(split_rows(ratings, "random", 0.2, seed)[1])
+            rows = [movierec_rows(ratings, parts, name, seed, args.device) for name in names]
+            run_surprise = args.peers == "run" or (args.peers == "auto" and _importable("surprise"))
+            run_keras = args.peers == "run" or (args.peers == "auto" and _importable("tensorflow"))
+            if run_surprise:
+                rows += surprise_rows(ratings, parts, seed)
+            if run_keras:
+                rows += keras_rows(ratings, parts, seed)
+            if args.peers in ("auto", "saved"):
+                saved = saved_peer_rows(data_name, seed)
+                rows += [r for r in saved if not (run_surprise and "Surprise" in r["model"])
+                         and not (run_keras and "Keras" in r["model"])]  # fmt: skip
+            for row in rows:
+                row.update(dataset=data_name, split="random", seed=seed, noise_floor=floor)
+                fl = "" if floor is None else f"{floor:.4f}"
+                mark = " *" if "saved" in row else ""
+                print(f"| {data_name:<44} | random | {seed:>4} | {row['model'] + mark:<24} | {row['rmse']:>9.4f} | "
+                      f"{row['mae']:.4f} | {row['seconds']:>7.1f} | {fl:<6} |", flush=True)  # fmt: skip
+            all_rows += rows
+    if any("saved" in r for r in all_rows):
+        print("* read from bench/results/ (bench/peers.py, bench/keras_notebook.py), same split; not rerun here")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"machine": machine(), "rows": all_rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
