@@ -69,7 +69,7 @@ def test_implicit_vectors_are_sampled_from_their_exact_posterior():
     z = torch.zeros(1, 3)
     draws = []
     for step in range(6000):
-        sampler.augment(z, sampler.V, sampler.i, sampler.u, count, "V", "z")
+        sampler.augment(z, sampler.V, sampler.rated_by_item, sampler.u, count, "V", "z")
         if step >= 200:
             draws.append(z[0].clone().numpy())
     draws = np.array(draws)

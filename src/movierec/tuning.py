@@ -47,10 +47,10 @@ def _space_mf(trial) -> tuple[dict, dict]:  # noqa: ANN001
 def _space_bmf(trial) -> tuple[dict, dict]:  # noqa: ANN001
     model = {
         "dim": trial.suggest_int("dim", 8, 96, log=True),
-        "burn_in": trial.suggest_int("burn_in", 10, 60),
+        "burn_in": trial.suggest_int("burn_in", 5, 40),
         "implicit_user": trial.suggest_categorical("implicit_user", [False, True]),
     }
-    return model, {"epochs": trial.suggest_int("epochs", 60, 200, step=20)}
+    return model, {"epochs": trial.suggest_int("epochs", 40, 160, step=20)}
 
 
 def _space_knn(trial) -> tuple[dict, dict]:  # noqa: ANN001

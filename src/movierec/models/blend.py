@@ -188,6 +188,6 @@ SPEC = ModelSpec(
     summary="bmf + knn mixed by weights fitted on the validation part; the most accurate model",
     config_type=BlendConfig,
     build=_build,
-    training={"epochs": 100},
+    training={"epochs": 60},
     fit=_fit,
 )

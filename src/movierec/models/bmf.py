@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,13 +44,13 @@ class BMFConfig:
 
     dim: int = 32
     """Rank of the sampled factors (and of the saved posterior-mean factorisation)."""
-    burn_in: int = 30
+    burn_in: int = 20
     """Sweeps discarded before predictions start being averaged."""
     implicit_item: bool = True
     """Item vectors' prior mean from the users who rated the item (the "flipped" model)."""
     implicit_user: bool = False
     """User vectors' prior mean from the items the user rated (SVD++'s implicit feedback)."""
-    inner: int = 2
+    inner: int = 1
     """Sampling rounds of the implicit vectors per sweep (they mix more slowly than the rest)."""
     init_std: float = 0.1
     """Standard deviation of the factors' random start."""
@@ -106,14 +107,25 @@ class _Sampler:
         self.yv = torch.zeros(self.k, n_items, device=dev) if config.implicit_user else None
         self.hyper: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.alpha = 1.0
+        self.sweeps = 0
         self.e = self.y - self.predict(self.u, self.i)
+        # Who rated what, as sparse matrices: sums over raters (or rated items) of the implicit
+        # vectors, for all factors at once, are then one sparse-dense product.
+        self.rated_by_user = _pattern(self.u, self.i, n_users, n_items)
+        self.rated_by_item = _pattern(self.i, self.u, n_items, n_users)
 
     # -- helpers ---------------------------------------------------------------------------
     def randn(self, *shape: int) -> Tensor:
         return torch.randn(*shape, generator=self.gen).to(self.y.device)
 
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
-        return self.w_u[users] + self.w_i[items] + (self.U[:, users] * self.V[:, items]).sum(0)
+        """Predictions of the current sample, in chunks: (dim, chunk) gathers stay small."""
+        out = self.w_u[users] + self.w_i[items]
+        step = 1 << 18
+        for s in range(0, len(users), step):
+            u, i = users[s : s + step], items[s : s + step]
+            out[s : s + step] += (self.U[:, u] * self.V[:, i]).sum(0)
+        return out
 
     def sum_by(self, index: Tensor, values: Tensor, n: int) -> Tensor:
         return torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, index, values)
@@ -134,19 +146,21 @@ class _Sampler:
 
     # -- one sweep -------------------------------------------------------------------------
     def sweep(self) -> None:
-        self.e = self.y - self.predict(self.u, self.i)  # fresh each sweep: no float drift
+        if self.sweeps % 10 == 0:  # the residuals are updated in place; refresh them now and then
+            self.e = self.y - self.predict(self.u, self.i)
+        self.sweeps += 1
         sse = float((self.e.double() ** 2).sum())
         self.alpha = float(self.rng.gamma((1 + len(self.e)) / 2, 2 / (1 + sse)))
         self.bias(self.w_u, self.u, self.count_u, "w_u")
         self.bias(self.w_i, self.i, self.count_i, "w_i")
-        user_offset = self.implicit_mean(self.yv, self.i, self.u, self.count_u, self.n_users)
-        self.factors(self.U, self.u, self.V, self.i, self.count_u, user_offset, "U")
+        user_offset = self.implicit_mean(self.yv, self.rated_by_user, self.count_u)
+        self.factors(self.U, self.u, self.V, self.i, self.rated_by_user, user_offset, "U")
         if self.yv is not None:
-            self.augment(self.yv, self.U, self.u, self.i, self.count_u, "U", "y")
-        item_offset = self.implicit_mean(self.z, self.u, self.i, self.count_i, self.n_items)
-        self.factors(self.V, self.i, self.U, self.u, self.count_i, item_offset, "V")
+            self.augment(self.yv, self.U, self.rated_by_user, self.i, self.count_u, "U", "y")
+        item_offset = self.implicit_mean(self.z, self.rated_by_item, self.count_i)
+        self.factors(self.V, self.i, self.U, self.u, self.rated_by_item, item_offset, "V")
         if self.z is not None:
-            self.augment(self.z, self.V, self.i, self.u, self.count_i, "V", "z")
+            self.augment(self.z, self.V, self.rated_by_item, self.u, self.count_i, "V", "z")
 
     def bias(self, w: Tensor, idx: Tensor, count: Tensor, name: str) -> None:
         (mean,), (lam,) = self.normal_gamma(name, w[None])
@@ -156,21 +170,22 @@ class _Sampler:
         self.e -= (new - w)[idx]
         w.copy_(new)
 
-    def implicit_mean(self, vecs: Tensor | None, other: Tensor, own: Tensor, count: Tensor, n: int):
-        """|N(j)|^-1/2 sum_{v in N(j)} vecs_v for every j on the ``own`` side, (dim, n); None without."""
-        if vecs is None:
+    def implicit_mean(self, vecs: Tensor | None, pattern: Tensor | None, count: Tensor) -> Tensor | None:
+        """|N(j)|^-1/2 sum_{v in N(j)} vecs_v for every j of ``pattern``'s rows, (dim, n); None without."""
+        if vecs is None or pattern is None:
             return None
-        scale = count.clamp_min(1).rsqrt()
-        return torch.stack([self.sum_by(own, vecs[f][other], n) for f in range(self.k)]) * scale
+        return torch.sparse.mm(pattern, vecs.T.contiguous()).T * count.clamp_min(1).rsqrt()
 
-    def factors(self, M: Tensor, own: Tensor, other_M: Tensor, other: Tensor, count: Tensor, offset, name: str):
+    def factors(self, M: Tensor, own: Tensor, other_M: Tensor, other: Tensor, pattern: Tensor, offset, name: str):
         """Gibbs-sample each factor column of ``M`` (dim, n) in turn, every row at once."""
         residual_prior = M if offset is None else M - offset
         mean, lam = self.normal_gamma(name, residual_prior)
         n = M.shape[1]
+        # sum of h^2 over each row's ratings depends only on the other side: all columns in one product.
+        squares = torch.sparse.mm(pattern, (other_M * other_M).T.contiguous()).T
         for f in range(self.k):
             h = other_M[f][other]
-            hh = self.sum_by(own, h * h, n)
+            hh = squares[f]
             he = self.sum_by(own, h * self.e, n)
             prior_mean = mean[f] if offset is None else mean[f] + offset[f]
             prec = self.alpha * hh + lam[f]
@@ -179,34 +194,47 @@ class _Sampler:
             self.e -= (new - M[f])[own] * h
             M[f] = new
 
-    def augment(self, vecs: Tensor, M: Tensor, own: Tensor, other: Tensor, count: Tensor, m_name: str, name: str):
+    def augment(self, vecs: Tensor, M: Tensor, pattern: Tensor, other: Tensor, count: Tensor, m_name: str, name: str):
         """Sample the implicit vectors feeding ``M``'s prior mean, given ``M``.
 
         For each row j of M and factor f: ``M_j - m = d_j sum_{v in N(j)} vecs_v + noise``,
         noise ~ N(0, 1/lam), d_j = |N(j)|^-1/2. Each j's sum is split into one part per
         rater, ``a_jv ~ N(d_j vecs_v, 1/(lam |N(j)|))``, which makes the vecs independent
         given the parts: sample the parts given (M, vecs), then vecs given the parts.
+
+        The parts are never stored: vecs_v's conditional needs only
+        ``s_v = sum_{j in N(v)} sqrt(|N(j)|) a_jv = |N(v)| vecs_v + sum_j (r_j d_j + zeta_jv - mean_j zeta)``
+        where r_j is j's residual and zeta ~ N(0, 1/lam) one draw per (j, v) pair: the part's
+        noise, conditioned on the parts of j summing to M_j, scaled by sqrt(|N(j)|).
         """
         m_mean, m_lam = self.hyper[m_name]
         n_own, n_other = M.shape[1], vecs.shape[1]
+        own = self.i if other is self.u else self.u
         d = count.clamp_min(1).rsqrt()
         cnt = count.clamp_min(1)
-        per_rating = cnt[own]
         other_count = torch.bincount(other, minlength=n_other).float()
         for _ in range(self.config.inner):
             v_mean, v_lam = self.normal_gamma(name, vecs)
+            # Column f's sums need only column f, so one product serves the whole loop.
+            sums = torch.sparse.mm(pattern, vecs.T.contiguous()).T
             for f in range(self.k):
                 lam = float(m_lam[f])
-                target = M[f] - float(m_mean[f])
-                share = vecs[f][other]
-                resid = target - d * self.sum_by(own, share, n_own)
-                xi = self.randn(len(own)) / (lam * per_rating).sqrt()
-                xi_mean = self.sum_by(own, xi, n_own) / cnt
-                parts = d[own] * share + resid[own] / per_rating + xi - xi_mean[own]
+                resid = M[f] - float(m_mean[f]) - d * sums[f]
+                zeta = self.randn(len(own)) / math.sqrt(lam)
+                shift = resid * d - self.sum_by(own, zeta, n_own) / cnt
+                s = other_count * vecs[f] + self.sum_by(other, zeta.add_(shift[own]), n_other)
                 prec = v_lam[f] + lam * other_count
-                s = self.sum_by(other, per_rating.sqrt() * parts, n_other)
                 post = (v_lam[f] * v_mean[f] + lam * s) / prec
                 vecs[f] = post + self.randn(n_other) / prec.sqrt()
+
+
+def _pattern(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> Tensor:
+    """The (n_rows, n_cols) 0/1 matrix of the (row, col) pairs, as sparse CSR."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")  # torch calls sparse CSR "beta"
+        ones = torch.ones(len(rows), device=rows.device)
+        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), ones, (n_rows, n_cols), check_invariants=False)
+        return coo.coalesce().to_sparse_csr()
 
 
 class _PosteriorMean:
@@ -308,6 +336,6 @@ SPEC = ModelSpec(
     summary="Bayesian factorisation by Gibbs sampling, item vectors informed by their raters (flipped)",
     config_type=BMFConfig,
     build=_build,
-    training={"epochs": 100},
+    training={"epochs": 60},
     fit=_fit,
 )
