@@ -88,7 +88,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _columns(ratings: Ratings, global_mean: float, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _columns(
+    ratings: Ratings, global_mean: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     users = torch.from_numpy(ratings.user_idx.astype(np.int64)).to(device)
     items = torch.from_numpy(ratings.item_idx.astype(np.int64)).to(device)
     target = torch.from_numpy(ratings.rating - np.float32(global_mean)).to(device)
@@ -168,9 +170,7 @@ def train(
             if on_epoch:
                 on_epoch(row)
 
-        ctx = FitContext(
-            users, items, target, validate, generator, epochs=config.epochs, val=full_val, report=report
-        )
+        ctx = FitContext(users, items, target, validate, generator, epochs=config.epochs, val=full_val, report=report)
         fitted = spec.fit(model, model_config, ctx)
         for row in fitted:
             if on_epoch and not any(row is r for r in shown):

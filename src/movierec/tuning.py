@@ -169,7 +169,7 @@ def tune(
 
     def objective(trial) -> float:  # noqa: ANN001
         if trial.number == 0:
-            model_config, train_fields = spec.config_type(), {}
+            model_config, train_fields = spec.config_type(), dict[str, object]()
         else:
             model_config, train_fields = _objective_parts(model, trial)
         train_config = TrainConfig.for_model(spec, **{**train_fields, "seed": seed, "device": device})

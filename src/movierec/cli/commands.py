@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -59,7 +59,8 @@ def train(
     from movierec import pipeline
     from movierec.data.splits import split_rows
 
-    model_config, tuned_train = None, {}
+    model_config: object | None = None
+    tuned_train: dict[str, Any] = {}
     if config is not None:
         from movierec.tuning import load_config
 

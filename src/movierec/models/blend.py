@@ -75,10 +75,13 @@ class BlendConfig:
 class Blend(RatingModel):
     """Members side by side and the weights that mix their predictions (intercept last)."""
 
+    weights: Tensor
+    members: list[RatingModel]  # an nn.ModuleList; typed by what it holds
+
     def __init__(self, members: list[RatingModel]) -> None:
         super().__init__()
         self.n_users, self.n_items = members[0].n_users, members[0].n_items
-        self.members = nn.ModuleList(members)
+        self.members = nn.ModuleList(members)  # type: ignore[assignment]
         self.register_buffer("weights", torch.zeros(len(members) + 1))
 
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
@@ -126,6 +129,7 @@ def blend_weights(preds: Tensor, target: Tensor, ridge: float) -> Tensor:
 
 
 def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]:
+    assert isinstance(model, Blend)  # the registry pairs this fit with this build
     started = time.perf_counter()
     history: list[dict] = []
     val_preds = []
@@ -148,6 +152,7 @@ def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]
             val=ctx.val,
             report=report,
         )
+        assert spec.fit is not None  # members are chosen among models with a fit of their own
         rows = spec.fit(member, cfg, sub)
         if lead:
             for row in rows:  # in place: rows already reported must stay the same objects

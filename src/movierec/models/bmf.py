@@ -65,6 +65,8 @@ class BMFConfig:
 class BMF(MF):
     """The posterior-mean factorisation: ``mf``'s structure, plus the fold-in ridge the sampler found."""
 
+    fold_in_ridge: Tensor
+
     def __init__(self, n_users: int, n_items: int, dim: int, generator: torch.Generator) -> None:
         super().__init__(n_users, n_items, dim, generator, init_std=0.0)
         # Ridge weights for folding a new user in, (factors, bias): prior precision / noise precision.
@@ -283,6 +285,7 @@ class _PosteriorMean:
 
 
 def _fit(model: RatingModel, config: BMFConfig, ctx: FitContext) -> list[dict]:
+    assert isinstance(model, BMF)  # the registry pairs this fit with this build
     sampler = _Sampler(ctx, model.n_users, model.n_items, config)
     mean = _PosteriorMean(model.n_users, model.n_items, config.dim, sampler.y.device)
     val_sum = None if ctx.val is None else torch.zeros(len(ctx.val[0]), dtype=torch.float64)
@@ -296,7 +299,7 @@ def _fit(model: RatingModel, config: BMFConfig, ctx: FitContext) -> list[dict]:
         if ctx.val is not None:
             vu, vi, vt = ctx.val
             pred = sampler.predict(vu, vi).double().cpu()
-            if mean.count:
+            if mean.count and val_sum is not None:
                 val_sum += pred
                 pred = val_sum / mean.count
             val_rmse = float(torch.sqrt(torch.mean((pred - vt.double().cpu()) ** 2)))

@@ -68,6 +68,12 @@ class KNNConfig:
 class KNN(RatingModel):
     """Baselines, each item's top similar items, and the training residuals by user."""
 
+    neighbour_idx: Tensor
+    neighbour_sim: Tensor
+    seen_indptr: Tensor
+    seen_items: Tensor
+    seen_residual: Tensor
+
     def __init__(self, n_users: int, n_items: int, config: KNNConfig) -> None:
         super().__init__()
         self.n_users, self.n_items, self.k = n_users, n_items, config.k
@@ -198,6 +204,7 @@ def _top_neighbours(
 
 
 def _fit(model: RatingModel, config: KNNConfig, ctx: FitContext) -> list[dict]:
+    assert isinstance(model, KNN)  # the registry pairs this fit with this build
     started = time.perf_counter()
     u = ctx.user_idx.cpu().numpy()
     i = ctx.item_idx.cpu().numpy()
