@@ -122,11 +122,12 @@ class _Sampler:
 
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
         """Predictions of the current sample, in chunks: (dim, chunk) gathers stay small."""
-        out = self.w_u[users] + self.w_i[items]
+        # index_select, not x[idx]: on CPU it is several times faster for long index vectors.
+        out = self.w_u.index_select(0, users) + self.w_i.index_select(0, items)
         step = 1 << 18
         for s in range(0, len(users), step):
             u, i = users[s : s + step], items[s : s + step]
-            out[s : s + step] += (self.U[:, u] * self.V[:, i]).sum(0)
+            out[s : s + step] += (self.U.index_select(1, u) * self.V.index_select(1, i)).sum(0)
         return out
 
     def sum_by(self, index: Tensor, values: Tensor, n: int) -> Tensor:
@@ -169,7 +170,7 @@ class _Sampler:
         prec = self.alpha * count + lam
         post = (self.alpha * (self.sum_by(idx, self.e, len(w)) + w * count) + lam * mean) / prec
         new = post + self.randn(len(w)) / prec.sqrt()
-        self.e -= (new - w)[idx]
+        self.e -= (new - w).index_select(0, idx)
         w.copy_(new)
 
     def implicit_mean(self, vecs: Tensor | None, pattern: Tensor | None, count: Tensor) -> Tensor | None:
@@ -186,14 +187,14 @@ class _Sampler:
         # sum of h^2 over each row's ratings depends only on the other side: all columns in one product.
         squares = torch.sparse.mm(pattern, (other_M * other_M).T.contiguous()).T
         for f in range(self.k):
-            h = other_M[f][other]
+            h = other_M[f].index_select(0, other)
             hh = squares[f]
             he = self.sum_by(own, h * self.e, n)
             prior_mean = mean[f] if offset is None else mean[f] + offset[f]
             prec = self.alpha * hh + lam[f]
             post = (self.alpha * (he + M[f] * hh) + lam[f] * prior_mean) / prec
             new = post + self.randn(n) / prec.sqrt()
-            self.e -= (new - M[f])[own] * h
+            self.e.sub_((new - M[f]).index_select(0, own).mul_(h))
             M[f] = new
 
     def augment(self, vecs: Tensor, M: Tensor, pattern: Tensor, other: Tensor, count: Tensor, m_name: str, name: str):
@@ -224,7 +225,7 @@ class _Sampler:
                 resid = M[f] - float(m_mean[f]) - d * sums[f]
                 zeta = self.randn(len(own)) / math.sqrt(lam)
                 shift = resid * d - self.sum_by(own, zeta, n_own) / cnt
-                s = other_count * vecs[f] + self.sum_by(other, zeta.add_(shift[own]), n_other)
+                s = other_count * vecs[f] + self.sum_by(other, zeta.add_(shift.index_select(0, own)), n_other)
                 prec = v_lam[f] + lam * other_count
                 post = (v_lam[f] * v_mean[f] + lam * s) / prec
                 vecs[f] = post + self.randn(n_other) / prec.sqrt()
