@@ -62,3 +62,20 @@ def test_blend_fits_validation_at_least_as_well_as_each_member(small):
     # Least squares on the validation part cannot do worse there than any single member.
     assert blended <= min(members) + 1e-6
     assert history[-1]["member"] == "blend" and len(history[-1]["weights"]) == 3
+
+
+def test_refit_trains_members_on_validation_too_and_keeps_the_blind_figure(small):
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    spec = pipeline.models.get("blend")
+    config = TrainConfig.for_model(spec, device="cpu")
+    runs = {}
+    for refit in (False, True):
+        blend = BlendConfig(members=("baseline", "knn"), refit=refit)
+        runs[refit] = pipeline.fit(parts.fit, parts.val, "blend", train_config=config, model_config=blend)
+    (plain, plain_history), (refitted, refit_history) = runs[False], runs[True]
+    knn_plain, knn_refit = plain.model.members[1], refitted.model.members[1]
+    assert len(knn_plain.seen_residual) == len(parts.fit)
+    assert len(knn_refit.seen_residual) == len(parts.fit) + len(parts.val)
+    # Same weights and the same validation figure: it was measured before the members saw the validation part.
+    torch.testing.assert_close(plain.model.weights, refitted.model.weights)
+    assert plain_history[-1]["val_rmse"] == refit_history[-1]["val_rmse"]

@@ -55,7 +55,7 @@ class KNNConfig:
     """Regularisation of the user biases (as ``baseline``)."""
     reg_item: float = 10.0
     """Regularisation of the item biases (as ``baseline``)."""
-    candidates: int = 8192
+    candidates: int = 4096
     """Neighbours are drawn from this many of the most-rated items (all items, below that)."""
     block: int = 512
     """Candidate items scored together: bounds memory at about (users + items) x block floats."""
@@ -189,10 +189,14 @@ def _top_neighbours(
     slot = torch.full((n_items,), -1, dtype=torch.int64)
     slot[candidates] = torch.arange(len(candidates))
     rating_slot = slot[i]
-    by_item = torch.sparse_coo_tensor(torch.stack([i, u]), r, (n_items, n_users), check_invariants=False)
-    by_item = by_item.coalesce()
-    ones = torch.sparse_coo_tensor(by_item.indices(), torch.ones_like(by_item.values()), (n_items, n_users))
-    by_item_csr, ones_csr = by_item.to_sparse_csr(), ones.coalesce().to_sparse_csr()
+    # Item-major CSR built directly (one sort, no COO copies): residuals and 1s share the structure.
+    order = torch.argsort(i * n_users + u)
+    crow = torch.zeros(n_items + 1, dtype=torch.int64)
+    crow[1:] = torch.cumsum(counts, 0)
+    col = u[order]
+    by_item_csr = torch.sparse_csr_tensor(crow, col, r[order], (n_items, n_users), check_invariants=False)
+    ones_csr = torch.sparse_csr_tensor(crow, col, torch.ones(len(col)), (n_items, n_users), check_invariants=False)
+    del order
     top_sim = torch.full((n_items, width), float("-inf"))
     top_idx = torch.zeros(n_items, width, dtype=torch.int64)
     for start in range(0, len(candidates), config.block):
