@@ -177,10 +177,14 @@ def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]
             model.weights.copy_(torch.tensor([1.0 / len(config.members)] * len(config.members) + [0.0]))
     val_rmse = ctx.validate()  # before any refit: afterwards the validation ratings are training data
     if config.refit and ctx.val is not None:
-        both = [torch.cat([a, b]) for a, b in zip((ctx.user_idx, ctx.item_idx, ctx.target), ctx.val, strict=True)]
+        users = torch.cat([ctx.user_idx, ctx.val[0]])
+        items = torch.cat([ctx.item_idx, ctx.val[1]])
+        target = torch.cat([ctx.target, ctx.val[2]])
         for name, cfg, member, seed in zip(config.members, config.configs, model.members, seeds, strict=True):
             spec = _member_spec(name)
-            again = FitContext(*both, lambda: None, torch.Generator().manual_seed(seed), epochs=ctx.epochs)
+            again = FitContext(
+                users, items, target, lambda: None, torch.Generator().manual_seed(seed), epochs=ctx.epochs
+            )
             assert spec.fit is not None
             spec.fit(member, cfg, again)
     last = history[-1] if history else {"epoch": 1, "train_loss": float("nan")}
