@@ -57,7 +57,7 @@ class KNNConfig:
     """Regularisation of the item biases (as ``baseline``)."""
     candidates: int = 4096
     """Neighbours are drawn from this many of the most-rated items (all items, below that)."""
-    block: int = 512
+    block: int = 256
     """Candidate items scored together: bounds memory at about (users + items) x block floats."""
 
     def __post_init__(self) -> None:
