@@ -125,10 +125,10 @@ class Blend(RatingModel):
 
 def blend_weights(preds: Tensor, target: Tensor, ridge: float) -> Tensor:
     """Ridge least squares of ``target`` (n,) on the columns of ``preds`` (n, m) plus an intercept (last)."""
-    x = torch.cat([preds.double(), torch.ones(len(preds), 1, dtype=torch.float64)], 1)
-    penalty = torch.full((x.shape[1],), ridge * len(x), dtype=torch.float64)
+    x = torch.cat([preds.double(), torch.ones(len(preds), 1, dtype=torch.float64, device=preds.device)], 1)
+    penalty = torch.full((x.shape[1],), ridge * len(x), dtype=torch.float64, device=preds.device)
     penalty[-1] = 0.0  # the intercept is not shrunk
-    return torch.linalg.solve(x.T @ x + torch.diag(penalty), x.T @ target.double())
+    return torch.linalg.solve(x.T @ x + torch.diag(penalty), x.T @ target.double().to(preds.device))
 
 
 def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]:
@@ -174,7 +174,8 @@ def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]
         if ctx.val is not None:
             model.weights.copy_(blend_weights(torch.stack(val_preds, 1), ctx.val[2], config.ridge).float())
         else:  # nothing to fit the weights on: an even mix
-            model.weights.copy_(torch.tensor([1.0 / len(config.members)] * len(config.members) + [0.0]))
+            even = torch.tensor([1.0 / len(config.members)] * len(config.members) + [0.0])
+            model.weights.copy_(even)
     val_rmse = ctx.validate()  # before any refit: afterwards the validation ratings are training data
     if config.refit and ctx.val is not None:
         users = torch.cat([ctx.user_idx, ctx.val[0]])

@@ -106,8 +106,8 @@ def ridge_fold_in(
     """
     q = item_factors[item_idx].double()
     y = target.double() - item_bias[item_idx].double()
-    x = torch.cat([q, torch.ones(len(q), 1, dtype=q.dtype)], 1)
-    penalty = torch.full((x.shape[1],), float(lam), dtype=q.dtype)
+    x = torch.cat([q, torch.ones(len(q), 1, dtype=q.dtype, device=q.device)], 1)
+    penalty = torch.full((x.shape[1],), float(lam), dtype=q.dtype, device=q.device)
     penalty[-1] = lam_bias
     w = torch.linalg.solve(x.T @ x + torch.diag(penalty), x.T @ y)
     p, b = w[:-1].to(item_factors.dtype), float(w[-1])
