@@ -6,21 +6,11 @@ import json
 import sys
 
 import pytest
+from helpers import run_cli
 
 from movierec.cli import main
 
 TINY = ["--synthetic", "300x200x6000"]
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["movierec", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,19 @@
+"""Helpers shared by test modules (pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import sys
+
+from movierec.cli import main
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns exit code, stdout and stderr."""
+    monkeypatch.setattr(sys, "argv", ["movierec", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
