@@ -170,7 +170,17 @@ def train(
             if on_epoch:
                 on_epoch(row)
 
-        ctx = FitContext(users, items, target, validate, generator, epochs=config.epochs, val=full_val, report=report)
+        ctx = FitContext(
+            users,
+            items,
+            target,
+            validate,
+            generator,
+            epochs=config.epochs,
+            patience=config.patience,
+            val=full_val,
+            report=report,
+        )
         fitted = spec.fit(model, model_config, ctx)
         for row in fitted:
             if on_epoch and not any(row is r for r in shown):
@@ -231,14 +241,15 @@ def train(
         if checkpoint_dir is not None and distributed.is_main():
             _save_checkpoint(checkpoint_dir, spec.name, model, optimizer, history, best_rmse, best_state, config)
         distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is written
-        if config.patience is not None and _stalled(history, config.patience):
+        if config.patience is not None and stalled(history, config.patience):
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
 
 
-def _stalled(history: list[dict], patience: int) -> bool:
+def stalled(history: list[dict], patience: int) -> bool:
+    """True when the last ``patience`` epochs brought no better validation RMSE."""
     scores = [h["val_rmse"] for h in history if h["val_rmse"] is not None]
     if len(scores) <= patience:
         return False

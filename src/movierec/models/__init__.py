@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from movierec.errors import ConfigError
-from movierec.models import baseline, blend, bmf, knn, mf, mlp
+from movierec.models import als, baseline, blend, bmf, knn, mf, mlp
 from movierec.models.base import FitContext, ModelSpec, RatingModel
 
 MODELS: dict[str, ModelSpec] = {
-    spec.name: spec for spec in (baseline.SPEC, mlp.SPEC, mf.SPEC, bmf.SPEC, knn.SPEC, blend.SPEC)
+    spec.name: spec for spec in (baseline.SPEC, mlp.SPEC, mf.SPEC, als.SPEC, bmf.SPEC, knn.SPEC, blend.SPEC)
 }
 
 

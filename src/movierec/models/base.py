@@ -66,6 +66,8 @@ class FitContext:
     """The run's random generator (seeded from the training seed)."""
     epochs: int = 1
     """The training config's ``epochs``: passes (sweeps) an iterative fit makes over the data."""
+    patience: int | None = None
+    """The training config's ``patience``: a fit may stop after this many sweeps without a better validation RMSE."""
     val: tuple[Tensor, Tensor, Tensor] | None = None
     """The validation part as (user_idx, item_idx, centred target), or None: for fits that
     average or weigh several predictors on held-out ratings (a sampler's running mean, a blend)."""
