@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from movierec.models import als
+from movierec.models import rows
 from movierec.models.als import SPEC, ALSConfig
 from movierec.models.base import FitContext
 
@@ -40,7 +40,7 @@ def objective(model, users, items, target, config: ALSConfig) -> torch.Tensor:
 @pytest.fixture
 def small_blocks(monkeypatch):
     # Blocks of at most 64 padded ratings: many blocks, padding in most of them.
-    monkeypatch.setattr(als, "BLOCK_RATINGS", 64)
+    monkeypatch.setattr(rows, "BLOCK_RATINGS", 64)
 
 
 def test_the_last_half_sweep_leaves_the_item_gradient_at_zero(small_blocks):
