@@ -79,6 +79,39 @@ def test_implicit_vectors_are_sampled_from_their_exact_posterior():
     np.testing.assert_allclose(np.cov(draws.T), exact_cov, atol=0.15 * sd.max() ** 2)
 
 
+def test_a_row_is_drawn_jointly_from_its_exact_gaussian_conditional():
+    # User 0 rated items 0..2; with the items, alpha and the priors held fixed, (U_0, w_0) must
+    # follow N(P^-1 (alpha X^T y + lam * m), P^-1), P = alpha X^T X + diag(lam), x = [V_i, 1].
+    users, items, target = [0, 0, 0, 1], [0, 1, 2, 0], [1.0, -0.5, 0.3, 0.0]
+    sampler = _Sampler(_ctx(users, items, target), 2, 3, BMFConfig(dim=1, implicit_item=False))
+    sampler.alpha = 2.0
+    lam, m = np.array([3.0, 0.5]), np.array([0.4, -0.2])  # factor, bias
+    fixed = {"U": (m[:1], lam[:1]), "w_u": (m[1:], lam[1:])}
+    sampler.normal_gamma = lambda name, theta: fixed[name]
+    sampler.V = torch.tensor([[0.9, -0.4, 1.5]])
+    sampler.w_i = torch.tensor([0.1, 0.2, -0.3])
+    x = np.stack([sampler.V.numpy()[0], np.ones(3)], 1)
+    y = np.array(target[:3]) - sampler.w_i.numpy()
+    precision = 2.0 * x.T @ x + np.diag(lam)
+    exact_mean = np.linalg.solve(precision, 2.0 * x.T @ y + lam * m)
+    exact_cov = np.linalg.inv(precision)
+
+    draws = []
+    for _ in range(4000):
+        sse = sampler.rows(sampler.by_user, sampler.U, sampler.w_u, sampler.V, sampler.w_i, None, "U", "w_u")
+        draw = np.array([float(sampler.U[0, 0]), float(sampler.w_u[0])])
+        draws.append(draw)
+        # The returned squared error is the new sample's, over this side's ratings.
+        resid = np.append(
+            y - x @ draw, 0.0 - float(sampler.w_i[0]) - float(sampler.U[0, 1] * sampler.V[0, 0]) - float(sampler.w_u[1])
+        )
+        assert sse == pytest.approx(float((resid**2).sum()), rel=1e-4, abs=1e-5)
+    draws = np.array(draws)
+    sd = np.sqrt(np.diag(exact_cov))
+    assert np.all(np.abs(draws.mean(0) - exact_mean) < 0.08 * sd)
+    np.testing.assert_allclose(np.cov(draws.T), exact_cov, atol=0.1 * sd.max() ** 2)
+
+
 @pytest.fixture(scope="module")
 def fitted(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
