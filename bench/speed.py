@@ -69,6 +69,7 @@ def work_load(csv: str) -> dict:
 
 
 def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> dict:
+    """Train ``model`` for ``epochs`` (0: its own defaults, early stopping included: to convergence)."""
     import numpy as np
 
     from movierec import pipeline
@@ -77,11 +78,15 @@ def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> di
     from movierec.training import TrainConfig
 
     parts = pipeline.split(load(csv))
-    config = TrainConfig.for_model(get(model), epochs=epochs, patience=None, device=device)
+    if epochs:
+        config = TrainConfig.for_model(get(model), epochs=epochs, patience=None, device=device)
+    else:
+        config = TrainConfig.for_model(get(model), device=device)
     start = time.perf_counter()
     recommender, history = pipeline.fit(parts.fit, parts.val, model, train_config=config)
     result = {
         "model": model,
+        "converged": not epochs,
         "n_fit": len(parts.fit),
         "epoch_seconds": [h["seconds"] for h in history],
         "fit_seconds": time.perf_counter() - start,
@@ -125,9 +130,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=138_493)
     parser.add_argument("--items", type=int, default=26_744)
     parser.add_argument("--ratings", type=int, default=20_000_263)
-    parser.add_argument("--models", default="mlp,mf", help="comma-separated models to time")
+    parser.add_argument("--models", default="mlp,mf,als,bmf,knn", help="comma-separated models to time")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per model (the median is reported)")
-    parser.add_argument("--topn-model", default="mf", help="model whose top-10 for every user is timed")
+    parser.add_argument("--converge", default="blend", help="models trained to the end ('' for none)")
+    parser.add_argument("--topn-model", default="als", help="model whose top-10 for every user is timed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keras-python", default="/work/tfenv/bin/python", help="a Python with TensorFlow")
     parser.add_argument("--csv", type=Path, help="where the synthetic CSV lives (default: in the cache)")
@@ -160,6 +166,9 @@ def main() -> None:
             print(f"timing {model}", file=sys.stderr)
             topn = "1" if model == args.topn_model else "0"
             figures["models"].append(run_worker(["train", str(csv), model, str(args.epochs), topn, args.device], env))
+        for model in filter(None, args.converge.split(",")):
+            print(f"training {model} to convergence", file=sys.stderr)
+            figures["models"].append(run_worker(["train", str(csv), model, "0", "0", args.device], env))
     if args.keras_python and Path(args.keras_python).exists():
         print("timing the Keras notebook model", file=sys.stderr)
         figures["keras"] = keras_epoch(args.keras_python, args.users, args.items, args.ratings)
@@ -187,10 +196,16 @@ def print_table(f: dict, args: argparse.Namespace) -> None:
         if "error" in r:
             print(f"| {r.get('model', '?')} | - | - | {r['error']} |")
             continue
-        per_epoch = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
         note = f"{r['n_fit']:,} training ratings, val RMSE {r['val_rmse']:.4f}"
+        if r.get("converged"):
+            epochs = len(r["epoch_seconds"])
+            label = f"{r['model']}: trained to the end ({epochs} epochs or sweeps)"
+            print(f"| {label} | {r['fit_seconds']:.0f} | {r['peak_mb']:.0f} | {note} |")
+            continue
+        per_epoch = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
         if r["model"] == "mlp" and "seconds" in keras:
             note += f"; Keras {keras['seconds']:.1f} s, {keras['seconds'] / per_epoch:.1f}x slower"
+        note += f"; fit {r['fit_seconds']:.0f} s"
         print(f"| {r['model']}: seconds per epoch | {per_epoch:.2f} | {r['peak_mb']:.0f} | {note} |")
         if "top10_all_seconds" in r:
             label = f"{r['model']}: top-10 for all {r['n_users']:,} users"
