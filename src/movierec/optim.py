@@ -61,7 +61,9 @@ class SGD(torch.optim.Optimizer):
             v = buf[rows].mul_(m).add_(g)
             buf[rows] = v
             g = v
-        p.index_add_(0, rows, g, alpha=-lr)
+        # The rows are unique (coalesced): a gather and a scatter. index_add_ would loop over the
+        # rows one small op at a time on CPU (157 us a step at batch 1024, against 15 us).
+        p[rows] = p[rows] - lr * g
 
 
 class Adam(torch.optim.Adam):

@@ -205,12 +205,15 @@ def train(
         started = time.perf_counter()
         model.train()
         perm = distributed.shard(_shuffle(n, config.seed, epoch, device), config.batch_size)
+        # Shuffled once per epoch, so each batch is a slice: gathering every batch's rows from
+        # the 15M-long columns costs a cache miss per row (1.2 s an epoch at batch 1024).
+        e_users, e_items, e_target = users[perm], items[perm], target[perm]
         total, steps = torch.zeros((), device=device), 0
         for s in range(0, len(perm), batch_size):
-            rows = perm[s : s + batch_size]
+            b_users, b_items = e_users[s : s + batch_size], e_items[s : s + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            pred = net(users[rows], items[rows])
-            loss = torch.nn.functional.mse_loss(pred, target[rows]) + model.penalty(users[rows], items[rows])
+            pred = net(b_users, b_items)
+            loss = torch.nn.functional.mse_loss(pred, e_target[s : s + batch_size]) + model.penalty(b_users, b_items)
             loss.backward()
             distributed.average_sparse_grads(model)
             optimizer.step()
