@@ -99,10 +99,19 @@ def _columns(
 
 @torch.no_grad()
 def predict_centred(model: RatingModel, users: torch.Tensor, items: torch.Tensor, batch: int = 65536) -> torch.Tensor:
-    """The model's centred predictions for index pairs, in batches, in eval mode."""
+    """The model's centred predictions for index pairs, in batches, in eval mode.
+
+    Batches are taken in user order: a model that works a user at a time (``knn`` builds
+    each user's rated row once per call) then sees each user in one or two batches, not
+    in every one (at ML-20M size: 330 s down to seconds for the training ratings).
+    """
     was_training = model.training
     model.eval()
-    out = torch.cat([model(users[s : s + batch], items[s : s + batch]) for s in range(0, len(users), batch)])
+    order = torch.argsort(users, stable=True)
+    out = torch.empty(len(users), device=users.device)
+    for s in range(0, len(users), batch):
+        rows = order[s : s + batch]
+        out[rows] = model(users[rows], items[rows])
     model.train(was_training)
     return out
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from movierec.errors import ConfigError
 from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.training import predict_centred
 
 
 def _member_spec(name: str) -> ModelSpec:
@@ -164,12 +165,7 @@ def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]
                 row["member"] = name
             history = rows
         if ctx.val is not None:
-            with torch.no_grad():
-                member.eval()
-                vu, vi, _ = ctx.val
-                val_preds.append(
-                    torch.cat([member(vu[s : s + 65536], vi[s : s + 65536]) for s in range(0, len(vu), 65536)])
-                )
+            val_preds.append(predict_centred(member, ctx.val[0], ctx.val[1]))
     with torch.no_grad():
         if ctx.val is not None:
             model.weights.copy_(blend_weights(torch.stack(val_preds, 1), ctx.val[2], config.ridge).float())

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from movierec.errors import ConfigError
 from movierec.models.base import FitContext, ModelSpec, RatingModel
 from movierec.models.baseline import BaselineConfig, fit_biases
+from movierec.training import predict_centred
 
 
 @dataclass(frozen=True)
@@ -244,15 +245,23 @@ def _fit(model: RatingModel, config: KNNConfig, ctx: FitContext) -> list[dict]:
         model.seen_indptr.copy_(torch.from_numpy(indptr))
         model._buffers["seen_items"] = torch.from_numpy(i[order].astype(np.int64)).to(device)
         model._buffers["seen_residual"] = torch.from_numpy(residual[order]).to(device)
-    pred = torch.cat([model(ctx.user_idx[s : s + 65536], ctx.item_idx[s : s + 65536]) for s in range(0, len(u), 65536)])
+    # The training loss on a seeded sample: predicting all 15.2M training ratings of ML-20M
+    # from their 500 candidate neighbours took 130 s, three times the fit; 2^19 ratings
+    # pin the mean squared error to about 0.2%.
+    sample = torch.randperm(len(u), generator=ctx.generator)[:LOSS_SAMPLE].to(device)
+    pred = predict_centred(model, ctx.user_idx[sample], ctx.item_idx[sample])
     return [
         {
             "epoch": 1,
-            "train_loss": float(torch.mean((pred - ctx.target) ** 2)),
+            "train_loss": float(torch.mean((pred - ctx.target[sample]) ** 2)),
             "val_rmse": ctx.validate(),
             "seconds": time.perf_counter() - started,
         }
     ]
+
+
+LOSS_SAMPLE = 1 << 19
+"""Training ratings the reported training loss is measured on (all of them in smaller logs)."""
 
 
 def _build(config: KNNConfig, n_users: int, n_items: int, generator: torch.Generator) -> KNN:
