@@ -28,6 +28,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +100,8 @@ class _Sampler:
         self.gen = ctx.generator
         # Scalar and per-factor hyperparameter draws come from a numpy stream seeded off the run's generator.
         self.rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
+        seeds = torch.randint(0, 2**62, (2,), generator=self.gen).tolist()
+        self.streams = [torch.Generator().manual_seed(seed) for seed in seeds]
         dev = self.y.device
         self.count_u = torch.bincount(self.u, minlength=n_users).float()
         self.count_i = torch.bincount(self.i, minlength=n_items).float()
@@ -124,6 +127,19 @@ class _Sampler:
     # -- helpers ---------------------------------------------------------------------------
     def randn(self, *shape: int) -> Tensor:
         return torch.randn(*shape, generator=self.gen).to(self.y.device)
+
+    def randn_halves(self, n: int, k: int) -> Tensor:
+        """(n, k) standard normals, each half from its own seeded stream, the two drawn at once.
+
+        torch's CPU normal sampler runs on one thread: the implicit vectors' per-pair noise
+        (486M draws a sweep at ML-20M size) took 2.0 s that way, 1.2 s on two threads. The
+        halves never depend on the thread count, so neither does the chain.
+        """
+        out = torch.empty(n, k)
+        parts = (out[: n // 2], out[n // 2 :])
+        with ThreadPoolExecutor(min(2, torch.get_num_threads())) as pool:
+            list(pool.map(lambda part, gen: part.normal_(generator=gen), parts, self.streams))
+        return out.to(self.y.device)
 
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
         """Predictions of the current sample, in chunks: (dim, chunk) gathers stay small."""
@@ -239,7 +255,7 @@ class _Sampler:
             zeta_other = torch.zeros(n_other, self.k, device=dev)
             step = 1 << 20
             for s in range(0, len(own), step):
-                zeta = self.randn(min(step, len(own) - s), self.k).mul_(lam.rsqrt())
+                zeta = self.randn_halves(min(step, len(own) - s), self.k).mul_(lam.rsqrt())
                 zeta_own.index_add_(0, own[s : s + step], zeta)
                 zeta_other.index_add_(0, other[s : s + step], zeta)
             shift = resid * d - zeta_own / count.clamp_min(1)[:, None]
