@@ -23,6 +23,8 @@ from pathlib import Path
 
 from machine import summary  # bench/machine.py: the same description in every script
 
+from movierec.models import get
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -131,7 +133,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=26_744)
     parser.add_argument("--ratings", type=int, default=20_000_263)
     parser.add_argument("--models", default="mlp,mf,als,bmf,knn", help="comma-separated models to time")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per model (the median is reported)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per gradient-trained model (median reported)")
+    parser.add_argument("--sweeps", type=int, default=5, help="sweeps per model with its own fit (als, bmf; median)")
     parser.add_argument("--converge", default="blend", help="models trained to the end ('' for none)")
     parser.add_argument("--topn-model", default="als", help="model whose top-10 for every user is timed")
     parser.add_argument("--device", default="cpu")
@@ -165,7 +168,8 @@ def main() -> None:
         for model in args.models.split(","):
             print(f"timing {model}", file=sys.stderr)
             topn = "1" if model == args.topn_model else "0"
-            figures["models"].append(run_worker(["train", str(csv), model, str(args.epochs), topn, args.device], env))
+            epochs = args.sweeps if get(model).fit is not None else args.epochs
+            figures["models"].append(run_worker(["train", str(csv), model, str(epochs), topn, args.device], env))
         for model in filter(None, args.converge.split(",")):
             print(f"training {model} to convergence", file=sys.stderr)
             figures["models"].append(run_worker(["train", str(csv), model, "0", "0", args.device], env))
@@ -203,6 +207,8 @@ def print_table(f: dict, args: argparse.Namespace) -> None:
             print(f"| {label} | {r['fit_seconds']:.0f} | {r['peak_mb']:.0f} | {note} |")
             continue
         per_epoch = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
+        if len(r["epoch_seconds"]) > 1:
+            note += f"; median of {len(r['epoch_seconds'])}"
         if r["model"] == "mlp" and "seconds" in keras:
             note += f"; Keras {keras['seconds']:.1f} s, {keras['seconds'] / per_epoch:.1f}x slower"
         note += f"; fit {r['fit_seconds']:.0f} s"
