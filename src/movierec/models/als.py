@@ -4,7 +4,7 @@ The model and objective are ``mf``'s: ``b_u + b_i + p_u . q_i`` and squared erro
 ``reg |p|^2 + reg_bias b^2`` per rating. With the item side fixed that objective splits
 into one ridge regression per user, on the items they rated, with penalty ``reg * n_u``
 (Zhou et al. 2008's weighted-lambda ALS); then the same for items. Every half-sweep
-lowers the objective, needs no learning rate, and about ten sweeps converge.
+lowers the objective and needs no learning rate; 10 to 25 sweeps converge.
 
 The normal equations of every user come a block of users at a time from
 ``movierec.models.rows``: one gather, one batched product and one batched solve.
