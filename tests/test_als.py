@@ -30,11 +30,19 @@ def fit(users, items, target, config: ALSConfig, sweeps: int, n_users: int, n_it
 
 
 def objective(model, users, items, target, config: ALSConfig) -> torch.Tensor:
-    """mf's loss summed over ratings: squared error plus the per-rating penalties."""
+    """mf's loss summed over ratings (squared error plus the per-rating penalties), plus the prior."""
     err = target.double() - model(users, items).double()
     p, q = model.user_factors(users).double(), model.item_factors(items).double()
     b = model.user_bias(users)[:, 0].double() ** 2 + model.item_bias(items)[:, 0].double() ** 2
-    return (err**2).sum() + config.reg * ((p * p).sum() + (q * q).sum()) + config.reg_bias * b.sum()
+    loss = (err**2).sum() + config.reg * ((p * p).sum() + (q * q).sum()) + config.reg_bias * b.sum()
+    # prior_ratings more ratings' worth of penalty on every row that has ratings.
+    for rated, factors, bias in (
+        (users.unique(), model.user_factors, model.user_bias),
+        (items.unique(), model.item_factors, model.item_bias),
+    ):
+        f, w = factors(rated).double(), bias(rated)[:, 0].double()
+        loss = loss + config.prior_ratings * (config.reg * (f * f).sum() + config.reg_bias * (w * w).sum())
+    return loss
 
 
 @pytest.fixture
@@ -90,3 +98,17 @@ def test_rows_without_ratings_predict_the_biases_alone():
     model, _ = fit(users, items, target, ALSConfig(dim=2), sweeps=3, n_users=3, n_items=4)
     assert torch.all(model.user_factors.weight[2] == 0) and float(model.user_bias.weight.detach()[2]) == 0
     assert torch.all(model.item_factors.weight[2:] == 0) and torch.all(model.item_bias.weight[2:] == 0)
+
+
+def test_one_glowing_rating_does_not_outrank_a_well_loved_item():
+    # Items: 0 loved by 50 users (4.5), 1 middling (3.0 from all), 2 one 5-star rating.
+    users = [u for u in range(50) for _ in (0, 1)] + [0, 50]
+    items = [i for _ in range(50) for i in (0, 1)] + [2, 1]
+    ratings = np.array([4.5 if i == 0 else 3.0 for i in items[:100]] + [5.0, 3.0])
+    target = torch.tensor(ratings - ratings.mean(), dtype=torch.float32)
+    users_t, items_t = torch.tensor(users), torch.tensor(items)
+    for prior, loved_wins in ((25.0, True), (0.0, False)):  # the prior is what makes the difference
+        model, _ = fit(users_t, items_t, target, ALSConfig(dim=2, prior_ratings=prior), 10, 51, 3)
+        with torch.no_grad():
+            loved, glowing = model(torch.tensor([50, 50]), torch.tensor([0, 2])).tolist()
+        assert (loved > glowing) == loved_wins

