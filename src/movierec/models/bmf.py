@@ -151,9 +151,6 @@ class _Sampler:
             out[s : s + step] += (self.U.index_select(1, u) * self.V.index_select(1, i)).sum(0)
         return out
 
-    def sum_by(self, index: Tensor, values: Tensor, n: int) -> Tensor:
-        return torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, index, values)
-
     def normal_gamma(self, name: str, theta: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Draw (mean, precision) of the Gaussian prior of ``theta`` (rows: factors) given its values.
 
