@@ -110,3 +110,13 @@ def test_optional_hooks_have_the_right_shapes(name, parts):
         out = scorer(torch.arange(10))
         assert out.shape == (10,)
         assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declares_a_positive_scoring_cost(name, parts):
+    recommender, _ = fitted(name, parts)
+    cost = recommender.model.score_cost
+    assert isinstance(cost, int) and cost >= 1
+    # The ranking report scores every test user of a small log, and a bounded number of a huge one.
+    assert pipeline.ranking_users(parts.fit.n_items, cost) == pipeline.RANKING_MAX_USERS
+    assert 100 <= pipeline.ranking_users(10**7, cost) < pipeline.RANKING_MAX_USERS

@@ -21,6 +21,11 @@ class RatingModel(nn.Module):
     n_users: int
     n_items: int
 
+    @property
+    def score_cost(self) -> int:
+        """Rough multiply-adds to score one (user, item) pair: evaluation sizes its work by it."""
+        return 1
+
     def penalty(self, user_idx: Tensor, item_idx: Tensor) -> Tensor | float:
         """Regulariser added to a batch's mean squared error; none by default."""
         return 0.0

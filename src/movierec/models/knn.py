@@ -100,6 +100,10 @@ class KNN(RatingModel):
                 self._buffers[name] = torch.empty_like(saved, device=self._buffers[name].device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    @property
+    def score_cost(self) -> int:
+        return 4 * int(self.neighbour_idx.shape[1])  # a gather, a test and two sums per candidate
+
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         out = self.user_bias[user_idx] + self.item_bias[item_idx]
         if len(user_idx) == 0:
