@@ -18,6 +18,21 @@ def _tiny(seed: int = 0, n_users: int = 40, n_items: int = 25, n: int = 400):
     return users, items, target
 
 
+def _fitted(config: KNNConfig, users, items, target):
+    """A knn fitted to the 40 x 25 log from ``_tiny``."""
+    model = SPEC.build(config, 40, 25, torch.Generator())
+    ctx = FitContext(
+        torch.from_numpy(users),
+        torch.from_numpy(items),
+        torch.from_numpy(target.astype(np.float32)),
+        validate=lambda: None,
+        generator=torch.Generator(),
+    )
+    assert SPEC.fit is not None
+    SPEC.fit(model, config, ctx)
+    return model
+
+
 def _dense_similarity(users, items, residual, n_users, n_items, shrinkage):
     r = np.zeros((n_users, n_items))
     m = np.zeros((n_users, n_items))
@@ -47,15 +62,7 @@ def test_blocks_find_the_same_neighbours_as_a_dense_matrix():
 def test_prediction_is_the_weighted_mean_of_the_top_k_rated_neighbours():
     users, items, target = _tiny(seed=1)
     config = KNNConfig(k=3, neighbours=24, shrinkage=2.0, damping=0.3, reg_user=5.0, reg_item=3.0)
-    model = SPEC.build(config, 40, 25, torch.Generator())
-    ctx = FitContext(
-        torch.from_numpy(users),
-        torch.from_numpy(items),
-        torch.from_numpy(target.astype(np.float32)),
-        validate=lambda: None,
-        generator=torch.Generator(),
-    )
-    SPEC.fit(model, config, ctx)
+    model = _fitted(config, users, items, target)
 
     b_u, b_i = fit_biases(users, items, target, 40, 25, BaselineConfig(5.0, 3.0))
     residual = target - b_u[users] - b_i[items]
@@ -78,15 +85,7 @@ def test_prediction_is_the_weighted_mean_of_the_top_k_rated_neighbours():
 def test_fold_in_of_a_known_user_matches_their_predictions():
     users, items, target = _tiny(seed=2)
     config = KNNConfig(k=5, neighbours=24, reg_user=15.0)
-    model = SPEC.build(config, 40, 25, torch.Generator())
-    ctx = FitContext(
-        torch.from_numpy(users),
-        torch.from_numpy(items),
-        torch.from_numpy(target.astype(np.float32)),
-        validate=lambda: None,
-        generator=torch.Generator(),
-    )
-    SPEC.fit(model, config, ctx)
+    model = _fitted(config, users, items, target)
     user = int(np.bincount(users).argmax())
     mine = users == user
     # Folding in exactly the ratings the user trained with reproduces the bias and neighbourhood:

@@ -43,6 +43,15 @@ TestOpt = Annotated[
     typer.Option("--test", help="Evaluate on this ratings file instead of splitting (e.g. ml-100k u1.test)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+SplitOpt = Annotated[str, typer.Option(help="random, user (per-user hold-out) or time (latest ratings).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+SyntheticOpt = Annotated[str | None, typer.Option(help="Size of synthetic data as USERSxITEMSxRATINGS.")]
+# How to read a ratings file whose columns are not MovieLens's (see parse_columns).
+UserColOpt = Annotated[str | None, typer.Option(help="User id column of a ratings file.")]
+ItemColOpt = Annotated[str | None, typer.Option(help="Item id column of a ratings file.")]
+RatingColOpt = Annotated[str | None, typer.Option(help="Rating column of a ratings file.")]
+TimeColOpt = Annotated[str | None, typer.Option(help="Timestamp column of a ratings file.")]
+RatingRangeOpt = Annotated[str | None, typer.Option(help="Allowed ratings LO,HI for a ratings file.")]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,24 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from movierec.cli.app import DataOpt, DatasetOpt, JsonOpt, app, err, load_ratings, out, parse_columns
+from movierec.cli.app import (
+    DataOpt,
+    DatasetOpt,
+    DeviceOpt,
+    ItemColOpt,
+    JsonOpt,
+    RatingColOpt,
+    RatingRangeOpt,
+    SplitOpt,
+    SyntheticOpt,
+    TimeColOpt,
+    UserColOpt,
+    app,
+    err,
+    load_ratings,
+    out,
+    parse_columns,
+)
 
 
 @app.command()
@@ -23,17 +40,17 @@ def tune(
     timeout: Annotated[float | None, typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
-    split: Annotated[str, typer.Option(help="random, user (per-user hold-out) or time (latest ratings).")] = "random",
+    split: SplitOpt = "random",
     test_fraction: Annotated[float, typer.Option(help="Share of ratings held out for the test (never seen).")] = 0.2,
     val_fraction: Annotated[float, typer.Option(help="Share of training ratings the trials are scored on.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seeds the split, the search and every trial's training.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    synthetic: Annotated[str | None, typer.Option(help="Size of synthetic data as USERSxITEMSxRATINGS.")] = None,
-    user_col: Annotated[str | None, typer.Option(help="User id column of a ratings file.")] = None,
-    item_col: Annotated[str | None, typer.Option(help="Item id column of a ratings file.")] = None,
-    rating_col: Annotated[str | None, typer.Option(help="Rating column of a ratings file.")] = None,
-    time_col: Annotated[str | None, typer.Option(help="Timestamp column of a ratings file.")] = None,
-    rating_range: Annotated[str | None, typer.Option(help="Allowed ratings LO,HI for a ratings file.")] = None,
+    device: DeviceOpt = "auto",
+    synthetic: SyntheticOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    time_col: TimeColOpt = None,
+    rating_range: RatingRangeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search hyperparameters on the validation part (test ratings stay unseen); `train --config` uses the result."""

@@ -241,7 +241,7 @@ class _Sampler:
         back = self.rated_by_user if pattern is self.rated_by_item else self.rated_by_item  # pattern^T
         dev = M.device
         d = count.clamp_min(1).rsqrt()[:, None]
-        other_count = torch.bincount(other, minlength=n_other).float()[:, None]
+        other_count = (self.count_u if other is self.u else self.count_i)[:, None]
         lam = torch.tensor(m_lam, dtype=torch.float32, device=dev)
         for _ in range(self.config.inner):
             v_mean, v_lam = (torch.tensor(x, dtype=torch.float32, device=dev) for x in self.normal_gamma(name, vecs))

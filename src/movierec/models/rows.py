@@ -23,7 +23,7 @@ class RowBlocks:
     """The ratings of one side (``own``), grouped into padded blocks of rows with similar counts."""
 
     def __init__(self, own: Tensor, other: Tensor, target: Tensor, n_own: int, n_other: int) -> None:
-        self.n_own, self.n_other = n_own, n_other
+        self.n_other = n_other
         device = own.device
         self.count = torch.bincount(own, minlength=n_own)
         order = torch.argsort(own, stable=True)
@@ -34,7 +34,7 @@ class RowBlocks:
         rows = torch.argsort(self.count, stable=True)
         rows = rows[self.count[rows] > 0]
         counts = self.count[rows].cpu()
-        self.blocks: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        self.blocks: list[tuple[Tensor, Tensor, Tensor]] = []
         s = 0
         while s < len(rows):
             # Rows of similar counts, so little is padding: up to 1.25x the first count (+8).
@@ -45,7 +45,7 @@ class RowBlocks:
             offset = torch.arange(longest, device=device)
             n = self.count[block][:, None]
             pos = torch.where(offset < n, start[block][:, None] + offset, len(order))
-            self.blocks.append((block, other_ext[pos], target_ext[pos], n[:, 0].float()))
+            self.blocks.append((block, other_ext[pos], target_ext[pos]))
             s = end
 
     def equations(self, other_factors: Tensor, other_bias: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
@@ -60,7 +60,7 @@ class RowBlocks:
         table[:-1, :k] = other_factors
         table[:-1, k] = 1.0
         table[:-1, k + 1] = -other_bias
-        for block, other, target, _ in self.blocks:
+        for block, other, target in self.blocks:
             x = table.index_select(0, other.view(-1)).view(*other.shape, k + 2)
             x[..., k + 1] += target
             gram = torch.bmm(x.transpose(1, 2), x)
