@@ -249,3 +249,14 @@ def average_sparse_grads(model: nn.Module) -> None:
         rows = torch.cat([r[:k] for r, k in zip(got_rows, sizes, strict=True)])
         values = torch.cat([v[:k] for v, k in zip(got_values, sizes, strict=True)]) / n
         p.grad = torch.sparse_coo_tensor(rows[None], values, p.shape, check_invariants=False) if len(rows) else None
+
+
+def finish() -> None:
+    """End a run on every rank at once: wait for all, then leave the process group.
+
+    Call it on every rank at the same point (after rank 0 has written its outputs).
+    Tearing down one rank's connections while another still works, or leaving it to
+    interpreter exit, can abort the job.
+    """
+    barrier()
+    stop()
