@@ -1,13 +1,13 @@
-"""The SGD that reproduces Keras's sparse momentum, checked against hand-computed updates."""
+"""The optimisers' lazy sparse updates (SGD with Keras's momentum, Adam) against hand-computed or torch's."""
 
 from __future__ import annotations
 
 import torch
 
-from movierec.optim import SGD
+from movierec.optim import SGD, Adam
 
 
-def _embedding_step(emb: torch.nn.Embedding, opt: SGD, rows: list[int]) -> None:
+def _embedding_step(emb: torch.nn.Embedding, opt: torch.optim.Optimizer, rows: list[int]) -> None:
     opt.zero_grad()
     emb(torch.tensor(rows)).sum().backward()  # gradient 1 per use of each row
     opt.step()
@@ -47,3 +47,56 @@ def test_sparse_and_dense_agree_without_momentum():
         for rows in ([0, 2, 2], [1]):
             _embedding_step(emb, opt, rows)
     torch.testing.assert_close(sparse.weight, dense.weight)
+
+
+def test_adam_on_rows_in_every_batch_is_torchs_adam():
+    torch.manual_seed(0)
+    sparse = torch.nn.Embedding(3, 4, sparse=True)
+    dense = torch.nn.Embedding(3, 4, sparse=False)
+    dense.load_state_dict(sparse.state_dict())
+    ours = Adam(sparse.parameters(), lr=0.05, weight_decay=0.01)
+    theirs = torch.optim.Adam(dense.parameters(), lr=0.05, weight_decay=0.01)
+    for step in range(5):
+        rows = torch.tensor([0, 1, 2, step % 3])  # every row, one of them twice
+        for emb, opt in ((sparse, ours), (dense, theirs)):
+            opt.zero_grad()
+            (emb(rows) ** 2).sum().backward()
+            opt.step()
+    assert torch.equal(sparse.weight, dense.weight)
+
+
+def test_adam_leaves_rows_outside_the_batch_and_their_moments_alone():
+    emb = torch.nn.Embedding(3, 1, sparse=True)
+    torch.nn.init.zeros_(emb.weight)
+    opt = Adam(emb.parameters(), lr=0.1)
+    _embedding_step(emb, opt, [0, 1])
+    moments = opt.state[emb.weight]["exp_avg"].clone(), opt.state[emb.weight]["exp_avg_sq"].clone()
+    before = emb.weight.detach().clone()
+    _embedding_step(emb, opt, [1])
+    assert emb.weight[0] == before[0] and emb.weight[2] == 0  # not in the batch: not moved
+    assert opt.state[emb.weight]["exp_avg"][0] == moments[0][0]  # nor decayed
+    assert opt.state[emb.weight]["exp_avg_sq"][0] == moments[1][0]
+    # Row 1, gradient 1 at steps 1 and 2: m = 0.19, v = 0.001999; with step 2's bias corrections,
+    # the move is 0.1 * (0.19 / 0.19) / (sqrt(0.001999 / 0.001999) + 1e-8) = 0.1 each step.
+    torch.testing.assert_close(emb.weight[1, 0], torch.tensor(-0.2))
+
+
+def test_adam_mixes_sparse_and_dense_parameters():
+    torch.manual_seed(1)
+    emb, lin = torch.nn.Embedding(5, 2, sparse=True), torch.nn.Linear(2, 1)
+    lin_ref = torch.nn.Linear(2, 1)
+    lin_ref.load_state_dict(lin.state_dict())
+    untouched = emb.weight[2].detach().clone()
+    ours = Adam([*emb.parameters(), *lin.parameters()], lr=0.01)
+    theirs = torch.optim.Adam(lin_ref.parameters(), lr=0.01)
+    for rows in ([0, 3], [3, 4], [1]):
+        x = emb(torch.tensor(rows))
+        ours.zero_grad()
+        theirs.zero_grad()
+        lin(x).sum().backward()
+        lin_ref(x.detach()).sum().backward()
+        ours.step()
+        theirs.step()
+    assert torch.equal(lin.weight, lin_ref.weight) and torch.equal(lin.bias, lin_ref.bias)
+    assert emb.weight.grad is not None and emb.weight.grad.is_sparse  # handed back as it came
+    assert torch.equal(emb.weight[2], untouched)  # row 2 was never in a batch

@@ -27,8 +27,9 @@ def _run(parts, config, **kwargs):
     return net, history
 
 
-def test_resume_continues_exactly_where_it_stopped(parts, tmp_path):
-    config = TrainConfig(epochs=4, batch_size=512, lr=0.05, momentum=0.9, device="cpu")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])  # both keep per-row state for the sparse tables
+def test_resume_continues_exactly_where_it_stopped(parts, tmp_path, optimizer):
+    config = TrainConfig(epochs=4, batch_size=512, lr=0.05, momentum=0.9, optimizer=optimizer, device="cpu")
     full, full_history = _run(parts, config)
     _run(parts, TrainConfig(**{**config.__dict__, "epochs": 2}), checkpoint_dir=tmp_path)
     assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2

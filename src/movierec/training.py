@@ -42,7 +42,7 @@ class TrainConfig:
     lr: float = 0.01
     """Learning rate."""
     optimizer: str = "sgd"
-    """``sgd`` (momentum; embedding rows updated lazily, as Keras did) or ``adam``."""
+    """``sgd`` (momentum) or ``adam``; both update embedding rows lazily, only when they are in the batch."""
     momentum: float = 0.0
     """Momentum of ``sgd``."""
     weight_decay: float = 0.0

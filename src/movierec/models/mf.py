@@ -130,7 +130,7 @@ def _build(config: MFConfig, n_users: int, n_items: int, generator: torch.Genera
 
 SPEC = ModelSpec(
     name="mf",
-    summary="biased matrix factorisation b_u + b_i + p_u.q_i, per-rating L2, Adam, early stopping",
+    summary="biased matrix factorisation b_u + b_i + p_u.q_i, per-rating L2, lazy Adam, early stopping",
     config_type=MFConfig,
     build=_build,
     training={"epochs": 60, "batch_size": 4096, "optimizer": "adam", "lr": 0.005, "patience": 3},
