@@ -199,43 +199,9 @@ def run(
         on_epoch=on_epoch,
         progress=progress,
     )
-    if distributed.is_main():
-        metrics = _test_and_save(
-            recommender,
-            history,
-            parts,
-            spec.name,
-            ratings.name,
-            out,
-            checkpoints,
-            split_config=split_config,
-            given_test=test is not None,
-            train_config=train_config,
-            extra_metrics=extra_metrics,
-        )
-    else:
-        metrics = {"model": spec.name, "dataset": ratings.name, "history": history}
-    # Every rank leaves the process group together, once rank 0 has written the model: a rank
-    # that tore its end down while another was still running could abort the whole job.
-    distributed.finish()
-    return metrics
-
-
-def _test_and_save(
-    recommender: Recommender,
-    history: list[dict],
-    parts: Parts,
-    model: str,
-    dataset: str,
-    out: Path,
-    checkpoints: Path,
-    *,
-    split_config: SplitConfig,
-    given_test: bool,
-    train_config: TrainConfig,
-    extra_metrics: dict | None,
-) -> dict:
-    """Rank 0's end of a run: test the model, then write ``out`` and drop the checkpoints."""
+    if not distributed.is_main():
+        distributed.finish()  # waits for rank 0 to write the model (see the end)
+        return {"model": spec.name, "dataset": ratings.name, "history": history}
     scores = evaluate(recommender, parts.test)
     base = evaluate(baseline_of(recommender), parts.test)
     # All items ranked for each user; users capped so a large run's report stays minutes, not hours.
@@ -248,9 +214,9 @@ def _test_and_save(
         seed=split_config.seed,
     )
     metrics = {
-        "model": model,
-        "dataset": dataset,
-        "split": asdict(split_config) if not given_test else {"how": "given", "test": parts.test.name},
+        "model": spec.name,
+        "dataset": ratings.name,
+        "split": asdict(split_config) if test is None else {"how": "given", "test": parts.test.name},
         "n_train": len(parts.fit),
         "n_val": len(parts.val),
         "n_test": len(parts.test),
@@ -269,13 +235,16 @@ def _test_and_save(
         **(extra_metrics or {}),
     }
     recommender.info = {**(recommender.info or {}), "split": metrics["split"], "metrics": _summary(metrics)}
-    plot = loss_plot(history, f"{model} on {dataset}")
+    plot = loss_plot(history, f"{spec.name} on {ratings.name}")
     persist.save(
         recommender,
         out,
         extra_files={"metrics.json": json.dumps(metrics, indent=1).encode(), "loss.png": plot},
     )
     _remove_checkpoints(checkpoints)
+    # Every rank leaves the process group together, once the model is written: a rank that
+    # tore its end down while another was still running could abort the whole job.
+    distributed.finish()
     return metrics
 
 
