@@ -10,18 +10,18 @@ The public API, in the order a job uses it::
     movierec.save(recommender, "runs/mine"); movierec.load_model("runs/mine")
 """
 
-__version__ = "0.1.0"
-
-from movierec.data.load import load  # noqa: E402
-from movierec.evaluate import evaluate  # noqa: E402
-from movierec.persist import load as load_model  # noqa: E402
-from movierec.persist import save  # noqa: E402
-from movierec.pipeline import SplitConfig, split  # noqa: E402
-from movierec.pipeline import fit as train  # noqa: E402
-from movierec.recommend import Recommender  # noqa: E402
-from movierec.training import TrainConfig  # noqa: E402
+from movierec._version import __version__
+from movierec.data.load import load
+from movierec.evaluate import evaluate
+from movierec.persist import load as load_model
+from movierec.persist import save
+from movierec.pipeline import SplitConfig, split
+from movierec.pipeline import fit as train
+from movierec.recommend import Recommender
+from movierec.training import TrainConfig
 
 __all__ = [
+    "__version__",
     "Recommender",
     "SplitConfig",
     "TrainConfig",

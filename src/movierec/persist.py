@@ -26,7 +26,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from movierec import __version__, models
+from movierec import models
+from movierec._version import __version__
 from movierec.data.ids import IdIndex
 from movierec.errors import ModelError
 from movierec.recommend import Recommender

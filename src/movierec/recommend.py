@@ -45,9 +45,8 @@ import torch
 
 from movierec.data.ids import UNKNOWN, IdIndex
 from movierec.errors import ConfigError, MovierecError
-from movierec.models.base import RatingModel
+from movierec.models.base import RatingModel, predict_centred
 from movierec.models.baseline import BaselineConfig
-from movierec.training import predict_centred
 
 MODEL, FOLD_IN, BIAS_FALLBACK, POPULAR = "model", "fold-in", "bias-fallback", "popular"
 """The ``source`` values of a recommendation list."""

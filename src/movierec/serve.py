@@ -34,7 +34,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from movierec import __version__, persist
+from movierec import persist
+from movierec._version import __version__
 from movierec.errors import ConfigError, ModelError, MovierecError
 from movierec.recommend import Recommender, UnknownIdError
 from movierec.webpage import mount_web

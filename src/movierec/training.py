@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from movierec import distributed
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
-from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred, stalled
 from movierec.optim import OPTIMIZERS, make_optimizer
 
 
@@ -95,25 +95,6 @@ def _columns(
     items = torch.from_numpy(ratings.item_idx.astype(np.int64)).to(device)
     target = torch.from_numpy(ratings.rating - np.float32(global_mean)).to(device)
     return users, items, target
-
-
-@torch.no_grad()
-def predict_centred(model: RatingModel, users: torch.Tensor, items: torch.Tensor, batch: int = 65536) -> torch.Tensor:
-    """The model's centred predictions for index pairs, in batches, in eval mode.
-
-    Batches are taken in user order: a model that works a user at a time (``knn`` builds
-    each user's rated row once per call) then sees each user in one or two batches, not
-    in every one (at ML-20M size: 330 s down to seconds for the training ratings).
-    """
-    was_training = model.training
-    model.eval()
-    order = torch.argsort(users, stable=True)
-    out = torch.empty(len(users), device=users.device)
-    for s in range(0, len(users), batch):
-        rows = order[s : s + batch]
-        out[rows] = model(users[rows], items[rows])
-    model.train(was_training)
-    return out
 
 
 def _rmse_on(model: RatingModel, cols: tuple[torch.Tensor, ...] | None, scale: tuple[float, float], mean: float):
@@ -258,14 +239,6 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
-
-
-def stalled(history: list[dict], patience: int) -> bool:
-    """True when the last ``patience`` epochs brought no better validation RMSE."""
-    scores = [h["val_rmse"] for h in history if h["val_rmse"] is not None]
-    if len(scores) <= patience:
-        return False
-    return min(scores[-patience:]) >= min(scores[:-patience])
 
 
 def _save_checkpoint(

@@ -21,10 +21,9 @@ import torch
 from torch import Tensor
 
 from movierec.errors import ConfigError
-from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.models.base import FitContext, ModelSpec, RatingModel, stalled
 from movierec.models.mf import MF
 from movierec.models.rows import RowBlocks
-from movierec.training import stalled
 
 
 @dataclass(frozen=True)

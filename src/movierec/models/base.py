@@ -55,6 +55,33 @@ class RatingModel(nn.Module):
         return None
 
 
+@torch.no_grad()
+def predict_centred(model: RatingModel, users: Tensor, items: Tensor, batch: int = 65536) -> Tensor:
+    """The model's centred predictions for index pairs, in batches, in eval mode.
+
+    Batches are taken in user order: a model that works a user at a time (``knn`` builds
+    each user's rated row once per call) then sees each user in one or two batches, not
+    in every one (at ML-20M size: 330 s down to seconds for the training ratings).
+    """
+    was_training = model.training
+    model.eval()
+    order = torch.argsort(users, stable=True)
+    out = torch.empty(len(users), device=users.device)
+    for s in range(0, len(users), batch):
+        rows = order[s : s + batch]
+        out[rows] = model(users[rows], items[rows])
+    model.train(was_training)
+    return out
+
+
+def stalled(history: list[dict], patience: int) -> bool:
+    """True when the last ``patience`` epochs brought no better validation RMSE."""
+    scores = [h["val_rmse"] for h in history if h["val_rmse"] is not None]
+    if len(scores) <= patience:
+        return False
+    return min(scores[-patience:]) >= min(scores[:-patience])
+
+
 @dataclass(frozen=True)
 class FitContext:
     """What a model's own fit function (for models not trained by gradient steps) gets."""

@@ -22,8 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from movierec.errors import ConfigError
-from movierec.models.base import FitContext, ModelSpec, RatingModel
-from movierec.training import predict_centred
+from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred
 
 
 def _member_spec(name: str) -> ModelSpec:

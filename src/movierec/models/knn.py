@@ -34,9 +34,8 @@ import torch
 from torch import Tensor, nn
 
 from movierec.errors import ConfigError
-from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred
 from movierec.models.baseline import BaselineConfig, fit_biases
-from movierec.training import predict_centred
 
 
 @dataclass(frozen=True)
