@@ -52,7 +52,7 @@ def test_blend_fits_validation_at_least_as_well_as_each_member(small):
     recommender, history = pipeline.fit(
         parts.fit, parts.val, "blend", train_config=TrainConfig.for_model(spec, device="cpu"), model_config=config
     )
-    net = recommender.model
+    net = recommender.rater
     vu = torch.from_numpy(parts.val.user_idx.astype(np.int64))
     vi = torch.from_numpy(parts.val.item_idx.astype(np.int64))
     target = torch.from_numpy(parts.val.rating) - recommender.global_mean
@@ -73,9 +73,9 @@ def test_refit_trains_members_on_validation_too_and_keeps_the_blind_figure(small
         blend = BlendConfig(members=("baseline", "knn"), refit=refit)
         runs[refit] = pipeline.fit(parts.fit, parts.val, "blend", train_config=config, model_config=blend)
     (plain, plain_history), (refitted, refit_history) = runs[False], runs[True]
-    knn_plain, knn_refit = plain.model.members[1], refitted.model.members[1]
+    knn_plain, knn_refit = plain.rater.members[1], refitted.rater.members[1]
     assert len(knn_plain.seen_residual) == len(parts.fit)
     assert len(knn_refit.seen_residual) == len(parts.fit) + len(parts.val)
     # Same weights and the same validation figure: it was measured before the members saw the validation part.
-    torch.testing.assert_close(plain.model.weights, refitted.model.weights)
+    torch.testing.assert_close(plain.rater.weights, refitted.rater.weights)
     assert plain_history[-1]["val_rmse"] == refit_history[-1]["val_rmse"]

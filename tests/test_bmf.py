@@ -132,7 +132,7 @@ def test_averaging_samples_beats_the_baseline_on_planted_structure(fitted):
 
 def test_fold_in_of_a_training_user_lands_near_their_predictions(fitted):
     parts, recommender, _ = fitted
-    net = recommender.model
+    net = recommender.rater
     lam, lam_bias = net.fold_in_ridge.tolist()
     assert lam > 0 and lam_bias > 0
     user = int(np.bincount(parts.fit.user_idx).argmax())

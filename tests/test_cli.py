@@ -39,7 +39,7 @@ def test_train_writes_model_metrics_and_plot(trained):
     assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (trained / "model.safetensors").stat().st_size > 0
     manifest = json.loads((trained / "manifest.json").read_text())
-    assert manifest["model"] == "mlp" and manifest["titles"][0].startswith("Synthetic movie")
+    assert manifest["rater"]["name"] == "mlp" and manifest["titles"][0].startswith("Synthetic movie")
     assert not trained.with_name("mlp.partial").exists()
 
 

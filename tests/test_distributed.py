@@ -99,7 +99,7 @@ def one_rank(tmp_path_factory):
 
 def saved_digest(model_dir: Path) -> str:
     tensors = load_file(str(model_dir / "model.safetensors"))
-    return digest({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return digest({k[6:]: v for k, v in tensors.items() if k.startswith("rater.")})
 
 
 def test_two_processes_write_exactly_one_model(two_ranks):
@@ -229,7 +229,7 @@ def _worker() -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
         recommender, history = real_fit(*args, on_epoch=record, **kwargs)
-        report = {"epochs_run": epochs_run, "restart": restart, "digest": digest(recommender.model.state_dict())}
+        report = {"epochs_run": epochs_run, "restart": restart, "digest": digest(recommender.rater.state_dict())}
         (reports / f"rank{rank}.json").write_text(json.dumps(report))
         return recommender, history
 

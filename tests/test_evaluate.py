@@ -30,14 +30,18 @@ HAND = [(10, 101, 5.0), (10, 102, 2.0), (20, 100, 4.5), (40, 100, 4.0), (30, 104
 def test_ranking_metrics_by_hand():
     rec = make_recommender()
     out = evaluate_ranking(rec, held_out(rec, HAND), k=2, relevance=4.0)
-    # Top-2 lists: user 10 [101, 103] hit at 1; user 20 [101, 100] hit at 2; user 40 (no
+    # Top-2 lists: user 10 [101, 103] hit at 1; user 20 [100, 101] hit at 1; user 40 (no
     # training ratings) gets popular [100, 102], hit at 1. User 30 has no relevant item.
     assert out["n_users"] == 3 and out["n_users_popular"] == 1
     assert out["precision"] == pytest.approx(0.5)
     assert out["recall"] == pytest.approx(1.0)
     assert out["hit_rate"] == pytest.approx(1.0)
-    assert out["ndcg"] == pytest.approx((1 + 1 / math.log2(3) + 1) / 3)
-    assert out["map"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert out["ndcg"] == pytest.approx(1.0)
+    assert out["map"] == pytest.approx(1.0)
+    # Moving user 20's relevant item to rank 2 costs exactly its discount.
+    moved = evaluate_ranking(rec, held_out(rec, [(10, 101, 5.0), (20, 101, 4.5), (40, 100, 4.0)]), k=2)
+    assert moved["ndcg"] == pytest.approx((1 + 1 / math.log2(3) + 1) / 3)
+    assert moved["map"] == pytest.approx((1 + 0.5 + 1) / 3)
     assert out["coverage"] == pytest.approx(4 / 5)  # 100, 101, 102, 103 appear
     assert out["sampled"] is False
 

@@ -45,7 +45,7 @@ def test_fold_in_of_a_trained_user_recovers_them(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
     config = TrainConfig.for_model(SPEC, device="cpu", epochs=8, lr=0.02)
     recommender, _ = pipeline.fit(parts.fit, parts.val, "mf", train_config=config)
-    net = recommender.model
+    net = recommender.rater
     user = int(np.bincount(parts.fit.user_idx).argmax())
     mine = parts.fit.user_idx == user
     items = torch.from_numpy(parts.fit.item_idx[mine].astype(np.int64))

@@ -1,9 +1,9 @@
-"""Recommendations on a hand-made model whose right answers can be worked out on paper."""
+"""Lists and ratings from hand-made models whose right answers can be worked out on paper."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow.csv as pa_csv
@@ -12,12 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from movierec import recommend
 from movierec.data.ids import IdIndex
+from movierec.data.ratings import ByUser
 from movierec.errors import ConfigError
 from movierec.models.base import ModelSpec, RatingModel
 from movierec.models.baseline import Baseline
-from movierec.recommend import Recommender, UnknownIdError, write_recommendations
+from movierec.models.ease import EASE, EASEConfig
+from movierec.models.popular import Popular, PopularConfig
+from movierec.recommend import ListConfig, Recommender, UnknownIdError, recommender, write_recommendations
+from movierec.recommend.topk import top_k, top_k_rows
 
 # Items 100..104 as vectors; 104 is never rated in training (a cold item).
 Q = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]]
@@ -26,6 +29,14 @@ P = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
 SEEN = {0: [(0, 4.0)], 1: [(2, 5.0), (3, 3.5)], 2: [(0, 2.0), (1, 4.5), (2, 3.0), (3, 1.0)], 3: []}
 ITEM_BIAS = [0.5, 0.2, 0.1, -0.3, 0.0]
 MEAN = 3.0
+# The ranker: EASE on 0/1 weights with a hand-set B, so a user's score is the sum of B's rows of their items.
+B = [
+    [0.0, 0.9, 0.1, 0.2, 0.0],
+    [0.8, 0.0, 0.1, 0.1, 0.0],
+    [0.1, 0.2, 0.0, 0.7, 0.0],
+    [0.2, 0.1, 0.6, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0, 0.0],
+]
 
 
 @dataclass(frozen=True)
@@ -69,9 +80,15 @@ DOT_SPEC = ModelSpec(
 )
 
 
-def make_recommender(model: str = "dot") -> Recommender:
-    """The hand-made recommender, with the dot model or with a bias model (no vectors, no fold-in)."""
-    if model == "dot":
+def hand_ranker() -> EASE:
+    ranker = EASE(5, EASEConfig(weighting="binary"))
+    ranker.B = torch.tensor(B)
+    return ranker.eval()
+
+
+def make_recommender(rater: str = "dot", *, gate: bool = False, ranker: str = "ease") -> Recommender:
+    """The hand-made recommender: EASE with B above (or popular), and the dot or a bias rater."""
+    if rater == "dot":
         net: RatingModel = Dot(4, 5)
         with torch.no_grad():
             net.p.copy_(torch.tensor(P))
@@ -82,22 +99,25 @@ def make_recommender(model: str = "dot") -> Recommender:
         with torch.no_grad():
             net.item_bias.copy_(torch.tensor(ITEM_BIAS))
         name, config = "baseline", None
-    indptr = np.cumsum([0] + [len(SEEN[u]) for u in range(4)]).astype(np.int64)
-    items = np.array([i for u in range(4) for i, _ in SEEN[u]], dtype=np.int32)
+    users = np.array([u for u in range(4) for _ in SEEN[u]])
+    items = np.array([i for u in range(4) for i, _ in SEEN[u]])
     ratings = np.array([r for u in range(4) for _, r in SEEN[u]], dtype=np.float32)
+    rank = hand_ranker() if ranker == "ease" else Popular(5)
     return Recommender(
-        model=net.eval(),
-        model_name=name,
-        model_config=config,
+        ranker=rank,
+        ranker_name=ranker,
+        ranker_config=EASEConfig(weighting="binary") if ranker == "ease" else PopularConfig(),
+        rater=net.eval(),
+        rater_name=name,
+        rater_config=config,
         index=IdIndex(np.array([10, 20, 30, 40]), np.array([100, 101, 102, 103, 104])),
+        history=ByUser.build(users, items, ratings, 4),
         global_mean=MEAN,
         scale=(0.5, 5.0),
         user_bias=np.zeros(4, dtype=np.float32),
         item_bias=np.array(ITEM_BIAS, dtype=np.float32),
-        seen_indptr=indptr,
-        seen_items=items,
-        seen_ratings=ratings,
         titles=np.array(["A", "B", "C", "D", "E"]),
+        lists=ListConfig(gate=gate),
     )
 
 
@@ -105,38 +125,44 @@ def ids(rows):
     return [r["item_id"] for r in rows]
 
 
-def test_top_n_leaves_out_rated_items_and_breaks_ties_by_index():
+def test_lists_follow_the_ranker_and_show_the_raters_prediction():
     rec = make_recommender()
     rows = rec.recommend(10, 3)
-    # Scores: 101 -> 3.9, 103 -> 3.1, 102 -> 3.0 and cold 104 -> 3.0 + biases 0 = 3.0: tie to the lower index.
+    # User 10 rated 100: scores are B's row 0, so 101 (.9), 103 (.2), 102 (.1); cold 104 never.
     assert ids(rows) == [101, 103, 102]
-    assert [r["score"] for r in rows] == pytest.approx([3.9, 3.1, 3.0])
-    assert {r["source"] for r in rows} == {"model"}
-    assert rows[0]["title"] == "B"
+    # Ratings are the rater's: 3 + p_10 . q_i = 3.9, 3.1, 3.0.
+    assert [r["rating"] for r in rows] == pytest.approx([3.9, 3.1, 3.0])
+    assert {r["source"] for r in rows} == {"model"} and {r["rating_source"] for r in rows} == {"model"}
+    assert rows[0]["title"] == "B" and rows[0]["because"] == [100]
 
 
-def test_include_rated_brings_them_back():
+def test_ties_go_to_the_lower_index_and_the_gate_reorders_by_predicted_rating():
+    # User 20 rated 102 and 103: 100 and 101 both score .3; without the gate 100 comes first.
+    assert ids(make_recommender().recommend(20, 2)) == [100, 101]
+    # With it, each score is times sigmoid((r - 2.975) / 0.495): 101's 3.1 beats 100's 3.0.
+    gated = make_recommender(gate=True).recommend(20, 2)
+    assert ids(gated) == [101, 100]
+    like = 1 / (1 + np.exp(-(np.array([3.1, 3.0]) - 2.975) / 0.495))
+    assert like[0] * 0.3 > like[1] * 0.3
+
+
+def test_include_rated_brings_them_back_and_a_full_user_gets_a_short_list():
     rec = make_recommender()
-    assert ids(rec.recommend(10, 2, exclude_seen=False)) == [100, 101]
-
-
-def test_short_list_when_user_rated_almost_everything():
-    rec = make_recommender()
-    assert ids(rec.recommend(30, 3)) == [104]
+    assert ids(rec.recommend(20, 2, exclude_seen=False)) == [103, 102]  # .7 and .6: their own rows' weights
+    assert ids(rec.recommend(30, 3)) == []  # rated every item but the cold one
 
 
 def test_user_without_ratings_gets_popular_list_marked_as_such():
-    rec = make_recommender()
-    rows = rec.recommend(40, 10)
+    rows = make_recommender().recommend(40, 10)
     # clip(mu + b_i) * log(1 + n_i): 100 -> 3.5 log 3, 102 -> 3.1 log 3, 103 -> 2.7 log 3, 101 -> 3.2 log 2.
     assert ids(rows) == [100, 102, 103, 101]
-    assert [r["score"] for r in rows] == pytest.approx([3.5, 3.1, 2.7, 3.2])
-    assert {r["source"] for r in rows} == {"popular"}
+    assert [r["rating"] for r in rows] == pytest.approx([3.5, 3.1, 2.7, 3.2])
+    assert {r["source"] for r in rows} == {"popular"} and {r["rating_source"] for r in rows} == {"popular"}
 
 
 def test_unknown_ids_raise_a_clear_error():
     rec = make_recommender()
-    for bad in (99, "x", "99999999999999999999999", 1.5):
+    for bad in (99, "x", "99999999999999999999999", 1.5, True, " 10", "1e1"):
         with pytest.raises(UnknownIdError, match="unknown user id"):
             rec.recommend(bad)
     with pytest.raises(UnknownIdError, match="unknown item id"):
@@ -147,19 +173,15 @@ def test_unknown_ids_raise_a_clear_error():
 
 
 def test_batch_equals_one_by_one_in_any_block_size(monkeypatch):
-    rec = make_recommender()
-    users = np.array([0, 1, 2, 3, 1])
+    rec = make_recommender(gate=True)
+    users = np.array([0, 1, 2, 3, 1, -1])
     whole = rec.top_n(users, 3)
-    monkeypatch.setattr(recommend, "BLOCK_PAIRS", 5)  # one user per block
-    monkeypatch.setattr(recommend, "PAIRS_PER_CALL", 2)  # and items scored two at a time
+    monkeypatch.setattr(recommender, "BLOCK_PAIRS", 5)  # one user per block
     blocked = rec.top_n(users, 3)
     np.testing.assert_array_equal(whole.items, blocked.items)
-    np.testing.assert_array_equal(whole.scores, blocked.scores)
-    monkeypatch.setattr(Dot, "score_chunk_pairs", 3, raising=False)  # a model's own chunk size wins
-    hinted = rec.top_n(users, 3)
-    np.testing.assert_array_equal(whole.items, hinted.items)
-    assert whole.sources.tolist() == ["model", "model", "model", "popular", "model"]
-    for row, u in enumerate(users):
+    np.testing.assert_array_equal(whole.ratings, blocked.ratings)
+    assert whole.sources.tolist() == ["model", "model", "model", "popular", "model", "popular"]
+    for row, u in enumerate(users[:5]):
         expected = rec.recommend(int(rec.index.user_ids[u]), 3)
         assert ids(expected) == [int(i) + 100 for i in whole.items[row] if i >= 0]
 
@@ -169,9 +191,9 @@ def test_row_top_k_matches_the_exact_one_with_ties_and_infinities():
     scores = rng.integers(0, 4, size=(200, 12)).astype(np.float32)
     scores[rng.random(scores.shape) < 0.3] = -np.inf
     for k in (1, 3, 12, 15):
-        got = recommend._top_k_rows(scores, k)
+        got = top_k_rows(scores, k)
         for r in range(len(scores)):
-            exact = recommend._top_k(scores[r], k)
+            exact = top_k(scores[r], k)
             assert got[r, : len(exact)].tolist() == exact.tolist()
             assert (got[r, len(exact) :] == -1).all()
 
@@ -180,19 +202,19 @@ def test_recommendations_written_to_csv_and_parquet(tmp_path):
     rec = make_recommender()
     n = write_recommendations(rec, tmp_path / "all.parquet", k=2)
     table = pq.read_table(tmp_path / "all.parquet").to_pylist()
-    assert n == len(table) == 2 + 2 + 1 + 2  # user 30 has one unrated item left
+    assert n == len(table) == 2 + 2 + 0 + 2  # user 30 has nothing left to list
     assert table[0] == {
         "user_id": 10,
         "rank": 1,
         "item_id": 101,
         "title": "B",
-        "score": pytest.approx(3.9),
+        "rating": pytest.approx(3.9),
         "source": "model",
     }
     assert [r["source"] for r in table if r["user_id"] == 40] == ["popular", "popular"]
     write_recommendations(rec, tmp_path / "some.csv", [20, "10"], k=1)
     rows = pa_csv.read_csv(tmp_path / "some.csv").to_pylist()
-    assert [(r["user_id"], r["rank"], r["item_id"]) for r in rows] == [(20, 1, 101), (10, 1, 101)]
+    assert [(r["user_id"], r["rank"], r["item_id"]) for r in rows] == [(20, 1, 100), (10, 1, 101)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.parquet", "some.csv"]  # no temporary files left
     with pytest.raises(ConfigError, match=r"\.csv or \.parquet"):
         write_recommendations(rec, tmp_path / "x.json")
@@ -201,26 +223,34 @@ def test_recommendations_written_to_csv_and_parquet(tmp_path):
     assert not (tmp_path / "bad.csv").exists()
 
 
-def test_new_user_is_folded_in_and_explained():
+def test_new_user_is_folded_in_and_explained_by_the_rankers_weights():
     rec = make_recommender()
     result = rec.recommend_new_user([(100, 5.0), (102, 1.0), (999, 4.0)], k=2)
-    assert result.source == "fold-in"
-    assert result.ignored == [999]
-    # Liking 100 and disliking 102 points the user at 101 (close to 100), away from 103.
-    assert ids(result.items)[0] == 101
-    assert result.items[0]["because"] == [100]  # only liked items explain, 102 was rated below the mean
-    assert 100 not in ids(result.items) and 102 not in ids(result.items)
+    assert result.source == "fold-in" and result.ignored == [999]
+    # Scores B[0] + B[2] = [.1, 1.1, .1, .9, 0]: 101, then 103.
+    assert ids(result.items) == [101, 103]
+    # 103 owes .7 to 102 and .2 to 100, but only liked items (>= the user's mean) explain.
+    assert [r["because"] for r in result.items] == [[100], [100]]
     assert {r["source"] for r in result.items} == {"fold-in"}
+    assert {r["rating_source"] for r in result.items} == {"fold-in"}
 
 
-def test_new_user_with_bias_model_falls_back_and_says_so():
+def test_a_new_user_with_a_known_users_ratings_gets_that_users_list():
+    rec = make_recommender("bias")  # a rater with no user vectors, so fold-in and training agree
+    as_known = rec.recommend(20, 3)
+    as_new = rec.recommend_new_user([(102, 5.0), (103, 3.5)], k=3).items
+    assert ids(as_new) == ids(as_known)
+
+
+def test_new_user_with_a_rater_that_cannot_fold_in_gets_bias_ratings_and_says_so():
     rec = make_recommender("bias")
     result = rec.recommend_new_user([(100, 5.0), (101, 4.0)], k=3, exclude=[104])
-    assert result.source == "bias-fallback"
+    assert result.source == "fold-in"
     # b_u = ((5 - 3 - 0.5) + (4 - 3 - 0.2)) / (15 + 2) = 2.3 / 17; then mu + b_u + b_i.
     b_u = 2.3 / 17
-    assert ids(result.items) == [102, 103]
-    assert [r["score"] for r in result.items] == pytest.approx([3 + b_u + 0.1, 3 + b_u - 0.3], abs=1e-4)
+    assert ids(result.items) == [103, 102]  # scores .3 and .2
+    assert [r["rating"] for r in result.items] == pytest.approx([3 + b_u - 0.3, 3 + b_u + 0.1], abs=1e-4)
+    assert {r["rating_source"] for r in result.items} == {"bias-fallback"}
 
 
 def test_new_user_without_known_ratings_gets_popular_list():
@@ -234,23 +264,22 @@ def test_new_user_without_known_ratings_gets_popular_list():
 
 def test_new_user_rating_outside_the_scale_is_refused():
     rec = make_recommender()
-    for bad in (9.0, float("nan"), -1.0):
-        with pytest.raises(ConfigError, match="outside the rating scale"):
+    for bad in (9.0, float("nan"), -1.0, "x"):
+        with pytest.raises(ConfigError, match="outside the rating scale|not a number"):
             rec.recommend_new_user([(100, bad)])
 
 
-def test_similar_items_by_item_vectors():
+def test_similar_items_by_the_rankers_weights():
     rec = make_recommender()
-    rows = rec.similar_items(100, 2)
-    # cos(100, 101) = 0.9 / sqrt(0.82); cos(100, 103) = 0.1 / sqrt(0.82); cold 104 is never listed.
-    assert ids(rows) == [101, 103]
-    assert rows[0]["score"] == pytest.approx(0.9 / np.sqrt(0.82), abs=1e-4)
-    assert rows[0]["source"] == rec.similarity_source == "item-vectors"
-    assert 104 not in ids(rec.similar_items(100, 10))
+    rows = rec.similar_items(100, 5)
+    # B's row 0: 101 (.9), 103 (.2), 102 (.1); cold 104 is never listed.
+    assert ids(rows) == [101, 103, 102]
+    assert rows[0]["score"] == pytest.approx(0.9)
+    assert rows[0]["source"] == rec.similarity_source == "ease"
 
 
-def test_similar_items_by_co_rating_without_item_vectors():
-    rec = make_recommender("bias")
+def test_similar_items_by_co_rating_for_rankers_without_a_similarity():
+    rec = make_recommender("bias", ranker="popular")
     assert rec.similarity_source == "co-rating"
     # Raters: 100 {10, 30}, 101 {30}, 102 {20, 30}, 103 {20, 30}.
     rows = rec.similar_items(102, 5)
@@ -266,6 +295,16 @@ def test_user_ratings_best_first_and_predict_marks_fallbacks():
     assert by_model.tolist() == [True, True, False, False, False]
     assert pred[0] == pytest.approx(3.9)
     assert pred[2] == pytest.approx(MEAN + 0.2)  # unknown user: mean + item bias
+
+
+def test_a_recommender_without_a_rater_lists_but_predicts_nothing():
+    rec = replace(make_recommender(), rater=None, rater_name=None, rater_config=None)
+    rows = rec.recommend(10, 3)
+    assert ids(rows) == [101, 103, 102]
+    assert {r["rating"] for r in rows} == {None}
+    assert rec.recommend_new_user([(100, 1.0)], k=1).items[0]["rating"] is None
+    with pytest.raises(ConfigError, match="without ratings"):
+        rec.predict([10], [101])
 
 
 # --- the command line -------------------------------------------------------------------
@@ -297,11 +336,11 @@ def test_recommend_command_for_users_new_users_and_files(model_dir, tmp_path):
     result = run_cli("recommend", "--model", model_dir, "--user", 1, "--user", 2, "-k", 3, "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    assert [u["user_id"] for u in body["users"]] == ["1", "2"]
+    assert [u["user_id"] for u in body["users"]] == [1, 2]  # ids as the model has them, ints here as over HTTP
     assert all(len(u["items"]) == 3 and u["source"] == "model" for u in body["users"])
-    result = run_cli("recommend", "--model", model_dir, "--rate", "1=5", "--rate", "2=4", "--rate", "x=3", "--json")
+    result = run_cli("recommend", "--model", model_dir, "--rate", "1=5", "--rate", "2=4", "--json")
     body = json.loads(result.output)
-    assert body["source"] == "bias-fallback" and body["ignored"] == ["x"]
+    assert body["source"] == "fold-in" and {r["rating_source"] for r in body["items"]} == {"bias-fallback"}
     assert {1, 2}.isdisjoint(r["item_id"] for r in body["items"])
     result = run_cli("recommend", "--model", model_dir, "--all-users", "--out", tmp_path / "all.csv", "-k", 2)
     assert result.exit_code == 0, result.output
@@ -315,6 +354,8 @@ def test_recommend_command_refuses_bad_requests_cleanly(model_dir):
         ([], "name whom"),
         (["--user", "nobody"], "unknown user id"),
         (["--rate", "1=99"], "outside the rating scale"),
+        (["--rate", "1=5", "--rate", "x=3"], "unknown item id(s) in --rate: x"),
+        (["--user", "1", "-k", "1000000000"], "-k must be between 1 and 1000"),
     ]:
         result = run_cli("recommend", "--model", model_dir, *args)
         assert result.exit_code != 0
@@ -325,5 +366,5 @@ def test_similar_command(model_dir):
     result = run_cli("similar", "--model", model_dir, "--item", 3, "-k", 4, "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    assert body["source"] == "co-rating" and len(body["items"]) == 4
+    assert body["source"] == "ease" and len(body["items"]) == 4
     assert 3 not in [r["item_id"] for r in body["items"]]

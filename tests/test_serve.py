@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 import uvicorn
-from test_recommend import DOT_SPEC, Q, make_recommender
+from test_recommend import DOT_SPEC, make_recommender
 
 from movierec import models, persist, pipeline
 from movierec.data.synthetic import SyntheticConfig, generate
 from movierec.errors import ModelError
-from movierec.serve import create_app
+from movierec.serve import create_app, schemas
 
 
 class Server:
@@ -80,14 +80,23 @@ def dot_api(tmp_path_factory):
 def known_user(baseline_dir) -> tuple[int, set]:
     rec = persist.load(baseline_dir)
     u = int(np.argmax(rec.user_counts))
-    return int(rec.index.user_ids[u]), set(rec.index.item_ids[rec.seen(u)].tolist())
+    return int(rec.index.user_ids[u]), set(rec.index.item_ids[rec.history.items_of(u)].tolist())
+
+
+def valid(response: httpx.Response, model: type) -> dict:
+    """The body of a 200 answer, checked against the schema model the endpoint declares."""
+    assert response.status_code == 200, response.text[:300]
+    body = response.json()
+    model.model_validate(body, strict=True)
+    return body
 
 
 def test_health_and_model_page(api):
-    body = api.get("/health").json()
-    assert body == {"status": "ok", "model": "baseline", "n_users": 300, "n_items": 200}
+    body = valid(api.get("/health"), schemas.Health)
+    assert body == {"status": "ok", "model": "baseline", "ranker": "ease", "n_users": 300, "n_items": 200}
     info = api.get("/model").json()
-    assert info["model"] == "baseline" and "user_ids" not in info and "titles" not in info
+    assert info["rater"]["name"] == "baseline" and info["ranker"]["name"] == "ease"
+    assert "user_ids" not in info and "titles" not in info
     metrics = info["metrics"]
     assert {"history", "test_rmse", "ranking", "error_by_activity", "rating_distribution"} <= set(metrics)
     page = api.get("/")
@@ -99,13 +108,11 @@ def test_health_and_model_page(api):
 
 def test_user_recommendations_leave_out_rated_items(api, baseline_dir):
     user, seen = known_user(baseline_dir)
-    r = api.get(f"/users/{user}/recommendations", params={"k": 15})
-    assert r.status_code == 200
-    body = r.json()
+    body = valid(api.get(f"/users/{user}/recommendations", params={"k": 15}), schemas.UserRecommendations)
     assert body["user_id"] == user and body["source"] == "model" and len(body["items"]) == 15
     assert not seen & {it["item_id"] for it in body["items"]}
-    scores = [it["score"] for it in body["items"]]
-    assert scores == sorted(scores, reverse=True)
+    assert all(0.5 <= it["rating"] <= 5 and it["rating_source"] == "model" for it in body["items"])
+    assert all(set(it["because"]) <= seen for it in body["items"])
     again = api.get(f"/users/{user}/recommendations", params={"k": 15, "include_rated": "true"}).json()
     assert seen & {it["item_id"] for it in again["items"]}
     assert api.get(f"/users/{user}/recommendations?k=15").json() == body  # deterministic
@@ -113,7 +120,7 @@ def test_user_recommendations_leave_out_rated_items(api, baseline_dir):
 
 def test_user_ratings(api, baseline_dir):
     user, seen = known_user(baseline_dir)
-    body = api.get(f"/users/{user}/ratings").json()
+    body = valid(api.get(f"/users/{user}/ratings"), schemas.UserRatings)
     assert body["n"] == len(seen) == len(body["ratings"])
     assert {r["item_id"] for r in body["ratings"]} == seen
     values = [r["rating"] for r in body["ratings"]]
@@ -141,31 +148,38 @@ def test_bad_parameters_are_422(api, baseline_dir, query):
     assert r.json()["detail"]
 
 
-def test_new_user_from_posted_ratings_bias_fallback_and_popular(api):
-    r = api.post("/recommendations", json={"ratings": [{"item_id": 1, "rating": 5}, {"item_id": "2", "rating": 4.5}]})
-    assert r.status_code == 200
-    body = r.json()
-    assert body["source"] == "bias-fallback" and len(body["items"]) == 10
+def test_new_user_from_posted_ratings_fold_in_and_popular(api):
+    posted = {"ratings": [{"item_id": 1, "rating": 5}, {"item_id": "2", "rating": 4.5}]}
+    body = valid(api.post("/recommendations", json=posted), schemas.NewUserRecommendations)
+    assert body["source"] == "fold-in" and len(body["items"]) == 10
+    assert {it["rating_source"] for it in body["items"]} == {"bias-fallback"}  # the baseline cannot fold in
     assert {1, 2}.isdisjoint(it["item_id"] for it in body["items"])
     assert all(set(it["because"]) <= {1, 2} for it in body["items"])
-    popular = api.post("/recommendations", json={"ratings": [], "k": 3, "exclude": [5]}).json()
+    popular = valid(
+        api.post("/recommendations", json={"ratings": [], "k": 3, "exclude": [5]}), schemas.NewUserRecommendations
+    )
     assert popular["source"] == "popular" and len(popular["items"]) == 3
-    assert all(it["source"] == "popular" for it in popular["items"]) and 5 not in [
-        i["item_id"] for i in popular["items"]
-    ]
-    unknown = api.post("/recommendations", json={"ratings": [{"item_id": "zzz", "rating": 3}]}).json()
+    assert all(it["source"] == "popular" and it["because"] == [] for it in popular["items"])
+    assert 5 not in [i["item_id"] for i in popular["items"]]
+
+
+def test_an_unknown_posted_item_is_named_or_ignored_when_asked(api):
+    r = api.post("/recommendations", json={"ratings": [{"item_id": 1, "rating": 4}, {"item_id": "zzz", "rating": 3}]})
+    assert r.status_code == 404 and "'zzz'" in r.json()["detail"]
+    posted = {"ratings": [{"item_id": "zzz", "rating": 3}], "ignore_unknown": True}
+    unknown = valid(api.post("/recommendations", json=posted), schemas.NewUserRecommendations)
     assert unknown["source"] == "popular" and unknown["ignored"] == ["zzz"]
 
 
-def test_new_user_fold_in_and_similar_items_by_vectors(dot_api):
-    body = dot_api.post("/recommendations", json={"ratings": [{"item_id": 100, "rating": 5}], "k": 2}).json()
-    assert body["source"] == "fold-in"
+def test_new_user_fold_in_and_similar_items_by_the_rankers_weights(dot_api):
+    posted = {"ratings": [{"item_id": 100, "rating": 5}], "k": 2}
+    body = valid(dot_api.post("/recommendations", json=posted), schemas.NewUserRecommendations)
+    assert body["source"] == "fold-in" and {it["rating_source"] for it in body["items"]} == {"fold-in"}
     assert body["items"][0]["item_id"] == 101 and body["items"][0]["because"] == [100]
-    similar = dot_api.get("/items/100/similar", params={"k": 2}).json()
-    assert similar["source"] == "item-vectors"
+    similar = valid(dot_api.get("/items/100/similar", params={"k": 2}), schemas.SimilarItems)
+    assert similar["source"] == "ease"
     assert [it["item_id"] for it in similar["items"]] == [101, 103]
-    q = np.array(Q)
-    assert similar["items"][0]["score"] == pytest.approx(q[0] @ q[1] / np.linalg.norm(q[1]), abs=1e-4)
+    assert similar["items"][0]["score"] == pytest.approx(0.9, abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -179,6 +193,8 @@ def test_new_user_fold_in_and_similar_items_by_vectors(dot_api):
         '{"ratings": [{"item_id": 1, "rating": 1e999}]}',
         '{"ratings": [{"item_id": 1, "rating": 9}]}',
         '{"ratings": [{"item_id": {"a": 1}, "rating": 4}]}',
+        '{"ratings": [{"item_id": true, "rating": 4}]}',
+        '{"ratings": [{"item_id": 1.5, "rating": 4}]}',
         '{"ratings": [], "k": 0}',
         '{"ratings": [], "k": "many"}',
         '{"ratings": [], "surprise": 1}',
@@ -195,9 +211,9 @@ def test_too_many_ratings_is_422(api):
     assert api.post("/recommendations", json=body).status_code == 422
 
 
-def test_similar_items_by_co_rating(api):
-    body = api.get("/items/3/similar", params={"k": 5}).json()
-    assert body["item_id"] == 3 and body["source"] == "co-rating" and len(body["items"]) == 5
+def test_similar_items(api):
+    body = valid(api.get("/items/3/similar", params={"k": 5}), schemas.SimilarItems)
+    assert body["item_id"] == 3 and body["source"] == "ease" and len(body["items"]) == 5
     assert 3 not in [it["item_id"] for it in body["items"]]
     assert api.get("/items/3/similar", params={"k": 0}).status_code == 422
 
@@ -205,18 +221,19 @@ def test_similar_items_by_co_rating(api):
 def test_predict_marks_fallbacks(api, baseline_dir):
     user, _ = known_user(baseline_dir)
     pairs = [{"user_id": user, "item_id": 3}, {"user_id": "nobody", "item_id": 3}, {"user_id": user, "item_id": -7}]
-    body = api.post("/predict", json={"pairs": pairs}).json()
+    body = valid(api.post("/predict", json={"pairs": pairs}), schemas.Predictions)
     preds = body["predictions"]
     assert [p["source"] for p in preds] == ["model", "fallback", "fallback"]
     assert [p["user_id"] for p in preds] == [user, "nobody", user]
     assert all(0.5 <= p["rating"] <= 5 for p in preds)
     assert api.post("/predict", json={"pairs": []}).json() == {"predictions": []}
-    for bad in ({"pairs": [{"user_id": 1}]}, {"pairs": [{"user_id": 1.5, "item_id": 1}]}, {}, {"pairs": None}):
+    bad_bodies = ({"pairs": [{"user_id": 1}]}, {"pairs": [{"user_id": 1.5, "item_id": 1}]}, {}, {"pairs": None})
+    for bad in (*bad_bodies, {"pairs": [{"user_id": True, "item_id": 1}]}):
         assert api.post("/predict", json=bad).status_code == 422, bad
 
 
 def test_search_ranks_exact_and_prefix_first(api):
-    body = api.get("/items/search", params={"q": "MOVIE 1", "limit": 5}).json()
+    body = valid(api.get("/items/search", params={"q": "MOVIE 1", "limit": 5}), schemas.SearchResults)
     titles = [it["title"] for it in body["items"]]
     assert titles[0] == "Synthetic movie 1"  # whole words beat "Synthetic movie 12"
     assert len(titles) == 5 and all("movie 1" in t.lower() for t in titles)

@@ -49,7 +49,7 @@ def test_train_with_config_trains_the_tuned_model(tmp_path, monkeypatch, capsys)
     code, out, err = run_cli(monkeypatch, capsys, "train", "--config", str(best), "--out", str(run), "--json", *TINY)
     assert code == 0, err
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["model"] == "knn" and manifest["model_config"] == written["model_config"]
+    assert manifest["rater"]["name"] == "knn" and manifest["rater"]["config"] == written["model_config"]
 
 
 def test_config_for_another_model_than_asked_is_refused(tmp_path, monkeypatch, capsys):

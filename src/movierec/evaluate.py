@@ -1,11 +1,16 @@
-"""Where models meet metrics: score a recommender on held-out ratings, as ratings and as rankings."""
+"""Where models meet metrics: score a recommender on held-out ratings, as ratings and as rankings.
+
+Ratings (``evaluate``, ``error_by_activity``, ``rating_distribution``) come from the
+recommender's rater; rankings (``evaluate_ranking``) from the lists it shows. The rating
+functions take the test predictions once made (``predictions``), so a report that
+calls all three predicts the test set once.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from movierec import metrics
-from movierec.data.ids import UNKNOWN
 from movierec.data.ratings import Ratings
 from movierec.errors import DataError
 from movierec.recommend import POPULAR, Recommender
@@ -17,19 +22,25 @@ def aligned_indices(recommender: Recommender, test: Ratings) -> tuple[np.ndarray
         return test.user_idx.astype(np.int64), test.item_idx.astype(np.int64)
     users = test.index.user_ids[test.user_idx]
     items = test.index.item_ids[test.item_idx]
-    return recommender.index.user_idx(users, strict=False), recommender.index.item_idx(items, strict=False)
+    return recommender.index.find_many("user", users), recommender.index.find_many("item", items)
 
 
-def evaluate(recommender: Recommender, test: Ratings) -> dict:
+def _predictions(recommender: Recommender, test: Ratings, predictions: np.ndarray | None) -> np.ndarray:
+    if len(test) == 0:
+        raise DataError("the test set is empty; nothing to evaluate", path=test.name)
+    if test.implicit:
+        raise DataError("this log has no ratings, so RMSE and MAE do not apply; rank with evaluate_ranking")
+    return recommender.predict_idx(*aligned_indices(recommender, test)) if predictions is None else predictions
+
+
+def evaluate(recommender: Recommender, test: Ratings, *, predictions: np.ndarray | None = None) -> dict:
     """RMSE and MAE of the recommender's predictions on ``test`` (fallbacks included).
 
     Also reports how many test ratings fell back because their user or item had no
     training ratings (``n_fallback``), so a low score can be traced to cold start.
     """
-    if len(test) == 0:
-        raise DataError("the test set is empty; nothing to evaluate", path=test.name)
+    pred = _predictions(recommender, test, predictions)
     users, items = aligned_indices(recommender, test)
-    pred = recommender.predict_idx(users, items)
     known_u = (users >= 0) & (recommender.user_counts[np.maximum(users, 0)] > 0)
     known_i = (items >= 0) & (recommender.item_counts[np.maximum(items, 0)] > 0)
     return {
@@ -62,22 +73,20 @@ def evaluate_ranking(
     """Precision, recall, NDCG, MAP and hit rate at ``k``, and catalogue coverage.
 
     A test item is relevant to its user when rated >= ``relevance``. Every user with a
-    relevant test item is ranked over ALL items they did not rate in training (no
-    sampled negatives), as ``Recommender.top_n`` ranks them: by the model, or by the
-    ``popular`` list for users with no training ratings (counted in ``n_users_popular``).
+    relevant test item gets the list ``Recommender.top_n`` shows them, chosen from ALL
+    items they did not rate in training (no sampled negatives): the ranker's, ordered
+    with the rater's predictions, or the ``popular`` list for users with no training
+    ratings (counted in ``n_users_popular``).
     Relevant items the model never saw still count in recall's denominator. With
     ``max_users``, that many users are drawn at random (``seed``) and ``sampled`` says so.
     Coverage is the share of the catalogue in the evaluated users' lists.
     """
     if len(test) == 0:
         raise DataError("the test set is empty; nothing to evaluate", path=test.name)
-    users, items = aligned_indices(recommender, test)
-    if test.index is not recommender.index:
-        # Test users the model never saw still get the popular list: give each an index past the model's.
-        unknown = users == UNKNOWN
-        _, extra = np.unique(test.index.user_ids[test.user_idx[unknown]].astype(str), return_inverse=True)
-        users = users.copy()
-        users[unknown] = recommender.index.n_users + extra
+    _, items = aligned_indices(recommender, test)
+    # Users by the test data's own index, so test users the model never saw stay apart
+    # (each gets the popular list, as a new user would).
+    users = test.user_idx.astype(np.int64)
     relevant = test.rating >= relevance
     users, items = users[relevant], items[relevant]
     eval_users, n_relevant = np.unique(users, return_counts=True)
@@ -92,17 +101,15 @@ def evaluate_ranking(
     pos = np.searchsorted(eval_users, users)
     inside = (pos < len(eval_users)) & (eval_users[np.minimum(pos, len(eval_users) - 1)] == users) & (items >= 0)
     rel_keys = np.unique(pos[inside] * n_items + items[inside])
-    known = eval_users < recommender.index.n_users
+    model_users = eval_users
+    if test.index is not recommender.index:
+        model_users = recommender.index.find_many("user", test.index.user_ids[eval_users])
     lists = np.full((len(eval_users), k), -1, dtype=np.int64)
-    popular = recommender.popular[:k]
-    lists[~known, : len(popular)] = popular
-    n_popular = int((~known).sum())
+    n_popular = 0
     block = 4096
-    known_pos = np.flatnonzero(known)
-    for s in range(0, len(known_pos), block):
-        rows = known_pos[s : s + block]
-        top = recommender.top_n(eval_users[rows], k)
-        lists[rows] = top.items
+    for s in range(0, len(eval_users), block):
+        top = recommender.top_n(model_users[s : s + block], k)
+        lists[s : s + block] = top.items
         n_popular += int(np.sum(top.sources == POPULAR))
     keys = np.arange(len(eval_users))[:, None] * n_items + lists
     hits = (lists >= 0) & np.isin(keys, rel_keys)
@@ -122,7 +129,13 @@ ACTIVITY_EDGES = (10, 30, 100, 300)
 """Upper bounds of the user-activity buckets (training ratings): 1-10, 11-30, 31-100, 101-300, >300."""
 
 
-def error_by_activity(recommender: Recommender, test: Ratings, edges: tuple[int, ...] = ACTIVITY_EDGES) -> list[dict]:
+def error_by_activity(
+    recommender: Recommender,
+    test: Ratings,
+    edges: tuple[int, ...] = ACTIVITY_EDGES,
+    *,
+    predictions: np.ndarray | None = None,
+) -> list[dict]:
     """RMSE and MAE of test ratings grouped by how many training ratings their user has.
 
     One row per bucket, in order: ``0`` (no training ratings: the fallback answers),
@@ -130,10 +143,8 @@ def error_by_activity(recommender: Recommender, test: Ratings, edges: tuple[int,
     has ``bucket``, ``lo``, ``hi`` (None for the last), ``n_users``, ``n`` (test ratings),
     ``rmse`` and ``mae`` (None for an empty bucket).
     """
-    if len(test) == 0:
-        raise DataError("the test set is empty; nothing to evaluate", path=test.name)
-    users, items = aligned_indices(recommender, test)
-    pred = recommender.predict_idx(users, items)
+    pred = _predictions(recommender, test, predictions)
+    users, _ = aligned_indices(recommender, test)
     activity = np.where(users >= 0, recommender.user_counts[np.maximum(users, 0)], 0)
     bounds = [(0, 0), *((lo + 1, hi) for lo, hi in zip((0, *edges[:-1]), edges, strict=True)), (edges[-1] + 1, None)]
     rows = []
@@ -155,7 +166,7 @@ def error_by_activity(recommender: Recommender, test: Ratings, edges: tuple[int,
     return rows
 
 
-def rating_distribution(recommender: Recommender, test: Ratings) -> dict:
+def rating_distribution(recommender: Recommender, test: Ratings, *, predictions: np.ndarray | None = None) -> dict:
     """Histograms of the test ratings and of the predictions for them, over the rating scale.
 
     Bins are centred on the scale's steps: ``lo, lo + step, ..., hi``, where ``step`` is the
@@ -163,16 +174,13 @@ def rating_distribution(recommender: Recommender, test: Ratings) -> dict:
     1/50 of the scale. A prediction counts in the bin nearest to it. Returns ``bins``
     (centres), ``test`` and ``predicted`` (counts).
     """
-    if len(test) == 0:
-        raise DataError("the test set is empty; nothing to evaluate", path=test.name)
+    pred = _predictions(recommender, test, predictions)
     lo, hi = recommender.scale
     values = np.unique(np.concatenate([test.rating.astype(np.float64), [lo, hi]]))
     gaps = np.diff(values)
     step = max(float(gaps.min()) if len(gaps) else 1.0, (hi - lo) / 50 if hi > lo else 1.0)
     n_bins = int(round((hi - lo) / step)) + 1
     centres = lo + step * np.arange(n_bins)
-    users, items = aligned_indices(recommender, test)
-    pred = recommender.predict_idx(users, items)
 
     def counts(x: np.ndarray) -> list[int]:
         bins = np.clip(np.rint((np.asarray(x, dtype=np.float64) - lo) / step), 0, n_bins - 1).astype(np.int64)

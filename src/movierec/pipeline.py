@@ -17,24 +17,29 @@ import torch
 from movierec import distributed, models, persist
 from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
+from movierec.data.synthetic import Synthetic
 from movierec.errors import ConfigError
-from movierec.evaluate import default_relevance, error_by_activity, evaluate, evaluate_ranking, rating_distribution
+from movierec.evaluate import (
+    aligned_indices,
+    default_relevance,
+    error_by_activity,
+    evaluate,
+    evaluate_ranking,
+    rating_distribution,
+)
+from movierec.models import ease
+from movierec.models.base import Ranker, RankerData
 from movierec.models.baseline import Baseline, fit_biases
+from movierec.models.popular import Popular, PopularConfig, popularity
 from movierec.plotting import loss_plot
-from movierec.recommend import Recommender
+from movierec.recommend import ListConfig, Recommender
 from movierec.training import TrainConfig, resolve_device, train
 
 RANKING_MAX_USERS = 10_000
-"""Test users (drawn at random) whose top-10 a training run scores; ``movierec evaluate`` ranks them all."""
-RANKING_BUDGET = 2 * 10**10
-"""Users x items x ``score_cost`` a training run's ranking report may take. Scoring runs at
-0.3-0.4G of those a second on the 2-core CPU for mlp and knn alike, so a minute: at ML-20M
-size, 730 users for mlp (10,000 took 13 minutes), every test user of ml-latest-small."""
+"""Test users (drawn at random) whose top-10 a training run scores; ``movierec evaluate`` ranks them all.
 
-
-def ranking_users(n_items: int, score_cost: int) -> int:
-    """How many test users a training run's ranking report scores against every item."""
-    return max(100, min(RANKING_MAX_USERS, RANKING_BUDGET // max(1, n_items * score_cost)))
+The ranker scores every item and the rater only the list's candidates, so this costs
+seconds even at ML-20M size and even for the notebook's network."""
 
 
 @dataclass(frozen=True)
@@ -61,64 +66,143 @@ class Parts:
     """Carved from the training data: validation curves and early stopping."""
     test: Ratings
     """Held out; scored once at the end."""
+    train_rows: np.ndarray
+    """Positions in the split log of the fit and validation ratings."""
+    test_rows: np.ndarray | None
+    """Positions in the split log of the test ratings; None when the test was given."""
 
 
 def split(ratings: Ratings, config: SplitConfig = SplitConfig(), test: Ratings | None = None) -> Parts:
-    """Hold out a test part (or use ``test`` as given) and carve validation from the rest."""
+    """Hold out a test part (or use ``test`` as given) and carve validation from the rest.
+
+    The one place the split seeds are used: the test part by ``config.seed``, the
+    validation part by ``config.seed + 1``, so any command can make the same parts again.
+    """
+    test_rows = None
     if test is None:
         train_rows, test_rows = split_rows(ratings, config.how, config.test_fraction, config.seed)
         train_part, test = ratings.take(train_rows), ratings.take(test_rows)
     else:
-        train_part = ratings
+        train_rows, train_part = np.arange(len(ratings)), ratings
     fit_pos, val_pos = random_split(len(train_part), config.val_fraction, config.seed + 1)
-    return Parts(fit=train_part.take(fit_pos), val=train_part.take(val_pos), test=test)
+    return Parts(train_part.take(fit_pos), train_part.take(val_pos), test, train_rows, test_rows)
 
 
-def _seen_csr(parts: list[Ratings], n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    users = np.concatenate([p.user_idx for p in parts])
-    items = np.concatenate([p.item_idx for p in parts])
-    ratings = np.concatenate([p.rating for p in parts])
-    order = np.lexsort((items, users))
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-    return indptr, items[order].astype(np.int32), ratings[order].astype(np.float32)
+def rater_spec(name: str) -> models.ModelSpec:
+    """The registered rating model ``name``; a ranker's name is a clear error."""
+    spec = models.get(name)
+    if spec.kind != "rater":
+        raise ConfigError(f"{name!r} is a ranker, not a rating model; pass it as --ranker {name}")
+    return spec
+
+
+def choose_ranker(name: str, n_users: int, n_items: int) -> tuple[str, str | None]:
+    """The ranker ``auto`` means for this catalogue, and a line saying why (None when named)."""
+    if name != "auto":
+        spec = models.get(name)
+        if spec.kind != "ranker":
+            rankers = ", ".join(n for n, s in models.MODELS.items() if s.kind == "ranker")
+            raise ConfigError(f"{name!r} is a rating model, not a ranker; --ranker takes one of: auto, {rankers}")
+        return name, None
+    if ease.fits(n_users, n_items):
+        return "ease", None
+    return "ials", (
+        f"ranker: ials, since {n_items:,} items x {n_users:,} users is too large for EASE's dense item-item "
+        f"matrix (up to {ease.MAX_ITEMS:,} items and {ease.MAX_GRAM_FLOPS:.0e} multiply-adds); --ranker ease forces it"
+    )
+
+
+def fit_ranker(
+    parts: list[Ratings],
+    name: str,
+    config: object | None = None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[Ranker, object, list[dict]]:
+    """Fit the ranker called ``name`` on the ratings of ``parts`` together; returns it, its config and history."""
+    spec = models.get(name)
+    config = config or spec.config_type()
+    first = parts[0]
+    dev = resolve_device(device)
+    ranker = spec.build(config, first.n_users, first.n_items, torch.Generator().manual_seed(seed)).to(dev)
+
+    def column(name: str, dtype: torch.dtype) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([getattr(p, name) for p in parts])).to(dev, dtype)
+
+    data = RankerData(
+        user_idx=column("user_idx", torch.int64),
+        item_idx=column("item_idx", torch.int64),
+        rating=column("rating", torch.float32),
+        n_users=first.n_users,
+        rating_max=float(max(float(p.rating.max()) for p in parts if len(p))),
+        generator=torch.Generator().manual_seed(seed),
+        report=on_epoch,
+    )
+    with torch.no_grad():
+        history = spec.fit(ranker, config, data)  # type: ignore[misc]
+    return ranker.eval(), config, history
 
 
 def fit(
     fit_part: Ratings,
     val_part: Ratings | None = None,
-    model: str = "mlp",
+    model: str | None = "mlp",
     *,
+    ranker: str = "auto",
     train_config: TrainConfig | None = None,
     model_config: object | None = None,
+    ranker_config: object | None = None,
+    lists: ListConfig | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[Recommender, list[dict]]:
-    """Train the model called ``model`` on ``fit_part``; returns the recommender and its history."""
-    spec = models.get(model)
-    train_config = train_config or TrainConfig.for_model(spec)
-    model_config = model_config or spec.config_type()
+    """Train the rating model ``model`` on ``fit_part`` and the ranker on fit and validation parts together.
+
+    The rater early-stops on ``val_part``; the ranker has no early stopping and learns
+    from both parts (its defaults were chosen on validation parts beforehand). ``model``
+    None trains no rater: for a log without ratings, where only ranking applies. Returns
+    the recommender and the rater's history (the ranker's is in ``info``).
+    """
     if len(fit_part) == 0:
         raise ConfigError("there are no training ratings left after the split")
+    if fit_part.implicit and model is not None:
+        raise ConfigError(
+            f"{fit_part.name} has no ratings (every row is a positive), so no rating model applies; "
+            "train without --model: a ranker alone, with no RMSE"
+        )
+    seen = [fit_part] if val_part is None or len(val_part) == 0 else [fit_part, val_part]
     global_mean = float(np.mean(fit_part.rating, dtype=np.float64))
     scale = fit_part.rating_scale()
-    generator = torch.Generator().manual_seed(train_config.seed)
-    net = spec.build(model_config, fit_part.n_users, fit_part.n_items, generator)
-    history = train(
-        net,
-        spec,
-        model_config,
-        fit_part,
-        val_part,
-        train_config,
-        global_mean=global_mean,
-        scale=scale,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        on_epoch=on_epoch,
-        progress=progress,
+    ranker_name, why = choose_ranker(ranker, fit_part.n_users, fit_part.n_items)
+    spec = None if model is None else rater_spec(model)
+    train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec))
+    rater = None
+    history: list[dict] = []
+    if spec is not None:
+        model_config = model_config or spec.config_type()
+        generator = torch.Generator().manual_seed(train_config.seed)
+        rater = spec.build(model_config, fit_part.n_users, fit_part.n_items, generator)
+        history = train(
+            rater,
+            spec,
+            model_config,
+            fit_part,
+            val_part,
+            train_config,
+            global_mean=global_mean,
+            scale=scale,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            on_epoch=on_epoch,
+            progress=progress,
+        )
+        rater.eval()
+    ranked, ranker_config, ranker_history = fit_ranker(
+        seen, ranker_name, ranker_config, seed=train_config.seed, device=train_config.device
     )
     b_u, b_i = fit_biases(
         fit_part.user_idx,
@@ -127,50 +211,68 @@ def fit(
         fit_part.n_users,
         fit_part.n_items,
     )
-    seen = [fit_part] if val_part is None else [fit_part, val_part]
-    indptr, items, seen_ratings = _seen_csr(seen, fit_part.n_users)
     recommender = Recommender(
-        model=net.eval(),
-        model_name=spec.name,
-        model_config=model_config,
+        ranker=ranked,
+        ranker_name=ranker_name,
+        ranker_config=ranker_config,
+        rater=rater,
+        rater_name=None if spec is None else spec.name,
+        rater_config=model_config if spec is not None else None,
         index=fit_part.index,
+        history=fit_part.by_user(*seen[1:]),
         global_mean=global_mean,
         scale=scale,
         user_bias=b_u,
         item_bias=b_i,
-        seen_indptr=indptr,
-        seen_items=items,
-        seen_ratings=seen_ratings,
         titles=fit_part.titles,
-        info={"dataset": fit_part.name, "train_config": asdict(train_config)},
+        lists=lists or ListConfig(),
+        info={
+            "dataset": fit_part.name,
+            "implicit": fit_part.implicit,
+            "train_config": asdict(train_config),
+            "ranker_history": ranker_history,
+            "ranker_choice": why,
+        },
     )
     return recommender, history
 
 
+def popular_of(recommender: Recommender) -> Recommender:
+    """The same recommender listing ``popular`` for everyone: the list any ranker must beat."""
+    ranker = Popular(recommender.index.n_items)
+    score = popularity(recommender.global_mean, recommender.item_bias, recommender.item_counts, recommender.scale)
+    ranker.item_score.copy_(torch.from_numpy(score).float())
+    return replace(
+        recommender, ranker=ranker, ranker_name="popular", ranker_config=PopularConfig(), lists=ListConfig(gate=False)
+    )
+
+
 def baseline_of(recommender: Recommender) -> Recommender:
-    """The same recommender with its model swapped for the fallback biases (the baseline)."""
+    """The same recommender with its rater swapped for the fallback biases (the baseline)."""
     spec = models.get("baseline")
     base = Baseline(recommender.index.n_users, recommender.index.n_items)
     with torch.no_grad():
         base.user_bias.copy_(torch.from_numpy(recommender.user_bias))
         base.item_bias.copy_(torch.from_numpy(recommender.item_bias))
-    device = next(recommender.model.parameters()).device
-    return replace(recommender, model=base.to(device), model_name="baseline", model_config=spec.config_type())
+    return replace(recommender, rater=base.eval(), rater_name="baseline", rater_config=spec.config_type())
 
 
 def run(
     ratings: Ratings,
-    model: str,
+    model: str | None,
     out: Path,
     *,
+    ranker: str = "auto",
     split_config: SplitConfig = SplitConfig(),
     test: Ratings | None = None,
     train_overrides: dict | None = None,
     model_config: object | None = None,
+    ranker_config: object | None = None,
     resume: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    extra_metrics: dict | None = None,
+    announce: Callable[[str], None] | None = None,
+    truth: Synthetic | None = None,
 ) -> dict:
     """Split, train, test once, and write ``out`` (model, metrics.json, loss.png) atomically.
 
@@ -181,19 +283,32 @@ def run(
     others return just ``model``, ``dataset`` and ``history``. When torchrun restarts
     failed workers (``--max-restarts``), they resume from the checkpoint by themselves.
     """
-    spec = models.get(model)
-    train_config = TrainConfig.for_model(spec, **(train_overrides or {}))
+    spec = None if model is None else rater_spec(model)
+    train_config = (
+        TrainConfig.for_model(spec, **(train_overrides or {})) if spec else TrainConfig(**(train_overrides or {}))
+    )
+    persist.check_replaceable(out)
     parts = split(ratings, split_config, test)
+    extra: dict = {}
+    if truth is not None and parts.test_rows is not None:
+        extra = {"synthetic": True, **truth.report(parts.train_rows, parts.test_rows)}
+        if announce:
+            announce(
+                f"synthetic data ({ratings.name}): the best test RMSE any model can reach here is "
+                f"{extra['noise_floor']:.4f}; the best list's NDCG@10 is {extra['oracle_ndcg']:.4f}"
+            )
     checkpoints = out.with_name(out.name + ".partial")
     resume = resume or (distributed.elastic_restart() and (checkpoints / "checkpoint.json").exists())
-    if resume:
+    if resume and spec is not None:
         _check_resumable(checkpoints, spec.name, train_config)
     recommender, history = fit(
         parts.fit,
         parts.val,
         model,
+        ranker=ranker,
         train_config=train_config,
         model_config=model_config,
+        ranker_config=ranker_config,
         checkpoint_dir=checkpoints,
         resume=resume,
         on_epoch=on_epoch,
@@ -201,41 +316,52 @@ def run(
     )
     if not distributed.is_main():
         distributed.finish()  # waits for rank 0 to write the model (see the end)
-        return {"model": spec.name, "dataset": ratings.name, "history": history}
-    scores = evaluate(recommender, parts.test)
-    base = evaluate(baseline_of(recommender), parts.test)
-    # All items ranked for each user; users capped so a large run's report stays minutes, not hours.
-    ranking = evaluate_ranking(
-        recommender,
-        parts.test,
-        k=10,
-        relevance=default_relevance(recommender.scale),
-        max_users=ranking_users(recommender.index.n_items, recommender.model.score_cost),
-        seed=split_config.seed,
+        return {"model": model, "dataset": ratings.name, "history": history}
+    why = (recommender.info or {}).get("ranker_choice")
+    if why and announce:
+        announce(why)
+    relevance = 1.0 if ratings.implicit else default_relevance(recommender.scale)
+    # Every item ranked for each user; users capped so a large run's report stays a minute.
+    ranking, ranking_popular = (
+        evaluate_ranking(r, parts.test, k=10, relevance=relevance, max_users=RANKING_MAX_USERS, seed=split_config.seed)
+        for r in (recommender, popular_of(recommender))
     )
-    metrics = {
-        "model": spec.name,
+    metrics: dict = {
+        "model": model,
+        "ranker": recommender.ranker_name,
+        "ranker_choice": (recommender.info or {}).get("ranker_choice"),
         "dataset": ratings.name,
+        "implicit": ratings.implicit,
         "split": asdict(split_config) if test is None else {"how": "given", "test": parts.test.name},
         "n_train": len(parts.fit),
         "n_val": len(parts.val),
         "n_test": len(parts.test),
-        "test_rmse": scores["rmse"],
-        "test_mae": scores["mae"],
-        "test_n_fallback": scores["n_fallback"],
-        "baseline_rmse": base["rmse"],
-        "baseline_mae": base["mae"],
         "ranking": ranking,
-        "error_by_activity": error_by_activity(recommender, parts.test),
-        "rating_distribution": rating_distribution(recommender, parts.test),
+        "ranking_popular": ranking_popular,
         "history": history,
+        "ranker_history": (recommender.info or {}).get("ranker_history"),
         "train_seconds": sum(h["seconds"] for h in history),
+        "ranker_seconds": sum(h["seconds"] for h in (recommender.info or {}).get("ranker_history") or []),
         "device": str(resolve_device(train_config.device)),
         "train_config": asdict(train_config),
-        **(extra_metrics or {}),
+        **extra,
     }
+    if recommender.rater is not None:
+        predictions = recommender.predict_idx(*aligned_indices(recommender, parts.test))
+        scores = evaluate(recommender, parts.test, predictions=predictions)
+        base = evaluate(baseline_of(recommender), parts.test)
+        metrics.update(
+            test_rmse=scores["rmse"],
+            test_mae=scores["mae"],
+            test_n_fallback=scores["n_fallback"],
+            baseline_rmse=base["rmse"],
+            baseline_mae=base["mae"],
+            error_by_activity=error_by_activity(recommender, parts.test, predictions=predictions),
+            rating_distribution=rating_distribution(recommender, parts.test, predictions=predictions),
+        )
     recommender.info = {**(recommender.info or {}), "split": metrics["split"], "metrics": _summary(metrics)}
-    plot = loss_plot(history, f"{spec.name} on {ratings.name}")
+    title = f"{model or recommender.ranker_name} on {ratings.name}"
+    plot = loss_plot(history or metrics["ranker_history"], title)
     persist.save(
         recommender,
         out,

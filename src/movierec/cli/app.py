@@ -85,7 +85,7 @@ def synthetic_config(spec: str | None, seed: int):
         n_users, n_items, n_ratings = (int(x) for x in spec.lower().split("x"))
     except ValueError:
         raise ConfigError(
-            f"--synthetic takes USERSxITEMSxRATINGS (for example 3000x2000x150000), got {spec!r}"
+            f"--synthetic takes USERSxITEMSxRATINGS (for example 2000x1500x200000), got {spec!r}"
         ) from None
     return SyntheticConfig(n_users=n_users, n_items=n_items, n_ratings=n_ratings, seed=seed)
 

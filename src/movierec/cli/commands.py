@@ -33,10 +33,21 @@ from movierec.cli.app import (
 )
 from movierec.errors import ConfigError
 
+MAX_K = 1000
+"""The longest list a command prints or writes per user (the server's cap too)."""
+
 
 @app.command()
 def train(
-    model: Annotated[str | None, typer.Option("--model", help="Model (default mlp): `movierec models`.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Rating model (default mlp, the notebook's): `movierec models`.")
+    ] = None,
+    ranker: Annotated[
+        str,
+        typer.Option(
+            help="Ranking model that orders the lists: auto (ease, or ials for large catalogues), ease, ials, popular."
+        ),
+    ] = "auto",
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the model, metrics.json and loss.png.")] = Path(
         "runs/latest"
     ),
@@ -49,9 +60,9 @@ def train(
     split: SplitOpt = "random",
     test_fraction: Annotated[float, typer.Option(help="Share of ratings held out for the test.")] = 0.2,
     val_fraction: Annotated[float, typer.Option(help="Share of training ratings carved out for validation.")] = 0.05,
-    epochs: Annotated[int | None, typer.Option(help="Override the model's number of epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Override the model's batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Override the model's learning rate.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the rating model's number of epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the rating model's batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override the rating model's learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the split, initialisation and shuffling.")] = 0,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
@@ -63,71 +74,90 @@ def train(
     rating_range: RatingRangeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a model, test it once on held-out ratings, and save it with its metrics and loss plot."""
+    """Train a recommender (a ranker for the lists, a rating model for the ratings), test it once, and save it."""
     from movierec import pipeline
-    from movierec.data.splits import split_rows
 
     model_config: object | None = None
+    ranker_config: object | None = None
     tuned_train: dict[str, Any] = {}
     if config is not None:
         from movierec.tuning import load_config
 
-        tuned_model, model_config, tuned_train = load_config(config)
-        if model is not None and model != tuned_model:
-            raise ConfigError(f"--model {model} differs from the model {tuned_model!r} tuned in {config}; drop one")
-        model = tuned_model
-    model = model or "mlp"
-    spec = models.get(model)
+        tuned_model, tuned_config, tuned_train = load_config(config)
+        if models.get(tuned_model).kind == "ranker":
+            if ranker not in ("auto", tuned_model):
+                raise ConfigError(f"--ranker {ranker} differs from the ranker {tuned_model!r} tuned in {config}")
+            ranker, ranker_config = tuned_model, tuned_config
+        else:
+            if model is not None and model != tuned_model:
+                raise ConfigError(f"--model {model} differs from the model {tuned_model!r} tuned in {config}; drop one")
+            model, model_config = tuned_model, tuned_config
+    if model is not None:
+        pipeline.rater_spec(model)  # a bad name fails before any data is read
+    if ranker != "auto":
+        pipeline.choose_ranker(ranker, 1, 1)
     quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
     ratings, syn = load_ratings(dataset, data, columns, synthetic, seed, progress=not quiet)
     test_ratings = load_test(test, columns) if test is not None else None
-    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)
-    extra: dict = {}
-    if syn is not None:
-        _, test_rows = split_rows(ratings, split, test_fraction, seed)
-        extra = {"synthetic": True, "noise_floor": syn.noise_floor(test_rows)}  # type: ignore[attr-defined]
+    if ratings.implicit:
+        if model is not None:
+            raise ConfigError(f"{ratings.name} has no rating column, so --model (a rating model) does not apply")
         if not quiet:
-            err.print(
-                f"[bold]synthetic data[/] ({ratings.name}): the best test RMSE any model can reach "
-                f"here is {extra['noise_floor']:.4f}"
-            )
+            err.print(f"{ratings.name} has no ratings: training a ranker only; RMSE and MAE do not apply")
+    else:
+        model = model or "mlp"
+    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
     # The tuned settings first, then any flag given on the command line.
     overrides = {**tuned_train, **{k: v for k, v in flags.items() if v is not None}}
-    n_epochs = overrides.get("epochs") or spec.training.get("epochs", 1)
+    spec = models.get(model) if model else None
+    n_epochs = overrides.get("epochs") or (spec.training.get("epochs", 1) if spec else 1)
     with EpochDisplay(n_epochs, quiet=quiet) as display:
         metrics = pipeline.run(
             ratings,
             model,
             out_dir,
+            ranker=ranker,
             split_config=split_config,
             test=test_ratings,
             train_overrides=overrides,
             model_config=model_config,
+            ranker_config=ranker_config,
             resume=resume,
             on_epoch=display.epoch,
             progress=display.progress,
-            extra_metrics=extra,
+            announce=None if quiet else (lambda line: display.bar.console.print(line, highlight=False)),
+            truth=syn,  # type: ignore[arg-type]
         )
     if not distributed.is_main():
         return
     if as_json:
         print(json.dumps(metrics))
         return
-    table = Table(title=f"{metrics['model']} on {metrics['dataset']}")
-    for col in ("ratings (train / val / test)", "test RMSE", "test MAE", "baseline RMSE", "train s"):
+    title = f"{metrics['ranker']} lists, {metrics['model'] or 'no'} ratings, on {metrics['dataset']}"
+    table = Table(title=title)
+    ranking = metrics["ranking"]
+    columns_shown = ["ratings (train / val / test)"]
+    cells = [f"{metrics['n_train']:,} / {metrics['n_val']:,} / {metrics['n_test']:,}"]
+    if "test_rmse" in metrics:
+        columns_shown += ["test RMSE", "test MAE", "baseline RMSE"]
+        cells += [f"{metrics['test_rmse']:.4f}", f"{metrics['test_mae']:.4f}", f"{metrics['baseline_rmse']:.4f}"]
+    columns_shown += [f"NDCG@{ranking['k']}", f"recall@{ranking['k']}", "train s"]
+    cells += [
+        f"{ranking['ndcg']:.4f}",
+        f"{ranking['recall']:.4f}",
+        f"{metrics['train_seconds'] + metrics['ranker_seconds']:.1f}",
+    ]
+    for col in columns_shown:
         table.add_column(col, justify="right")
-    table.add_row(
-        f"{metrics['n_train']:,} / {metrics['n_val']:,} / {metrics['n_test']:,}",
-        f"{metrics['test_rmse']:.4f}",
-        f"{metrics['test_mae']:.4f}",
-        f"{metrics['baseline_rmse']:.4f}",
-        f"{metrics['train_seconds']:.1f}",
-    )
+    table.add_row(*cells)
     out.print(table)
     if "noise_floor" in metrics:
-        out.print(f"synthetic data: noise floor (best possible test RMSE) {metrics['noise_floor']:.4f}")
+        out.print(
+            f"synthetic data: noise floor (best possible test RMSE) {metrics['noise_floor']:.4f}; "
+            f"oracle list NDCG@10 {metrics['oracle_ndcg']:.4f}"
+        )
     out.print(f"saved to {out_dir}/ (model.safetensors, manifest.json, metrics.json, loss.png)")
 
 
@@ -179,16 +209,27 @@ def evaluate(
         part = pipeline.split(ratings, pipeline.SplitConfig(**saved)).test
     else:
         raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME")
-    result = {"model": recommender.model_name, "data": part.name, **score(recommender, part)}
-    threshold = relevance if relevance is not None else default_relevance(recommender.scale)
+    result: dict[str, Any] = {
+        "model": recommender.rater_name,
+        "ranker": recommender.ranker_name,
+        "data": part.name,
+    }
+    if recommender.predicts_ratings and not part.implicit:
+        result.update(score(recommender, part))
+    default = 1.0 if part.implicit else default_relevance(recommender.scale)
+    threshold = relevance if relevance is not None else default
     result["ranking"] = ranking = evaluate_ranking(recommender, part, k=k, relevance=threshold, max_users=max_users)
     if as_json:
         print(json.dumps(result))
         return
-    out.print(
-        f"{result['model']} on {result['data']}: RMSE {result['rmse']:.4f}  MAE {result['mae']:.4f}  "
-        f"({result['n']:,} ratings, {result['n_fallback']:,} by fallback)"
-    )
+    if "rmse" in result:
+        out.print(
+            f"{result['model']} on {result['data']}: RMSE {result['rmse']:.4f}  MAE {result['mae']:.4f}  "
+            f"({result['n']:,} ratings, {result['n_fallback']:,} by fallback)"
+        )
+    else:
+        out.print(f"{result['data']}: no ratings to predict, so no RMSE or MAE; lists only")
+    out.print(f"lists by {result['ranker']}, ordered with {result['model'] or 'no'} predicted ratings:")
     out.print(
         f"top {k} (relevant: rated >= {threshold:g}; {ranking['n_users']:,} users, all unrated items ranked): "
         f"precision {ranking['precision']:.4f}  recall {ranking['recall']:.4f}  NDCG {ranking['ndcg']:.4f}  "
@@ -207,29 +248,31 @@ def recommend(
         list[str] | None,
         typer.Option("--rate", metavar="ITEM=RATING", help="A new user's rating; repeat. Folded in, no retraining."),
     ] = None,
-    k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
+    k: Annotated[int, typer.Option("-k", help=f"How many items (at most {MAX_K}).")] = 10,
     include_rated: Annotated[bool, typer.Option(help="Also list items the user rated in training.")] = False,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the lists to this .csv or .parquet file instead.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print top-k items users have not rated, with titles and predicted ratings; or write them to a file.
+    """Print top-k lists with titles, each item with the rating the user would likely give; or write them to a file.
 
-    Each list says which path made it: model, popular (a user with no ratings), or for a
-    new user given by --rate, fold-in or bias-fallback (models that cannot fold users in).
+    The ranker orders each list, the rating model says each item's rating. Each list says
+    which path made it: model (a known user), fold-in (a new user given by --rate), or
+    popular (a user with no ratings: the same list for everyone).
     """
     from movierec import persist
     from movierec.recommend import write_recommendations
 
-    if k < 1:
-        raise ConfigError("-k must be at least 1")
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
     if sum([bool(user), all_users, bool(rate)]) != 1:
         raise ConfigError("name whom to recommend for: --user ID (repeatable), --all-users, or --rate ITEM=RATING")
     if all_users and out_file is None:
         raise ConfigError("--all-users writes a file: add --out recs.csv or --out recs.parquet")
     if rate and out_file is not None:
         raise ConfigError("--out is for --user/--all-users; a new user's list prints (add --json for JSON)")
+    pairs = [_parse_rating(r) for r in rate or []]
     recommender = persist.load(model_dir)
     if out_file is not None:
         n = write_recommendations(
@@ -241,36 +284,38 @@ def recommend(
             err.print(f"wrote {n:,} recommendations to {out_file}", highlight=False)
         return
     if rate:
-        result = recommender.recommend_new_user([_parse_rating(r) for r in rate], k)
-        lists = [("new user", result.items, result.source)]
-        if result.ignored and not as_json:
-            err.print(f"ignored unknown item id(s): {', '.join(map(str, result.ignored))}", highlight=False)
+        result = recommender.recommend_new_user(pairs, k)
+        if result.ignored:
+            raise ConfigError(
+                f"unknown item id(s) in --rate: {', '.join(map(str, result.ignored))}; the model was not trained "
+                "with them (find ids with `movierec search` or in the data's movies file)"
+            )
+        lists: list[tuple[object, list[dict], str]] = [("new user", result.items, result.source)]
         if as_json:
-            print(json.dumps({"items": result.items, "source": result.source, "ignored": result.ignored}))
+            print(json.dumps({"items": result.items, "source": result.source}))
             return
     else:
         lists = []
         for u in user or []:
             rows = recommender.recommend(u, k, exclude_seen=not include_rated)
-            lists.append((u, rows, rows[0]["source"] if rows else "model"))
+            lists.append((recommender.user_id(recommender.user_index(u)), rows, rows[0]["source"] if rows else "model"))
         if as_json:
             body = [{"user_id": u, "items": rows, "source": src} for u, rows, src in lists]
             print(json.dumps(body[0] if len(body) == 1 else {"users": body}))
             return
     for who, rows, source in lists:
         title = who if who == "new user" else f"user {who}"
-        table = Table(title=f"top {k} for {title} ({recommender.model_name}, {source})")
+        models_used = f"{recommender.ranker_name} lists, {recommender.rater_name or 'no'} ratings"
+        table = Table(title=f"top {k} for {title} ({source}: {models_used})")
         table.add_column("#", justify="right")
         table.add_column("item", justify="right")
         table.add_column("title")
         table.add_column("predicted", justify="right")
-        if rate:
-            table.add_column("because you liked")
+        table.add_column("because you liked")
         for rank, row in enumerate(rows, 1):
-            cells = [str(rank), str(row["item_id"]), row["title"] or "", f"{row['score']:.2f}"]
-            if rate:
-                cells.append(", ".join(map(str, row["because"])))
-            table.add_row(*cells)
+            rating = "-" if row["rating"] is None else f"{row['rating']:.2f}"
+            because = ", ".join(map(str, row.get("because", [])))
+            table.add_row(str(rank), str(row["item_id"]), row["title"] or "", rating, because)
         out.print(table)
 
 

@@ -8,6 +8,7 @@ whatever order the ratings came in.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,12 +72,42 @@ class IdIndex:
         """Raw item ids to indices; unknown ids raise, or map to ``UNKNOWN`` if not strict."""
         return _lookup(self.item_ids, np.asarray(item_ids), "item", strict)
 
+    def find(self, kind: str, raw: object) -> int:
+        """The index of one raw ``kind`` (``user``/``item``) id; ``UNKNOWN`` when never seen or not an id.
+
+        The policy for ids from outside (a URL, JSON, a command line): an id is an int or a
+        string; a string matches an integer id only when written as one ("12", not " 12",
+        "1e1" or "12.0"); a bool, a float or a number too large for the ids is not an id.
+        """
+        known = self.user_ids if kind == "user" else self.item_ids
+        if isinstance(raw, bool | np.bool_) or not isinstance(raw, int | str | np.integer | np.str_):
+            return UNKNOWN
+        if isinstance(raw, str | np.str_) and known.dtype.kind in "iu" and not _INT.fullmatch(str(raw)):
+            return UNKNOWN
+        try:
+            return int(_lookup(known, np.asarray([raw]), kind, False)[0])
+        except (ValueError, OverflowError, TypeError):
+            return UNKNOWN
+
+    def find_many(self, kind: str, ids: object) -> np.ndarray:
+        """int64 indices of raw ``kind`` ids, ``UNKNOWN`` for each one never seen or not an id."""
+        known = self.user_ids if kind == "user" else self.item_ids
+        arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids))  # type: ignore[call-overload]
+        if arr.ndim == 1 and (arr.dtype.kind in "iu" or (arr.dtype.kind == "U" and known.dtype.kind == "U")):
+            return _lookup(known, arr, kind, False)
+        # Mixed or odd values (a float, a string for integer ids): one by one, so one bad id
+        # does not make the others unknown.
+        return np.array([self.find(kind, x) for x in arr.ravel().tolist()], dtype=np.int64)
+
     def to_json(self) -> dict:
         return {"user_ids": self.user_ids.tolist(), "item_ids": self.item_ids.tolist()}
 
     @classmethod
     def from_json(cls, obj: dict) -> IdIndex:
         return cls(_ids_array(obj["user_ids"]), _ids_array(obj["item_ids"]))
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def _ids_array(values: list) -> np.ndarray:

@@ -11,10 +11,12 @@ from movierec.data.ids import IdIndex
 
 @dataclass(frozen=True)
 class Ratings:
-    """Explicit ratings as parallel columns over one ``IdIndex``.
+    """A ratings log as parallel columns over one ``IdIndex``.
 
     Subsets made by a split share the index of the whole log, so a model trained on
-    one part can be scored on another without re-mapping ids.
+    one part can be scored on another without re-mapping ids. A log with no rating
+    column (plays, clicks, purchases) is ``implicit``: every row is a positive, held as
+    a rating of 1.0, and rankers alone apply.
     """
 
     user_idx: np.ndarray
@@ -31,6 +33,8 @@ class Ratings:
     """str, shape (n_items,): the title of each item, or None when the source has none."""
     name: str = "ratings"
     """What the data is called in reports (a release name or a file name)."""
+    implicit: bool = False
+    """True for a log without ratings: each row only says the user chose the item."""
 
     def __len__(self) -> int:
         return len(self.rating)
@@ -82,6 +86,65 @@ class Ratings:
     def rating_scale(self) -> tuple[float, float]:
         """The lowest and highest rating present: predictions are clipped to this range."""
         return float(self.rating.min()), float(self.rating.max())
+
+    def by_user(self, *more: Ratings) -> ByUser:
+        """These ratings (and ``more`` over the same index) grouped by user."""
+        parts = (self, *more)
+        return ByUser.build(
+            np.concatenate([p.user_idx for p in parts]),
+            np.concatenate([p.item_idx for p in parts]),
+            np.concatenate([p.rating for p in parts]),
+            self.n_users,
+        )
+
+
+@dataclass(frozen=True)
+class ByUser:
+    """Ratings grouped by user (CSR): user u's are ``items[indptr[u]:indptr[u + 1]]``, items ascending.
+
+    The one grouping of training ratings: the recommender's history, what rankers score
+    from, and what lists leave out.
+    """
+
+    indptr: np.ndarray
+    """int64 (n_users + 1,): where each user's ratings start; indptr[0] == 0, indptr[-1] == nnz."""
+    items: np.ndarray
+    """int32 (nnz,): the rated items, ascending within each user."""
+    ratings: np.ndarray
+    """float32 (nnz,): the rating of each entry."""
+
+    @classmethod
+    def build(cls, user_idx: np.ndarray, item_idx: np.ndarray, rating: np.ndarray, n_users: int) -> ByUser:
+        order = np.lexsort((item_idx, user_idx))
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(user_idx, minlength=n_users), out=indptr[1:])
+        return cls(indptr, item_idx[order].astype(np.int32), rating[order].astype(np.float32))
+
+    @property
+    def n_users(self) -> int:
+        return len(self.indptr) - 1
+
+    def counts(self) -> np.ndarray:
+        """int64 (n_users,): ratings per user."""
+        return np.diff(self.indptr)
+
+    def items_of(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+    def ratings_of(self, user: int) -> np.ndarray:
+        return self.ratings[self.indptr[user] : self.indptr[user + 1]]
+
+    def positions(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, position) of every entry of ``users``: row numbers count within ``users``."""
+        starts = self.indptr[users]
+        lengths = self.indptr[users + 1] - starts
+        rows = np.repeat(np.arange(len(users)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return rows, np.repeat(starts, lengths) + offsets
+
+    def user_of_entry(self) -> np.ndarray:
+        """int64 (nnz,): each entry's user."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int64), self.counts())
 
 
 def _plain(value: object) -> object:

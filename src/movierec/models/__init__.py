@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from movierec.errors import ConfigError
-from movierec.models import als, baseline, blend, bmf, knn, mf, mlp
-from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.models import als, baseline, blend, bmf, ease, ials, knn, mf, mlp, popular
+from movierec.models.base import FitContext, ModelSpec, Ranker, RatingModel
 
 MODELS: dict[str, ModelSpec] = {
-    spec.name: spec for spec in (baseline.SPEC, mlp.SPEC, mf.SPEC, als.SPEC, bmf.SPEC, knn.SPEC, blend.SPEC)
+    spec.name: spec
+    for spec in (
+        baseline.SPEC,
+        mlp.SPEC,
+        mf.SPEC,
+        als.SPEC,
+        bmf.SPEC,
+        knn.SPEC,
+        blend.SPEC,
+        ease.SPEC,
+        ials.SPEC,
+        popular.SPEC,
+    )
 }
+"""Raters (``kind == "rater"``: they predict ratings) and rankers (``kind == "ranker"``: they order lists)."""
 
 
 def get(name: str) -> ModelSpec:
@@ -19,4 +32,4 @@ def get(name: str) -> ModelSpec:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "FitContext", "ModelSpec", "RatingModel", "get"]
+__all__ = ["MODELS", "FitContext", "ModelSpec", "Ranker", "RatingModel", "get"]

@@ -87,10 +87,6 @@ class Blend(RatingModel):
         self.members = nn.ModuleList(members)  # type: ignore[assignment]
         self.register_buffer("weights", torch.zeros(len(members) + 1))
 
-    @property
-    def score_cost(self) -> int:
-        return sum(m.score_cost for m in self.members)
-
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         out = self.weights[-1].expand(len(user_idx)).clone()
         for w, member in zip(self.weights[:-1], self.members, strict=True):
@@ -102,6 +98,10 @@ class Blend(RatingModel):
         for w, member in zip(self.weights[:-1], self.members, strict=True):
             out += w * member.score(user_idx, item_idx)
         return out
+
+    def check(self) -> None:
+        for member in self.members:
+            member.check()
 
     def item_vectors(self) -> Tensor | None:
         """The first member's item vectors that exist (the factor model's, in the default blend)."""

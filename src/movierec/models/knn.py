@@ -99,9 +99,16 @@ class KNN(RatingModel):
                 self._buffers[name] = torch.empty_like(saved, device=self._buffers[name].device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    @property
-    def score_cost(self) -> int:
-        return 4 * int(self.neighbour_idx.shape[1])  # a gather, a test and two sums per candidate
+    def check(self) -> None:
+        nnz = len(self.seen_items)
+        indptr = self.seen_indptr
+        if int(indptr[0]) != 0 or int(indptr[-1]) != nnz or bool((indptr[1:] < indptr[:-1]).any()):
+            raise ValueError("knn's seen_indptr must rise from 0 to the number of stored residuals")
+        for name, t in (("seen_items", self.seen_items), ("neighbour_idx", self.neighbour_idx)):
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.n_items):
+                raise ValueError(f"knn's {name} holds item indices out of range")
+        if len(self.seen_residual) != nnz:
+            raise ValueError("knn's seen_residual and seen_items differ in length")
 
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         out = self.user_bias[user_idx] + self.item_bias[item_idx]

@@ -76,10 +76,6 @@ class MF(RatingModel):
         b_i = self.item_bias.weight[:, 0].index_select(0, item_idx)
         return p @ q.T + b_u + b_i[None, :]
 
-    @property
-    def score_cost(self) -> int:
-        return self.user_factors.embedding_dim
-
     def item_vectors(self) -> Tensor:
         return self.item_factors.weight.detach()
 

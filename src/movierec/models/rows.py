@@ -65,3 +65,15 @@ class RowBlocks:
             x[..., k + 1] += target
             gram = torch.bmm(x.transpose(1, 2), x)
             yield block, gram[:, : k + 1, : k + 1], gram[:, : k + 1, k + 1], gram[:, k + 1, k + 1]
+
+    def gathered(self, other_factors: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Per block: ``(rows, x, values, real)`` for least squares with per-rating weights.
+
+        ``x`` (B, L, k) holds the other side's factors of each rating (zeros on padding),
+        ``values`` (B, L) the ratings (0 on padding) and ``real`` (B, L) is False on padding.
+        """
+        k = other_factors.shape[1]
+        table = torch.cat([other_factors, other_factors.new_zeros(1, k)])
+        for block, other, values in self.blocks:
+            x = table.index_select(0, other.view(-1)).view(*other.shape, k)
+            yield block, x, values, other != self.n_other

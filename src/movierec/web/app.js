@@ -236,6 +236,7 @@ async function requestRecs() {
         ratings: rated.map((r) => ({ item_id: r.item_id, rating: starsToScale(r.rating) })),
         k: K,
         exclude: rated.map((r) => r.item_id),
+        ignore_unknown: true, // ratings kept in this browser may name movies an older model knew
       },
     });
     if (ctrl.signal.aborted) return;
@@ -258,10 +259,18 @@ async function requestRecs() {
 }
 
 const SOURCE_NOTES = {
-  "fold-in": "Predicted from your ratings by the model, without retraining.",
-  "bias-fallback": "This model cannot fold in a new user, so these are ranked by your average and each movie's bias.",
-  popular: "None of your movies is known to the model yet, so these are popular, well-rated movies.",
+  "fold-in": "Picked for you from your ratings, without retraining.",
+  popular: "None of your movies is known to the model yet, so these are popular, well-rated movies: the same for everyone.",
 };
+const RATING_NOTES = {
+  "bias-fallback": "This rating model cannot fold in a new user, so the ★ shown are your average and each movie's bias.",
+};
+
+/** The predicted rating shown beside a listed movie ("" for a model without ratings). */
+function predicted(it) {
+  return it.rating === null || it.rating === undefined
+    ? null : el("span", { class: "score", title: "the rating you would likely give" }, `${fmt(it.rating, 1)}★`);
+}
 
 function renderRecs(data, rated) {
   const list = $("#recs");
@@ -276,13 +285,16 @@ function renderRecs(data, rated) {
     return el("li", { dataset: { item: key(it.item_id) } },
       el("div", { class: "line" },
         el("span", { class: "title" }, it.title || String(it.item_id)),
-        el("span", { class: "score", title: "predicted rating" }, `${fmt(it.score, 1)}★`)),
+        predicted(it)),
       because.length ? el("div", { class: "why" }, `Because you rated ${joinAnd(because)}`) : null);
   }));
   const source = data.source || (items[0] && items[0].source);
-  const n = rated.length;
+  const ratingNote = RATING_NOTES[items[0] && items[0].rating_source] || "";
+  const ignored = (data.ignored || []).length;
+  const n = rated.length - ignored;
+  const skipped = ignored ? ` ${ignored} of your ratings name movies this model does not know.` : "";
   note($("#recs-note"), items.length
-    ? `${SOURCE_NOTES[source] || ""} From ${n} rating${n > 1 ? "s" : ""}.`.trim()
+    ? `${SOURCE_NOTES[source] || ""} From ${n} rating${n === 1 ? "" : "s"}.${skipped} ${ratingNote}`.trim()
     : "No recommendations: every movie is rated or excluded.");
 }
 
@@ -349,11 +361,17 @@ async function showUser(userId) {
     ratingsList.replaceChildren(...ratings.map((r) => el("li", { dataset: { item: key(r.item_id) } },
       el("span", { class: "title" }, movieButton(r)),
       el("span", { class: "given", "aria-label": `rated ${r.rating} stars` }, `${r.rating}★`))));
-    recsList.replaceChildren(...items.map((it) => el("li", { dataset: { item: key(it.item_id) } },
-      el("div", { class: "line" },
-        el("span", { class: "title" }, movieButton(it)),
-        el("span", { class: "score", title: "predicted rating" }, `${fmt(it.score, 1)}★`)))));
-    note($("#user-note"), `User ${userId}: ${count(ratings.length)} training ratings. Pick a title to see similar movies.`);
+    const titleOf = new Map(ratings.map((r) => [key(r.item_id), r.title || String(r.item_id)]));
+    recsList.replaceChildren(...items.map((it) => {
+      const because = (it.because || []).map((id) => titleOf.get(key(id)) || String(id));
+      return el("li", { dataset: { item: key(it.item_id) } },
+        el("div", { class: "line" },
+          el("span", { class: "title" }, movieButton(it)),
+          predicted(it)),
+        because.length ? el("div", { class: "why" }, `Because they rated ${joinAnd(because)}`) : null);
+    }));
+    const popular = recs.source === "popular" ? " They have no training ratings, so these are popular movies, the same for everyone." : "";
+    note($("#user-note"), `User ${userId}: ${count(ratings.length)} training ratings.${popular} Pick a title to see similar movies.`);
   } catch (e) {
     if (isAbort(e)) return;
     ratingsList.replaceChildren();
@@ -389,7 +407,7 @@ async function showSimilar(item) {
         el("span", { class: "title" }, movieButton(it)),
         el("span", { class: "score", title: "similarity" }, fmt(it.score ?? it.similarity, 2))))));
     const how = data.source === "co-rating"
-      ? "by the raters they share (this model has no item vectors)" : "by the model's item vectors";
+      ? "by the raters they share" : `by the ${data.source} ranker's item-to-item weights`;
     note($("#similar-note"), items.length ? `Closest first, ${how}.` : "No similar movies.");
   } catch (e) {
     if (isAbort(e)) return;
@@ -538,34 +556,6 @@ function barChart({ id, title, categories, series, yLabel, caption, digits = 3, 
 }
 
 /** Horizontal bars, one per named value in [0, 1], the value written at the bar's end. */
-function hbarChart({ id, title, rows, caption }) {
-  const draw = (w) => {
-    const rowH = 30, pad = { t: 4, r: 54, b: 4, l: 104 };
-    const h = pad.t + pad.b + rows.length * rowH;
-    const root = svg("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h });
-    const hi = Math.max(...rows.map((r) => r.value).filter(Number.isFinite), 0.01);
-    const x = (v) => (w - pad.l - pad.r) * (v / hi);
-    rows.forEach((r, i) => {
-      const top = pad.t + i * rowH;
-      root.append(svg("text", { x: pad.l - 8, y: top + rowH / 2 + 4, "text-anchor": "end" }, r.label));
-      root.append(svg("rect", { x: pad.l, y: top + 5, width: w - pad.l - pad.r, height: rowH - 10, rx: 3, class: "track" }));
-      if (Number.isFinite(r.value)) {
-        root.append(svg("rect", {
-          x: pad.l, y: top + 5, width: Math.max(x(r.value), 1), height: rowH - 10, rx: 3,
-          fill: SERIES[0], class: "bar",
-        }, svg("title", {}, `${r.label}: ${fmt(r.value, 4)}`)));
-      }
-      root.append(svg("text", { x: pad.l + Math.max(x(r.value) || 0, 1) + 6, y: top + rowH / 2 + 4, class: "value" },
-        fmt(r.value, 3)));
-    });
-    return root;
-  };
-  const table = dataTable(["metric", "value"], rows.map((r) => [r.label, fmt(r.value, 4)]));
-  return chartBox({ id, title, caption, table, draw });
-}
-
-// ---------------------------------------------------------------- the model page
-
 async function showModel() {
   if (state.modelShown) return; // drawn once; the charts redraw themselves on resize
   state.modelShown = true;
@@ -593,24 +583,36 @@ function modelParts(data) {
 
 function modelSections(data) {
   const { metrics, get } = modelParts(data);
-  const name = get("model") || "model";
+  const rankerName = get("ranker") || (data.ranker && data.ranker.name) || "ranker";
+  const raterName = get("model") || (data.rater && data.rater.name);
+  const name = raterName ? `${rankerName} lists, ${raterName} ratings` : `${rankerName} lists`;
   const out = [];
 
   // --- headline scores
   const tiles = [];
   const tile = (label, value, sub) => tiles.push(el("div", { class: "tile" }, el("dt", {}, label),
     el("dd", {}, value, sub ? el("small", {}, sub) : null)));
+  const ranking = get("ranking");
+  const popularRanking = get("ranking_popular");
+  if (ranking && Number.isFinite(ranking.ndcg)) {
+    const pop = popularRanking && Number.isFinite(popularRanking.ndcg) ? popularRanking.ndcg : null;
+    tile(`NDCG@${ranking.k}`, fmt(ranking.ndcg), pop === null ? "list quality, 1 is perfect"
+      : `list quality; the most-popular list gets ${fmt(pop)}`);
+  }
+  const oracle = get("oracle_ndcg");
+  if (Number.isFinite(oracle)) tile("Oracle NDCG", fmt(oracle), "the best list possible on this synthetic data");
   const rmse = get("test_rmse");
   const base = get("baseline_rmse");
-  tile("Test RMSE", fmt(rmse), Number.isFinite(base) && Number.isFinite(rmse)
-    ? `${rmse <= base ? "better" : "worse"} than the baseline by ${fmt(Math.abs(base - rmse))}` : null);
-  tile("Test MAE", fmt(get("test_mae")));
-  tile("Baseline RMSE", fmt(base), "mean + user and item biases");
-  if (Number.isFinite(get("baseline_mae"))) tile("Baseline MAE", fmt(get("baseline_mae")));
+  if (Number.isFinite(rmse)) {
+    tile("Test RMSE", fmt(rmse), Number.isFinite(base)
+      ? `${rmse <= base ? "better" : "worse"} than the baseline by ${fmt(Math.abs(base - rmse))}` : null);
+    tile("Test MAE", fmt(get("test_mae")));
+    tile("Baseline RMSE", fmt(base), "mean + user and item biases");
+  } else if (get("implicit")) {
+    tile("Test RMSE", "–", "this log has no ratings, so RMSE does not apply");
+  }
   const floor = get("noise_floor");
   if (Number.isFinite(floor)) tile("Noise floor", fmt(floor), "best RMSE possible on this synthetic data");
-  const ranking = get("ranking");
-  if (ranking && Number.isFinite(ranking.ndcg)) tile(`NDCG@${ranking.k}`, fmt(ranking.ndcg), "ranking quality, 1 is perfect");
   const parts = [];
   if (get("n_test")) parts.push(`${count(get("n_test"))} held-out test ratings, scored once after training`);
   if (get("test_n_fallback")) parts.push(`${count(get("test_n_fallback"))} of them by the fallback (user or movie unseen in training)`);
@@ -644,15 +646,19 @@ function modelSections(data) {
     const k = ranking.k ?? "k";
     const names = [["precision", `precision@${k}`], ["recall", `recall@${k}`], ["ndcg", `NDCG@${k}`],
       ["map", `MAP@${k}`], ["hit_rate", `hit rate@${k}`], ["coverage", "coverage"]];
-    const rows = names.filter(([key_]) => Number.isFinite(ranking[key_])).map(([key_, label]) => ({ label, value: ranking[key_] }));
-    if (rows.length) {
+    const shown = names.filter(([key_]) => Number.isFinite(ranking[key_]));
+    if (shown.length) {
       const bits = [];
       if (Number.isFinite(ranking.n_users)) bits.push(`${count(ranking.n_users)} test users${ranking.sampled ? " (a random sample)" : ""}`);
       if (Number.isFinite(ranking.relevance)) bits.push(`a test rating of ${ranking.relevance} or more counts as relevant`);
       bits.push("coverage is the share of all movies recommended to anyone");
-      grid.append(hbarChart({
-        id: "chart-ranking", title: `Ranking: top-${k} lists against held-out ratings`, rows,
-        caption: `Each user's top ${k} among all the movies they did not rate in training; ${bits.join("; ")}.`,
+      const series = [{ name: `these lists (${rankerName}${raterName ? ` + ${raterName}` : ""})`, values: shown.map(([key_]) => ranking[key_]) }];
+      if (popularRanking) series.push({ name: "most popular, for everyone", values: shown.map(([key_]) => popularRanking[key_] ?? NaN) });
+      grid.append(barChart({
+        id: "chart-ranking", wide: true, title: `Top-${k} lists against held-out ratings`,
+        categories: shown.map(([, label]) => label), series, yLabel: "score",
+        caption: `Each user's top ${k} among all the movies they did not rate in training, ordered by the ` +
+          `${rankerName} ranker${raterName ? ` and the ${raterName} rating model's predictions` : ""}; ${bits.join("; ")}.`,
       }));
     }
   }

@@ -1,0 +1,141 @@
+"""Implicit-feedback ALS (Hu, Koren & Volinsky 2008): every unrated pair a weak zero.
+
+Each user u and item i have factors p_u, q_i; the model scores p_u . q_i. Trained on
+the whole users x items matrix: a rated pair is a 1 with confidence ``unrated_weight +
+alpha * w(r)`` (w the rating's weight, r / r_max by default), an unrated pair a 0 with
+confidence ``unrated_weight``:
+
+    min  sum_rated c_ui (1 - p_u.q_i)^2 + unrated_weight sum_unrated (p_u.q_i)^2
+         + reg (|p_u|^2 + |q_i|^2)
+
+With the items fixed each user is one ridge regression whose normal equations are
+``unrated_weight Q^T Q + alpha sum_j w_uj q_j q_j^T + reg I`` and ``sum_j c_uj q_j``: the
+shared Q^T Q once per sweep, then only the user's own ratings (``models.rows`` batches
+them), so a sweep costs about what ``als``'s does. Then the same for items.
+
+Only the item side is kept: a user's vector is that same ridge regression on their
+ratings, solved when they are scored, so known and new users take one path, and
+Hu et al.'s explanation holds exactly: score_i = sum_j c_uj q_i^T A_u^-1 q_j, each term
+one rated item's share.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from movierec.errors import ConfigError
+from movierec.models.base import ModelSpec, Ranker, RankerData, UserRows
+from movierec.models.rows import RowBlocks
+
+
+@dataclass(frozen=True)
+class IALSConfig:
+    """Size, confidence, regularisation and sweeps."""
+
+    dim: int = 64
+    """Length of each user and item factor vector."""
+    alpha: float = 4.0
+    """Extra confidence of a rated pair, times its rating weight, over an unrated pair's."""
+    unrated_weight: float = 1.0
+    """Confidence of each unrated pair's zero."""
+    reg: float = 30.0
+    """Ridge penalty on every user's and item's factors. With alpha 4 and unrated_weight 1, the best
+    of 20 settings on ml-latest-small's validation parts (bench/NOTES.md)."""
+    weighting: str = "rating"
+    """``rating`` (w = r / r_max) or ``binary`` (w = 1 for every rating)."""
+    init_std: float = 0.01
+    """Standard deviation of the item factors' random start (users are solved first)."""
+    sweeps: int = 15
+    """Alternations (users, then items); each lowers the objective."""
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.sweeps < 1:
+            raise ConfigError(f"dim and sweeps must be at least 1, got {self.dim} and {self.sweeps}")
+        if not (self.alpha > 0 and self.unrated_weight > 0 and self.reg > 0 and self.init_std >= 0):
+            raise ConfigError("alpha, unrated_weight and reg must be > 0, init_std >= 0")
+
+
+class IALS(Ranker):
+    """Item factors (n_items, dim) and the settings that turn a user's ratings into a vector."""
+
+    item_factors: Tensor
+
+    def __init__(self, n_items: int, config: IALSConfig) -> None:
+        super().__init__(n_items, config.weighting)
+        self.alpha, self.unrated_weight, self.reg = config.alpha, config.unrated_weight, config.reg
+        self.register_buffer("item_factors", torch.zeros(n_items, config.dim))
+
+    def user_vectors(self, rows: UserRows) -> Tensor:
+        """float32 (B, dim): each row's ridge solution against the fixed items (zeros for empty rows)."""
+        q = self.item_factors
+        out = q.new_zeros(rows.n_rows, q.shape[1])
+        blocks = RowBlocks(rows.row_of_entry(), rows.items, rows.ratings, rows.n_rows, self.n_items)
+        solve_side(blocks, q, out, self, self.unrated_weight * (q.T @ q))
+        return out
+
+    def score(self, rows: UserRows) -> Tensor:
+        return self.user_vectors(rows) @ self.item_factors.T
+
+    def contributions(self, rows: UserRows, item_idx: Tensor) -> Tensor:
+        q = self.item_factors
+        rated = q[rows.items]
+        w = self.weights(rows.ratings)
+        a = self.unrated_weight * (q.T @ q) + (rated * (self.alpha * w)[:, None]).T @ rated
+        a.diagonal().add_(self.reg)
+        # score_i = q_i^T A^-1 sum_j c_j q_j: the j-th term is rated item j's share.
+        s = q[item_idx] @ torch.linalg.solve(a, rated.T)
+        return s * (self.unrated_weight + self.alpha * w)[None, :]
+
+    def similar(self, item_idx: Tensor) -> Tensor:
+        q = torch.nn.functional.normalize(self.item_factors, dim=1)
+        return q[item_idx] @ q.T
+
+
+def solve_side(blocks: RowBlocks, other: Tensor, out: Tensor, model: IALS, base_gram: Tensor) -> None:
+    """Set ``out``'s rows with ratings to their ridge solutions given the other side's factors."""
+    for rows, x, values, real in blocks.gathered(other):
+        w = torch.where(real, model.weights(values), torch.zeros((), device=values.device)) * model.alpha
+        a = torch.bmm((x * w[..., None]).transpose(1, 2), x) + base_gram
+        a.diagonal(dim1=1, dim2=2).add_(model.reg)
+        c = torch.where(real, w + model.unrated_weight, torch.zeros((), device=values.device))
+        b = torch.bmm(x.transpose(1, 2), c[..., None])[..., 0]
+        out[rows] = torch.linalg.solve(a, b)
+
+
+def _fit(model: IALS, config: IALSConfig, data: RankerData) -> list[dict]:
+    model.rating_max.fill_(data.rating_max)
+    q = model.item_factors
+    q.normal_(0.0, config.init_std, generator=data.generator)
+    p = q.new_zeros(data.n_users, config.dim)
+    users = RowBlocks(data.user_idx, data.item_idx, data.rating, data.n_users, model.n_items)
+    items = RowBlocks(data.item_idx, data.user_idx, data.rating, model.n_items, data.n_users)
+    q[items.count == 0] = 0.0  # never rated: never listed, and no noise in anyone's solve
+    history = []
+    for sweep in range(config.sweeps):
+        started = time.perf_counter()
+        solve_side(users, q, p, model, config.unrated_weight * (q.T @ q))
+        solve_side(items, p, q, model, config.unrated_weight * (p.T @ p))
+        row = {"epoch": sweep + 1, "seconds": time.perf_counter() - started}
+        history.append(row)
+        if data.report:
+            data.report(row)
+    return history
+
+
+def _build(config: IALSConfig, n_users: int, n_items: int, generator: torch.Generator) -> IALS:
+    return IALS(n_items, config)
+
+
+SPEC = ModelSpec(
+    name="ials",
+    summary="implicit-feedback ALS (Hu, Koren & Volinsky 2008): which items a user rated, every other a weak zero",
+    config_type=IALSConfig,
+    build=_build,
+    training={"epochs": 1},
+    fit=_fit,
+    kind="ranker",
+)

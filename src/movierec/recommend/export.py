@@ -1,0 +1,82 @@
+"""Top-N lists for many users, streamed to a CSV or Parquet file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from movierec.errors import ConfigError
+from movierec.recommend.recommender import BLOCK_PAIRS, Recommender, check_k
+
+
+def write_recommendations(
+    recommender: Recommender,
+    path: str | Path,
+    user_ids: Sequence | None = None,
+    *,
+    k: int = 10,
+    exclude_seen: bool = True,
+) -> int:
+    """Write top-``k`` lists for ``user_ids`` (all users when None) to a .csv or .parquet file.
+
+    One row per recommendation: ``user_id``, ``rank`` (1 = best), ``item_id``, ``title``
+    (when the model has titles), ``rating`` (predicted; empty without a rating model),
+    ``source``. Users are scored in blocks and the file is streamed, so memory stays
+    bounded; it is written to a temporary sibling and renamed into place only when
+    complete. Returns the number of rows written.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"{path}: write recommendations to a .csv or .parquet file")
+    check_k(k)
+    if user_ids is None:
+        users = np.arange(recommender.index.n_users, dtype=np.int64)
+    else:
+        users = np.array([recommender.user_index(u) for u in user_ids], dtype=np.int64)
+    index, titles = recommender.index, recommender.titles
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    block = max(1, BLOCK_PAIRS // max(index.n_items, 1))
+    written = 0
+    writer = None
+    try:
+        for s in range(0, max(len(users), 1), block):
+            top = recommender.top_n(users[s : s + block], k, exclude_seen=exclude_seen)
+            valid = top.items >= 0
+            row_user = np.repeat(top.users, k).reshape(-1, k)[valid]
+            rank = np.tile(np.arange(1, k + 1), (len(top.users), 1))[valid]
+            items = top.items[valid]
+            columns = {
+                "user_id": pa.array(index.user_ids[row_user]),
+                "rank": pa.array(rank.astype(np.int32)),
+                "item_id": pa.array(index.item_ids[items]),
+            }
+            if titles is not None:
+                columns["title"] = pa.array(titles[items].astype(str))
+            ratings = top.ratings[valid].astype(np.float32)
+            columns["rating"] = pa.array(ratings, mask=np.isnan(ratings))
+            columns["source"] = pa.array(np.repeat(top.sources, k).reshape(-1, k)[valid].astype(str))
+            table = pa.table(columns)
+            if writer is None:
+                parquet = suffix == ".parquet"
+                writer = pq.ParquetWriter(tmp, table.schema) if parquet else pa_csv.CSVWriter(tmp, table.schema)
+            writer.write_table(table)
+            written += table.num_rows
+        if writer is not None:
+            writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return written

@@ -1,0 +1,520 @@
+"""A trained recommender: a ranker that orders lists, a rater that predicts ratings, in raw ids.
+
+Lists say which path made them (``source``):
+
+- ``model``: a user with training ratings. The ranker scores every item from those
+  ratings; its ``ListConfig.candidates`` best are then ordered by ranker score times
+  P(like), a logistic curve of the rater's predicted rating (``ListConfig``), so an item
+  the user would likely rate low drops down the list. Items the user rated in training
+  are left out unless asked for; items no one rated in training are never listed.
+- ``fold-in``: a user the models have not seen, given as (item, rating) pairs: the same
+  path from those ratings (rankers are functions of a user's ratings), no retraining.
+- ``popular``: a user with no usable ratings gets ``models.popular``'s list, the same
+  for everyone, and says so.
+
+Every listed item carries ``rating``, what the user would likely give it, and
+``rating_source``: ``model`` (the rater), ``fold-in`` (the rater's fold-in of a new
+user), ``bias-fallback`` (a rater that cannot fold in: the mean plus the item's bias and
+a bias fitted to the user's ratings) or ``popular`` (the item's damped mean rating,
+what a user with no ratings is predicted to give). A recommender trained on a log
+without ratings has no rater: ``rating`` is None.
+
+Predicted ratings (``predict``): a user and an item both seen in training get the
+rater's prediction plus the training mean, clipped to the rating scale; otherwise the
+training mean plus each regularised bias that is known (the baseline's, fitted on the
+same data), clipped. Unknown ids never fail a prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from movierec.data.ids import UNKNOWN, IdIndex
+from movierec.data.ratings import ByUser
+from movierec.errors import ConfigError, MovierecError
+from movierec.models.base import Ranker, RatingModel, UserRows, predict_centred
+from movierec.models.baseline import BaselineConfig
+from movierec.models.popular import popularity
+from movierec.recommend.catalogue import Catalogue
+from movierec.recommend.similar import CoRating
+from movierec.recommend.topk import top_k, top_k_rows
+
+MODEL, FOLD_IN, BIAS_FALLBACK, POPULAR = "model", "fold-in", "bias-fallback", "popular"
+"""The ``source`` values of lists and ``rating_source`` values of listed items."""
+CO_RATING = "co-rating"
+"""The ``source`` of similar items for rankers without a similarity of their own."""
+BLOCK_PAIRS = 1 << 22
+"""Most scores held at once by batch top-N (users per block = this // n_items)."""
+
+
+class UnknownIdError(MovierecError):
+    """A raw user or item id the model has never seen, where it must know it."""
+
+    def __init__(self, kind: str, raw: object) -> None:
+        super().__init__(f"unknown {kind} id {raw!r}: the model was not trained with it")
+        self.kind, self.raw = kind, raw
+
+
+@dataclass(frozen=True)
+class ListConfig:
+    """How a list is made from the ranker's scores and the rater's predicted ratings."""
+
+    candidates: int = 50
+    """The ranker's best items that the rater's predictions may reorder (at least k are taken)."""
+    gate: bool = True
+    """Multiply each candidate's ranker score by P(like) from the predicted rating; False: ranker order."""
+    like_at: float = 0.55
+    """Where P(like) is one half, as a share of the rating scale (2.975 on 0.5-5)."""
+    softness: float = 0.11
+    """Width of P(like)'s logistic curve, as a share of the rating scale (0.495 on 0.5-5)."""
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or not self.softness > 0 or not 0 <= self.like_at <= 1:
+            raise ConfigError("candidates must be >= 1, softness > 0 and like_at within 0..1")
+
+
+@dataclass(frozen=True)
+class TopN:
+    """Top-N lists for a batch of users, best first."""
+
+    users: np.ndarray
+    """int64 (B,): the users' indices (UNKNOWN for ids the model never saw)."""
+    items: np.ndarray
+    """int64 (B, k): recommended item indices; -1 pads a list with fewer than k candidates."""
+    ratings: np.ndarray
+    """float32 (B, k): the predicted rating shown for each item (NaN where padded or without a rater)."""
+    sources: np.ndarray
+    """str (B,): ``model``, or ``popular`` for users with no training ratings."""
+
+
+@dataclass(frozen=True)
+class NewUserRecommendations:
+    """Recommendations for a user the models have not seen, from their ratings."""
+
+    items: list[dict]
+    """Rows as ``Recommender.recommend`` gives them, each with ``because`` (rated item ids)."""
+    source: str
+    """``fold-in``, or ``popular`` (no usable ratings)."""
+    ignored: list
+    """Rated item ids the model does not know; they were left out."""
+
+
+@dataclass
+class Recommender:
+    """A ranker and a rater, fitted on the same training ratings, with everything to answer in raw ids."""
+
+    ranker: Ranker
+    """Orders the lists (sees indices only)."""
+    ranker_name: str
+    """Registry name of the ranker (``ease``, ``ials``, ``popular``)."""
+    ranker_config: object
+    """The ranker's hyperparameters (a frozen dataclass)."""
+    rater: RatingModel | None
+    """Predicts ratings (centred on ``global_mean``); None for a log without ratings."""
+    rater_name: str | None
+    """Registry name of the rater (``mlp``, ``baseline``, ...)."""
+    rater_config: object | None
+    """The rater's hyperparameters (a frozen dataclass)."""
+    index: IdIndex
+    """Raw ids of every user and item index."""
+    history: ByUser
+    """The training ratings by user (fit and validation parts): what lists leave out and rankers read."""
+    global_mean: float
+    """Mean training rating; raters predict around it."""
+    scale: tuple[float, float]
+    """Lowest and highest rating: predictions are clipped to it."""
+    user_bias: np.ndarray
+    """float32 (n_users,): fallback biases from the baseline fit on the training data."""
+    item_bias: np.ndarray
+    """float32 (n_items,): as ``user_bias``, for items."""
+    titles: np.ndarray | None = None
+    """str (n_items,): titles by item index, where the data has them."""
+    info: dict | None = None
+    """What the models were trained on and how (dataset, split, settings, metrics): for reports."""
+    lists: ListConfig = ListConfig()
+    """How lists combine the ranker and the rater."""
+
+    def __post_init__(self) -> None:
+        # Derived once: predict and recommend consult them on every call.
+        self.user_counts = self.history.counts()
+        self.item_counts = np.bincount(self.history.items, minlength=self.index.n_items)
+        self.catalogue = Catalogue(self.index.item_ids, self.titles, self.item_counts)
+
+    # --- ids ----------------------------------------------------------------------------
+
+    def user_index(self, user_id: object) -> int:
+        """The index of raw ``user_id``; ``UnknownIdError`` if the model never saw it."""
+        return self._known("user", user_id)
+
+    def item_index(self, item_id: object) -> int:
+        """The index of raw ``item_id``; ``UnknownIdError`` if the model never saw it."""
+        return self._known("item", item_id)
+
+    def user_id(self, user_idx: int) -> object:
+        """The raw id of ``user_idx`` as a plain Python value."""
+        return self.index.user_ids[user_idx].item()
+
+    def item_id(self, item_idx: int) -> object:
+        """The raw id of ``item_idx`` as a plain Python value."""
+        return self.catalogue.item_ids[item_idx]
+
+    def _known(self, kind: str, raw: object) -> int:
+        idx = self.index.find(kind, raw)
+        if idx == UNKNOWN:
+            raise UnknownIdError(kind, raw.item() if isinstance(raw, np.generic) else raw)
+        return idx
+
+    def user_ratings(self, user_id: object) -> list[dict]:
+        """A known user's training ratings, best first: ``item_id``, ``title``, ``rating``."""
+        u = self.user_index(user_id)
+        items, values = self.history.items_of(u), self.history.ratings_of(u)
+        order = np.lexsort((items, -values))
+        return [{**self.catalogue.row(int(items[j])), "rating": float(values[j])} for j in order]
+
+    # --- ratings --------------------------------------------------------------------------
+
+    @property
+    def predicts_ratings(self) -> bool:
+        """False for a recommender trained on a log without ratings (plays, clicks)."""
+        return self.rater is not None
+
+    def predict_idx(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """Predicted ratings for index pairs; ``UNKNOWN`` (-1) indices take the fallback."""
+        return self._predict_idx(user_idx, item_idx)[0]
+
+    def _predict_idx(self, user_idx: np.ndarray, item_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rater = self._rater()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        known_u = user_idx != UNKNOWN
+        known_i = item_idx != UNKNOWN
+        known_u[known_u] = self.user_counts[user_idx[known_u]] > 0
+        known_i[known_i] = self.item_counts[item_idx[known_i]] > 0
+        both = known_u & known_i
+        out = np.full(len(user_idx), self.global_mean, dtype=np.float64)
+        out[known_u & ~both] += self.user_bias[user_idx[known_u & ~both]]
+        out[known_i & ~both] += self.item_bias[item_idx[known_i & ~both]]
+        if both.any():
+            u = torch.from_numpy(user_idx[both]).to(self._device)
+            i = torch.from_numpy(item_idx[both]).to(self._device)
+            out[both] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
+        return np.clip(out, *self.scale).astype(np.float32), both
+
+    def predict(self, user_ids: object, item_ids: object) -> np.ndarray:
+        """Predicted ratings for raw id pairs; unknown ids get the documented fallback."""
+        return self.predict_with_source(user_ids, item_ids)[0]
+
+    def predict_with_source(self, user_ids: object, item_ids: object) -> tuple[np.ndarray, np.ndarray]:
+        """As ``predict``, plus bool (n,): True where the rater answered, False where the fallback did."""
+        u = self.index.find_many("user", user_ids)
+        i = self.index.find_many("item", item_ids)
+        if u.shape != i.shape:
+            raise ConfigError(f"{len(u)} user ids but {len(i)} item ids; give them in pairs")
+        return self._predict_idx(u, i)
+
+    def _rater(self) -> RatingModel:
+        if self.rater is None:
+            raise ConfigError(
+                "this recommender was trained on a log without ratings, so it predicts no ratings; "
+                "it ranks items (recommend, similar) only"
+            )
+        return self.rater
+
+    # --- lists of known users ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def recommend(self, user_id: object, k: int = 10, *, exclude_seen: bool = True) -> list[dict]:
+        """Top-``k`` items for a known user, best first: ``item_id``, ``title``, ``rating``, ``source``, ...
+
+        Items the user rated in training are left out unless ``exclude_seen`` is False; a
+        user with no training ratings gets the ``popular`` list. Each row of a ``model``
+        list carries ``because``: up to three of the user's liked rated items that add the
+        most to the item's ranker score. Deterministic: ties go to the lower item index.
+        """
+        u = self.user_index(user_id)
+        top = self.top_n(np.array([u]), k, exclude_seen=exclude_seen)
+        source = str(top.sources[0])
+        rows = self._rows(top.items[0], top.ratings[0], source, MODEL if source == MODEL else POPULAR)
+        if source == MODEL:
+            items = top.items[0][top.items[0] >= 0]
+            self._explain(rows, items, self.history.items_of(u), self.history.ratings_of(u))
+        return rows
+
+    @torch.no_grad()
+    def top_n(self, user_idx: np.ndarray, k: int = 10, *, exclude_seen: bool = True) -> TopN:
+        """Top-``k`` lists for users by index (``UNKNOWN`` allowed), in blocks of at most ``BLOCK_PAIRS`` scores.
+
+        Never builds a users x items matrix: memory is bounded whatever the number of users.
+        """
+        check_k(k)
+        users = np.asarray(user_idx, dtype=np.int64).ravel()
+        n_items = self.index.n_items
+        items = np.full((len(users), k), -1, dtype=np.int64)
+        ratings = np.full((len(users), k), np.nan, dtype=np.float32)
+        warm = (users >= 0) & (users < self.index.n_users)
+        warm[warm] = self.user_counts[users[warm]] > 0
+        sources = np.where(warm, MODEL, POPULAR)
+        if not warm.all():
+            top = self.popular[:k]
+            items[~warm, : len(top)] = top
+            ratings[~warm, : len(top)] = self._popular_rating[top]
+        rows_warm = np.flatnonzero(warm)
+        block = max(1, BLOCK_PAIRS // max(n_items, 1))
+        for s in range(0, len(rows_warm), block):
+            rows = rows_warm[s : s + block]
+            u = users[rows]
+            scores = self._scores(self._user_rows(u))
+            if exclude_seen:
+                r, pos = self.history.positions(u)
+                scores[r, self.history.items[pos]] = -np.inf
+            items[rows], ratings[rows] = self._finish(scores, k, lambda cand, u=u: self._predict_known(u, cand))
+        return TopN(users, items, ratings, sources)
+
+    def _user_rows(self, users: np.ndarray) -> UserRows:
+        r, pos = self.history.positions(users)
+        indptr = np.zeros(len(users) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=len(users)), out=indptr[1:])
+        device = self._device
+        return UserRows(
+            torch.from_numpy(indptr).to(device),
+            torch.from_numpy(self.history.items[pos].astype(np.int64)).to(device),
+            torch.from_numpy(self.history.ratings[pos]).to(device),
+            users=torch.from_numpy(users).to(device),
+        )
+
+    def _scores(self, rows: UserRows) -> np.ndarray:
+        """float32 (B, n_items): the ranker's scores, -inf on items no one rated in training."""
+        self.ranker.eval()
+        scores = self.ranker.score(rows).float().cpu().numpy()
+        scores[:, self._cold_items] = -np.inf
+        return scores
+
+    def _predict_known(self, users: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """float64 (B, C): predicted ratings of known users for candidate items (NaN where cand is -1)."""
+        rater = self._rater()
+        valid = cand >= 0
+        u = torch.from_numpy(np.repeat(users, cand.shape[1]).reshape(cand.shape)[valid]).to(self._device)
+        i = torch.from_numpy(cand[valid]).to(self._device)
+        out = np.full(cand.shape, np.nan)
+        out[valid] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
+        return np.clip(out, *self.scale)
+
+    def _finish(self, scores: np.ndarray, k: int, predict) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+        """Lists from ranker scores (B, n_items): the best candidates, ordered by score x P(like), and their ratings."""
+        gate = self.lists.gate and self.rater is not None
+        width = max(k, self.lists.candidates) if gate else k
+        cand = top_k_rows(scores, width)
+        if self.rater is None:
+            return cand, np.full(cand.shape, np.nan, dtype=np.float32)
+        rating = predict(cand)
+        if gate:
+            lo, hi = self.scale
+            span = max(hi - lo, 1e-9)
+            like = 1.0 / (1.0 + np.exp(-(rating - (lo + self.lists.like_at * span)) / (self.lists.softness * span)))
+            ranked = np.take_along_axis(scores, np.maximum(cand, 0), axis=1).astype(np.float64)
+            combined = np.where(cand >= 0, np.maximum(ranked, 0.0) * like, -np.inf)
+            order = top_k_rows(combined, k)  # ties keep the ranker's order (lower column first)
+            cand = np.where(order >= 0, np.take_along_axis(cand, np.maximum(order, 0), axis=1), -1)
+            rating = np.take_along_axis(rating, np.maximum(order, 0), axis=1)
+        return cand[:, :k], np.where(cand[:, :k] >= 0, rating[:, :k], np.nan).astype(np.float32)
+
+    # --- new users ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def recommend_new_user(
+        self, ratings: Sequence[tuple[object, float]], k: int = 10, *, exclude: Iterable[object] = ()
+    ) -> NewUserRecommendations:
+        """Top-``k`` for a user the models have not seen, from (item_id, rating) pairs, without retraining.
+
+        The rated items and ``exclude`` are left out. Unknown item ids are ignored and
+        listed in ``ignored`` (the caller decides whether that is an error); a repeated
+        item keeps its last rating. Ratings outside the scale are an error.
+        """
+        check_k(k)
+        known, ignored = self._parse_ratings(ratings)
+        excluded = set(known) | {i for i in (self.index.find("item", x) for x in exclude) if i != UNKNOWN}
+        if not known:
+            return NewUserRecommendations(self.popular_items(k, excluded), POPULAR, ignored)
+        rated = np.fromiter(known, dtype=np.int64)
+        values = np.fromiter(known.values(), dtype=np.float64)
+        device = self._device
+        rows = UserRows.one(torch.from_numpy(rated).to(device), torch.from_numpy(values).float().to(device))
+        scores = self._scores(rows)
+        scores[0, np.fromiter(excluded, dtype=np.int64, count=len(excluded))] = -np.inf
+        predict, rating_source = self._new_user_rater(rated, values)
+        items, shown = self._finish(scores, k, predict)
+        listed = items[0] >= 0
+        top = items[0][listed]
+        out = self._rows(top, shown[0][listed], FOLD_IN, rating_source)
+        self._explain(out, top, rated, values)
+        return NewUserRecommendations(out, FOLD_IN, ignored)
+
+    def _parse_ratings(self, ratings: Sequence[tuple[object, float]]) -> tuple[dict[int, float], list]:
+        lo, hi = self.scale
+        known: dict[int, float] = {}
+        ignored = []
+        for item_id, rating in ratings:
+            try:
+                r = float(rating)
+            except (TypeError, ValueError):
+                raise ConfigError(f"rating {rating!r} of item {item_id!r} is not a number") from None
+            if not np.isfinite(r) or not lo <= r <= hi:
+                raise ConfigError(f"rating {rating!r} of item {item_id!r} is outside the rating scale {lo:g}..{hi:g}")
+            idx = self.index.find("item", item_id)
+            if idx == UNKNOWN:
+                ignored.append(item_id)
+            else:
+                known[idx] = r
+        return known, ignored
+
+    def _new_user_rater(self, rated: np.ndarray, values: np.ndarray):  # noqa: ANN202
+        """A function of candidate items (B=1, C) -> predicted ratings for a new user, and its ``rating_source``."""
+        if self.rater is None:
+            return (lambda cand: np.full(cand.shape, np.nan)), None
+        centred = values - self.global_mean
+        # The bias-only fit: the answer for raters that cannot fold in, and for items no one rated.
+        b_u = float(np.sum(centred - self.item_bias[rated]) / (BaselineConfig().reg_user + len(rated)))
+        device = self._device
+        self.rater.eval()
+        scorer = self.rater.fold_in(
+            torch.from_numpy(rated).to(device), torch.from_numpy(centred.astype(np.float32)).to(device)
+        )
+
+        def predict(cand: np.ndarray) -> np.ndarray:
+            out = np.full(cand.shape, np.nan)
+            valid = cand >= 0
+            idx = cand[valid]
+            if scorer is None:
+                out[valid] = self.global_mean + b_u + self.item_bias[idx]
+            else:
+                out[valid] = scorer(torch.from_numpy(idx).to(device)).double().cpu().numpy() + self.global_mean
+            return np.clip(out, *self.scale)
+
+        return predict, (BIAS_FALLBACK if scorer is None else FOLD_IN)
+
+    def _explain(self, rows: list[dict], items: np.ndarray, rated: np.ndarray, values: np.ndarray) -> None:
+        """Give each row ``because``: up to three liked rated items adding the most to its ranker score."""
+        if not rows:
+            return
+        device = self._device
+        one = UserRows.one(
+            torch.from_numpy(rated.astype(np.int64)).to(device), torch.from_numpy(values.astype(np.float32)).to(device)
+        )
+        share = self.ranker.contributions(one, torch.from_numpy(items.astype(np.int64)).to(device))
+        if share is None:  # a ranker that lists the same for everyone has nothing to explain
+            for row in rows:
+                row["because"] = []
+            return
+        liked = values >= values.mean()
+        for row, contrib in zip(rows, share.cpu().numpy(), strict=True):
+            usable = np.flatnonzero(liked & (contrib > 0))
+            best = usable[np.lexsort((rated[usable], -contrib[usable]))][:3]
+            row["because"] = [self.catalogue.item_ids[int(rated[j])] for j in best]
+
+    # --- popular --------------------------------------------------------------------------------
+
+    @cached_property
+    def _popular_rating(self) -> np.ndarray:
+        """float32 (n_items,): each item's damped mean rating, clip(mu + b_i) (NaN without a rater)."""
+        if self.rater is None:
+            return np.full(self.index.n_items, np.nan, dtype=np.float32)
+        return np.clip(self.global_mean + self.item_bias, *self.scale).astype(np.float32)
+
+    @cached_property
+    def popular(self) -> np.ndarray:
+        """Item indices with training ratings, by ``models.popular``'s score, best first."""
+        key = popularity(self.global_mean, self.item_bias, self.item_counts, self.scale)
+        rated = np.flatnonzero(self.item_counts > 0)
+        return rated[np.lexsort((rated, -key[rated]))]
+
+    def popular_items(self, k: int = 10, exclude: Iterable[int] = ()) -> list[dict]:
+        """The ``popular`` list without the item indices in ``exclude``."""
+        check_k(k)
+        skip = np.asarray(list(exclude), dtype=np.int64)
+        order = self.popular
+        if len(skip):
+            order = order[~np.isin(order, skip)]
+        top = order[:k]
+        return self._rows(top, self._popular_rating[top], POPULAR, POPULAR)
+
+    # --- similar items ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def similar_items(self, item_id: object, k: int = 10) -> list[dict]:
+        """The ``k`` items most like ``item_id``, most similar first, by the ranker's own similarity.
+
+        ``score`` is that similarity (``similarity_source`` names it). Items no one rated in
+        training are never listed, nor are items with a similarity of 0 or less. Ties go
+        to the lower item index.
+        """
+        check_k(k)
+        i = self.item_index(item_id)
+        if self._co_rating is None:
+            self.ranker.eval()
+            sims = self.ranker.similar(torch.tensor([i], device=self._device))[0].double().cpu().numpy()
+        else:
+            sims = self._co_rating.cosine(i)
+        sims[i] = -np.inf
+        sims[self._cold_items] = -np.inf
+        sims[sims <= 0] = -np.inf
+        top = top_k(sims, k)
+        return [
+            {**self.catalogue.row(int(j)), "score": _round(float(sims[j])), "source": self.similarity_source}
+            for j in top
+        ]
+
+    @property
+    def similarity_source(self) -> str:
+        """The ranker's name when it has a similarity of its own, else ``co-rating``."""
+        return CO_RATING if self._co_rating is not None else self.ranker_name
+
+    @cached_property
+    def _co_rating(self) -> CoRating | None:
+        if type(self.ranker).similar is not Ranker.similar:
+            return None
+        return CoRating(self.history, self.index.n_items)
+
+    # --- rows -------------------------------------------------------------------------------------
+
+    def _rows(self, items: np.ndarray, ratings: np.ndarray, source: str, rating_source: str | None) -> list[dict]:
+        rated = self.rater is not None
+        return [
+            {
+                **self.catalogue.row(int(i)),
+                "rating": _round(float(r)) if rated else None,
+                "rating_source": rating_source if rated else None,
+                "source": source,
+            }
+            for i, r in zip(items, ratings, strict=True)
+            if i >= 0
+        ]
+
+    def item_summary(self, item_idx: int) -> dict:
+        """``item_id``, ``title`` and the number of training ratings of one item."""
+        return self.catalogue.summary(item_idx)
+
+    @cached_property
+    def _cold_items(self) -> np.ndarray:
+        return np.flatnonzero(self.item_counts == 0)
+
+    @cached_property
+    def _device(self) -> torch.device:
+        for module in (self.rater, self.ranker):
+            for tensor in [*module.parameters(), *module.buffers()] if module is not None else []:
+                return tensor.device
+        return torch.device("cpu")
+
+
+def check_k(k: int) -> None:
+    """A list length must be a positive whole number."""
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise ConfigError(f"k must be a positive whole number, got {k!r}")
+
+
+def _round(x: float) -> float | None:
+    return round(x, 4) if np.isfinite(x) else None

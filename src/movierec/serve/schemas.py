@@ -1,0 +1,126 @@
+"""The HTTP service's request and response bodies: they make the OpenAPI schema.
+
+Ids are strict: an int or a string, never a bool or a float (``true`` is not user 1).
+Responses are encoded directly for speed (``app._json``); the tests validate every
+endpoint's answers against these models, so the schema stays the contract.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+RawId = StrictInt | StrictStr
+"""A raw user or item id as the data has it: an int for MovieLens, a string for other files."""
+MAX_K = 1000
+"""The most items one list may ask for."""
+MAX_PAIRS = 10_000
+"""The most (user, item) pairs, or posted ratings, one request may carry."""
+
+
+class Error(BaseModel):
+    detail: str | list = Field(description="What is wrong, and how to fix it.")
+
+
+class ListedItem(BaseModel):
+    item_id: RawId
+    title: str | None
+    rating: float | None = Field(description="The rating the user would likely give; null for a model without ratings.")
+    rating_source: str | None = Field(
+        description="model, fold-in, bias-fallback (a rating model that cannot fold in) or popular (the item's mean)."
+    )
+    source: str = Field(description="How the list was made: model, fold-in or popular (the same for everyone).")
+    because: list[RawId] = Field(description="Up to 3 of the user's liked rated items that add most to its score.")
+
+
+class UserRecommendations(BaseModel):
+    user_id: RawId
+    items: list[ListedItem]
+    source: str = Field(description="model, or popular for a user with no training ratings.")
+
+
+class RatedItem(BaseModel):
+    item_id: RawId
+    title: str | None
+    rating: float
+
+
+class UserRatings(BaseModel):
+    user_id: RawId
+    n: int
+    ratings: list[RatedItem]
+
+
+class Rating(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_id: RawId
+    rating: float = Field(allow_inf_nan=False)
+
+
+class NewUserRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ratings: list[Rating] = Field(default_factory=list, max_length=MAX_PAIRS)
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude: list[RawId] = Field(default_factory=list, max_length=MAX_PAIRS)
+    ignore_unknown: bool = Field(
+        False, description="Leave out rated items the model does not know (listed in ignored) instead of a 404."
+    )
+
+
+class NewUserRecommendations(BaseModel):
+    items: list[ListedItem]
+    source: str = Field(description="fold-in, or popular (no known ratings: the same list for everyone).")
+    ignored: list[RawId] = Field(description="Posted item ids the model does not know (with ignore_unknown).")
+
+
+class SimilarItem(BaseModel):
+    item_id: RawId
+    title: str | None
+    score: float = Field(description="Similarity by the ranker's own measure (or co-rating cosine).")
+    source: str
+
+
+class SimilarItems(BaseModel):
+    item_id: RawId
+    items: list[SimilarItem]
+    source: str = Field(description="The ranker's name, or co-rating for rankers without a similarity of their own.")
+
+
+class Pair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: RawId
+    item_id: RawId
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pairs: list[Pair] = Field(max_length=MAX_PAIRS)
+
+
+class Prediction(BaseModel):
+    user_id: RawId
+    item_id: RawId
+    rating: float
+    source: str = Field(description="model, or fallback (an id unknown or without training ratings).")
+
+
+class Predictions(BaseModel):
+    predictions: list[Prediction]
+
+
+class SearchHit(BaseModel):
+    item_id: RawId
+    title: str | None
+    n_ratings: int
+
+
+class SearchResults(BaseModel):
+    query: str
+    items: list[SearchHit]
+
+
+class Health(BaseModel):
+    status: str
+    model: str | None = Field(description="The rating model (null for a log without ratings).")
+    ranker: str
+    n_users: int
+    n_items: int
