@@ -24,7 +24,7 @@ import numpy as np
 from movierec.data.ids import IdIndex
 from movierec.data.ratings import Ratings
 
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever what is stored (or how it is parsed) changes, so old entries are ignored."""
 
 _ARRAYS = ("user_idx", "item_idx", "rating", "timestamp", "titles")
@@ -65,7 +65,7 @@ def save(ratings: Ratings, folder: Path, meta: dict) -> None:
                 # Python strings as fixed-width unicode: object arrays would need pickle.
                 np.save(tmp / f"{name}.npy", arr.astype(str) if arr.dtype == object else arr, allow_pickle=False)
         stored = sorted(name for name, arr in arrays.items() if arr is not None)
-        meta = {**meta, "format": FORMAT, "name": ratings.name, "arrays": stored}
+        meta = {**meta, "format": FORMAT, "name": ratings.name, "implicit": ratings.implicit, "arrays": stored}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():  # a stale entry: move it aside first, as rename cannot replace a folder
             old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".old-"))
@@ -90,6 +90,7 @@ def load(folder: Path) -> Ratings:
         index=IdIndex(arrays["user_ids"], arrays["item_ids"]),
         titles=arrays.get("titles"),
         name=meta["name"],
+        implicit=bool(meta["implicit"]),
     )
 
 

@@ -61,6 +61,18 @@ def load(
         raise ConfigError(f"no data given: pass --data PATH or --dataset NAME ({names})")
     if not path.exists():
         raise DataError("no such file or folder; check the path", path=str(path))
+    if not (path.is_file() or path.is_dir()):
+        raise DataError(
+            "not a regular file or folder (a pipe, device or socket); point --data at a ratings file or a folder",
+            path=str(path),
+        )
+    try:
+        if path.is_dir():
+            next(path.iterdir(), None)
+        else:
+            path.open("rb").close()
+    except PermissionError:
+        raise DataError("permission denied: movierec cannot read it; check its permissions", path=str(path)) from None
 
     columns = {"user": user_col, "item": item_col, "rating": rating_col, "time": time_col}
     found = movielens.find(path)

@@ -12,7 +12,9 @@ strings. A file is never partly read: a bad row stops the read with a ``DataErro
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -60,6 +62,8 @@ class RatingScale:
         return f"{self.lo:g}..{self.hi:g}{grid}"
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
 DEFAULT_SCALE = RatingScale(0.5, 5.0)
 """What a plain file is checked against unless ``rating_range`` says otherwise."""
 
@@ -80,11 +84,25 @@ class Source:
     def name(self) -> str:
         return Path(self.member).name if self.member else self.path.name
 
+    @property
+    def gzipped(self) -> bool:
+        """True for a gzip-compressed file, whatever its name (read through as text)."""
+        if self.member is not None:
+            return False
+        with open(self.path, "rb") as f:
+            return f.read(2) == GZIP_MAGIC
+
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
         if self.member is None:
-            with open(self.path, "rb") as f:
-                yield f
+            with open(self.path, "rb") as raw:
+                if raw.read(2) == GZIP_MAGIC:
+                    raw.seek(0)
+                    with gzip.open(raw) as f:
+                        yield f  # type: ignore[misc]
+                    return
+                raw.seek(0)
+                yield raw
         else:
             with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
                 yield f  # type: ignore[misc]
@@ -93,9 +111,11 @@ class Source:
         with self.open() as f:
             return f.read()
 
-    def arrow_input(self) -> str | pa.BufferReader:
-        """What pyarrow reads: a path it can open itself, or the unzipped member in memory."""
-        return str(self.path) if self.member is None else pa.BufferReader(self.read_bytes())
+    def arrow_input(self) -> str | pa.BufferReader | pa.NativeFile:
+        """What pyarrow reads: a path it can open itself, a decompressing stream, or the unzipped member."""
+        if self.member is not None:
+            return pa.BufferReader(self.read_bytes())
+        return pa.input_stream(str(self.path), compression="gzip") if self.gzipped else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -104,7 +124,8 @@ class Columns:
 
     user: str
     item: str
-    rating: str
+    rating: str | None
+    """None for an implicit log (plays, clicks): every row a positive."""
     time: str | None = None
 
     def fields(self) -> dict[str, str]:
@@ -211,14 +232,32 @@ def _whole(field: str, col: pa.Array) -> tuple[pa.Array, tuple[int, str] | None]
         return col, (bad, f"{_NOUN[field]} {col[bad].as_py()} is not a whole number; fix or delete the line")
 
 
+def _string_ids(field: str, col: pa.Array) -> tuple[pa.Array, tuple[int, str] | None]:
+    """Ids read as text: integers when every one is a whole number ("12", "12.0"), else names.
+
+    "1" and "1.0" are one id, not two; a number too large for 64 bits is an error rather
+    than a reason to turn every id into a string.
+    """
+    integral = pc.match_substring_regex(col, r"^[+-]?\d+(\.0*)?$")
+    if not pc.all(integral).as_py():
+        return col, None  # names (or a mix): the ids stay strings
+    digits = pc.replace_substring_regex(col, r"\.0*$", "")
+    try:
+        return digits.cast(pa.int64()), None
+    except pa.ArrowInvalid:
+        big = _first_true(pc.greater(pc.utf8_length(pc.utf8_ltrim(digits, "+-0")), 18)) or 0
+        return col, (big, f"{_NOUN[field]} {col[big].as_py()} does not fit in 64 bits; use smaller ids or names")
+
+
 def _convert(field: str, col: pa.Array, where: _Where) -> tuple[pa.Array, tuple[int, str] | None]:
     """A column in the type it must have, or the first row that cannot be and why."""
     if field in ("user", "item"):
         if _strings(col):
-            try:
-                return col.cast(pa.int64()), None
-            except pa.ArrowInvalid:
-                return col, None  # not all integers: the ids stay strings
+            return _string_ids(field, col)
+        if pa.types.is_unsigned_integer(col.type):
+            too_big = _first_true(pc.greater(col, np.iinfo(np.int64).max))
+            if too_big is not None:
+                return col, (too_big, f"{_NOUN[field]} {col[too_big].as_py()} does not fit in 64 bits; use smaller ids")
         if _numeric(col):
             return _whole(field, col)
         raise DataError(f"{_NOUN[field]}s must be integers or strings, found {col.type}", path=where.source.label)
@@ -292,20 +331,28 @@ def to_ratings(table: pa.Table, where: _Where, scale: RatingScale, name: str, hi
             problems.append(problem)
     if problems:
         raise where.fail(*min(problems))
-    rating = cols["rating"].to_numpy()
-    _check_scale(rating, scale, where, hint)
     users, user_idx = index_ids(cols["user"])
     items, item_idx = index_ids(cols["item"])
     index = IdIndex(users, items)
+    timestamp = cols["time"].to_numpy() if "time" in cols else None
+    if "rating" not in cols:
+        return _implicit(index, user_idx, item_idx, timestamp, name)
+    rating = cols["rating"].to_numpy()
+    _check_scale(rating, scale, where, hint)
     _check_duplicates(index, user_idx, item_idx, where)
-    return Ratings(
-        user_idx=user_idx,
-        item_idx=item_idx,
-        rating=rating.astype(np.float32),
-        timestamp=cols["time"].to_numpy() if "time" in cols else None,
-        index=index,
-        name=name,
-    )
+    return Ratings(user_idx, item_idx, rating.astype(np.float32), timestamp, index, name=name)
+
+
+def _implicit(
+    index: IdIndex, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None, name: str
+) -> Ratings:
+    """A log without ratings: each (user, item) pair once (repeated plays are one positive), rated 1.0."""
+    key = user_idx.astype(np.int64) * max(index.n_items, 1) + item_idx
+    _, first = np.unique(key, return_index=True)
+    first = np.sort(first)  # the earliest row of each pair, in file order
+    ones = np.ones(len(first), dtype=np.float32)
+    times = None if timestamp is None else timestamp[first]
+    return Ratings(user_idx[first], item_idx[first], ones, times, index, name=name, implicit=True)
 
 
 # --- delimited text ------------------------------------------------------------------
@@ -335,17 +382,16 @@ def read_delimited(
         arrow_names, delim = list(names), delimiter
     wanted = columns.fields()
     rename = {col: field for field, col in wanted.items()}
-    bad_rows: list = []
 
-    def on_bad_row(row: pv.InvalidRow) -> str:
-        bad_rows.append(row)
-        return "error"
-
+    # No Python callback goes to pyarrow (no invalid_row_handler): its CSV reader runs on a
+    # pool of C++ threads, and a Python object they hold can be released on one of them
+    # while the interpreter exits, which aborts the process ("terminate called without an
+    # active exception"). A row with the wrong number of fields is found from the error.
     def read(types: dict[str, pa.DataType]) -> pa.Table:
         return pv.read_csv(
             source.arrow_input(),
             read_options=pv.ReadOptions(column_names=arrow_names, skip_rows=1 if header else 0),
-            parse_options=pv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad_row),
+            parse_options=pv.ParseOptions(delimiter=delim),
             convert_options=pv.ConvertOptions(
                 include_columns=list(wanted.values()),
                 column_types={col: types[field] for field, col in wanted.items()},
@@ -358,12 +404,12 @@ def read_delimited(
     fast = {"user": pa.int64(), "item": pa.int64(), "rating": pa.float64(), "time": pa.int64()}
     try:
         table = read(fast)
-    except pa.ArrowInvalid:
-        if bad_rows:
-            raise _bad_row(source, bad_rows[0], delimiter) from None
+    except pa.ArrowInvalid as first:
+        _raise_if_bad_row(source, str(first), delimiter)
         try:  # a value did not convert: read text, and let to_ratings find and name it
             table = read(dict.fromkeys(fast, pa.string()))
         except pa.ArrowInvalid as e:
+            _raise_if_bad_row(source, str(e), delimiter)
             if "UTF8" in str(e):
                 raise _undecodable_line(source) from None
             raise DataError(f"cannot parse the file: {e}", path=source.label) from None
@@ -371,15 +417,22 @@ def read_delimited(
     return to_ratings(table, where, scale, name, hint)
 
 
-def _bad_row(source: Source, row: pv.InvalidRow, delimiter: str) -> DataError:
-    text = row.text
-    expected = (row.expected_columns + 1) // 2 if delimiter == "::" else row.expected_columns
-    found = len(text.split(delimiter)) if delimiter == "::" else row.actual_columns
-    return DataError(
+_BAD_ROW = re.compile(r"Expected (\d+) columns, got (\d+): (.*)", re.S)
+
+
+def _raise_if_bad_row(source: Source, message: str, delimiter: str) -> None:
+    """A DataError naming the line, when pyarrow's ``message`` is about a row's number of fields."""
+    m = _BAD_ROW.search(message)
+    if m is None:
+        return
+    text = m.group(3).rstrip("\r\n")
+    expected = (int(m.group(1)) + 1) // 2 if delimiter == "::" else int(m.group(1))
+    found = len(text.split(delimiter)) if delimiter == "::" else int(m.group(2))
+    raise DataError(
         f"found {found} fields separated by {delimiter!r}, expected {expected}: {text[:80]!r}",
         path=source.label,
         line=_first_line_with(source, text),
-    )
+    ) from None
 
 
 def first_line(source: Source) -> str:
@@ -422,20 +475,24 @@ def _pick(field: str, found: Sequence[str], asked: str | None, label: str, requi
 
 
 def resolve_columns(found: Sequence[str], label: str, **asked: str | None) -> Columns:
-    """Which of the ``found`` header names hold each field: asked-for names, else known aliases."""
+    """Which of the ``found`` header names hold each field: asked-for names, else known aliases.
+
+    No rating column (none named, none recognised) makes the file an implicit log.
+    """
     return Columns(
         user=_pick("user", found, asked.get("user"), label, True),  # type: ignore[arg-type]
         item=_pick("item", found, asked.get("item"), label, True),  # type: ignore[arg-type]
-        rating=_pick("rating", found, asked.get("rating"), label, True),  # type: ignore[arg-type]
+        rating=_pick("rating", found, asked.get("rating"), label, False),
         time=_pick("time", found, asked.get("time"), label, asked.get("time") is not None),
     )
 
 
 def sniff_delimiter(path: Path, line: str) -> str:
     """By extension (.csv, .tsv), else the separator the first line uses most."""
-    ext = {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(path.suffix.lower())
-    if ext:
-        return ext
+    suffix = path.suffix.lower() if path.suffix.lower() != ".gz" else Path(path.stem).suffix.lower()
+    ext = {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(suffix)
+    if ext and ext in line:
+        return ext  # a ".csv" separated by ";" (as spreadsheets write them in many locales) is sniffed below
     if "::" in line:
         return "::"
     counts = {d: line.count(d) for d in ("\t", ",", ";", "|")}
@@ -479,8 +536,10 @@ def read_ratings_file(
     Columns are found by header name: the ``*_col`` arguments, else common names
     (``userId,movieId,rating,timestamp`` as MovieLens writes them, ``user_id``, ``item``...).
     A text file whose first line is all numbers has no header and is read as
-    user, item, rating[, timestamp]. Ratings outside ``rating_range`` (0.5..5 unless
-    given) are an error rather than being dropped.
+    user, item, rating[, timestamp] (user, item alone: an implicit log). Ratings outside
+    ``rating_range`` (0.5..5 unless given) are an error rather than being dropped. A file
+    with no rating column is an implicit log (plays, clicks, purchases): each (user, item)
+    pair is one positive, held as a rating of 1.0, and ``Ratings.implicit`` is True.
     """
     path = Path(path)
     source = Source(path)
@@ -510,11 +569,12 @@ def read_ratings_file(
                 "it is read as user, item, rating[, timestamp] in that order",
                 path=str(path),
             )
-        if len(fields) < 3:
-            message = f"need user, item and rating columns; the first line has {len(fields)} fields"
+        if len(fields) < 2:
+            message = f"need user and item columns (and a rating); the first line has {len(fields)} field"
             raise DataError(message, path=str(path), line=1)
         names = [f"column{k + 1}" for k in range(len(fields))]
-        columns = Columns(names[0], names[1], names[2], names[3] if len(names) > 3 else None)
+        rating = names[2] if len(names) > 2 else None  # two columns: user, item, an implicit log
+        columns = Columns(names[0], names[1], rating, names[3] if len(names) > 3 else None)
     return read_delimited(
         source, delimiter=delimiter, header=header, names=names, columns=columns, scale=scale, name=name, hint=hint
     )

@@ -65,6 +65,8 @@ class SyntheticConfig:
                 f"{self.n_ratings} ratings is over half of the {self.n_users} x {self.n_items} matrix; "
                 "ask for fewer ratings or more users and items"
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
         if self.min_user_ratings < 1:
             raise ConfigError("min_user_ratings must be at least 1")
         if self.noise < 0 or self.signal < 0 or self.exposure < 0:
