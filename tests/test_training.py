@@ -75,3 +75,31 @@ def test_model_defaults_then_overrides():
     assert (config.lr, config.epochs, config.batch_size, config.momentum) == (0.01, 25, 1024, 0.9)
     with pytest.raises(ConfigError, match="unknown training setting"):
         TrainConfig.for_model(models.get("mlp"), learning_rate=0.1)
+
+
+@pytest.mark.parametrize("damage", ["json", "truncated", "other-data", "missing-weights"])
+def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, monkeypatch, capsys, damage):
+    from helpers import run_cli
+
+    from movierec import checkpoints
+    from movierec.data.synthetic import SyntheticConfig, generate
+
+    # A checkpoint as an interrupted run leaves it: one epoch of the same run, on the same split.
+    ratings = generate(SyntheticConfig(n_users=300, n_items=200, n_ratings=6000, seed=0)).ratings
+    parts = pipeline.split(ratings)
+    partial = tmp_path / "m.partial"
+    config = TrainConfig.for_model(models.get("mlp"), epochs=1)
+    pipeline.fit(parts.fit, parts.val, "mlp", ranker="popular", train_config=config, checkpoint_dir=partial)
+    if damage == "json":
+        (partial / checkpoints.META).write_text("{half a")
+    elif damage == "truncated":
+        data = (partial / checkpoints.WEIGHTS).read_bytes()
+        (partial / checkpoints.WEIGHTS).write_bytes(data[: len(data) // 2])
+    elif damage == "missing-weights":
+        (partial / checkpoints.WEIGHTS).unlink()
+    size = "300x200x6100" if damage == "other-data" else "300x200x6000"
+    args = ["train", "--model", "mlp", "--synthetic", size, "--epochs", "2", "--out", str(tmp_path / "m"), "--resume"]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and "--resume" in err and "Traceback" not in err, err
+    assert ("other data" in err) if damage == "other-data" else ("damaged" in err)
+    assert not (tmp_path / "m").exists()

@@ -12,19 +12,16 @@ keep checkpoint writing to rank 0 (see ``movierec.distributed``).
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from movierec import distributed
+from movierec import checkpoints, distributed
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred, stalled
@@ -65,6 +62,8 @@ class TrainConfig:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError("patience must be at least 1 (or None to never stop early)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda")
 
@@ -183,8 +182,8 @@ def train(
     history: list[dict] = []
     best_rmse, best_state = math.inf, None
     start_epoch = 0
-    if resume and checkpoint_dir is not None and (checkpoint_dir / "checkpoint.json").exists():
-        start_epoch, history, best_rmse, best_state = _load_checkpoint(checkpoint_dir, model, optimizer)
+    if resume and checkpoint_dir is not None and (checkpoint_dir / checkpoints.META).exists():
+        start_epoch, history, best_rmse, best_state = checkpoints.load(checkpoint_dir, model, optimizer)
     distributed.agree(start_epoch, "the epoch to resume from")
     net = distributed.wrap(model)  # forward goes through ``net``; everything else uses ``model``
     batch_size = distributed.local_batch(config.batch_size)
@@ -232,69 +231,20 @@ def train(
             if config.patience is not None:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if checkpoint_dir is not None and distributed.is_main():
-            _save_checkpoint(checkpoint_dir, spec.name, model, optimizer, history, best_rmse, best_state, config)
+            checkpoints.save(
+                checkpoint_dir,
+                spec.name,
+                model,
+                optimizer,
+                history,
+                best_rmse,
+                best_state,
+                config,
+                checkpoints.fingerprint(fit),
+            )
         distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is written
         if config.patience is not None and stalled(history, config.patience):
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
-
-
-def _save_checkpoint(
-    directory: Path,
-    model_name: str,
-    model: RatingModel,
-    optimizer: torch.optim.Optimizer,
-    history: list[dict],
-    best_rmse: float,
-    best_state: dict | None,
-    config: TrainConfig,
-) -> None:
-    """Everything needed to resume, written atomically: a crash leaves the previous checkpoint."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    if best_state is not None:
-        tensors.update({f"best.{k}": v.contiguous() for k, v in best_state.items()})
-    opt = optimizer.state_dict()
-    scalars: dict[str, dict] = {}
-    for pid, state in opt["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{pid}.{key}"] = value.detach().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    meta = {
-        "model": model_name,
-        "epoch": len(history),
-        "history": history,
-        "best_rmse": best_rmse if math.isfinite(best_rmse) else None,
-        "param_groups": opt["param_groups"],
-        "optim_scalars": scalars,
-        "config": asdict(config),
-    }
-    tmp_weights = directory / "checkpoint.safetensors.tmp"
-    tmp_meta = directory / "checkpoint.json.tmp"
-    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp_weights))
-    tmp_meta.write_text(json.dumps(meta))
-    # Weights first, then the JSON that points at them: the JSON is the commit.
-    os.replace(tmp_weights, directory / "checkpoint.safetensors")
-    os.replace(tmp_meta, directory / "checkpoint.json")
-
-
-def _load_checkpoint(directory: Path, model: RatingModel, optimizer: torch.optim.Optimizer):
-    meta = json.loads((directory / "checkpoint.json").read_text())
-    device = next(model.parameters()).device
-    tensors = load_file(str(directory / "checkpoint.safetensors"), device=str(device))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    for pid, extra in meta["optim_scalars"].items():
-        state.setdefault(int(pid), {}).update(extra)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    best_rmse = meta["best_rmse"] if meta["best_rmse"] is not None else math.inf
-    return meta["epoch"], meta["history"], best_rmse, best

@@ -1,0 +1,162 @@
+"""Checkpoints of a run in progress: everything needed to resume, in ``<out>.partial/``.
+
+A checkpoint is a plain dict: the model's weights (and the best epoch's, with early
+stopping) and the optimiser's state in ``checkpoint.safetensors``; the epoch, history,
+settings and a fingerprint of the training data in ``checkpoint.json``. Both are
+written to ``.tmp`` names and renamed, weights first, so the JSON is the commit: a run
+killed mid-write leaves the previous checkpoint whole.
+
+``check`` decides, before any training, whether ``--resume`` can continue from what is
+there: the same model, the same settings (but the epoch budget) and the same data; a
+damaged checkpoint is a clear error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from movierec.data.ratings import Ratings
+from movierec.errors import ConfigError
+
+WEIGHTS, META = "checkpoint.safetensors", "checkpoint.json"
+FILES = (WEIGHTS, META, WEIGHTS + ".tmp", META + ".tmp")
+"""Every name a run may leave in its checkpoint folder (the .tmp ones if killed mid-write)."""
+
+
+def fingerprint(fit: Ratings) -> dict:
+    """What identifies the training data cheaply: sizes and sums of the index columns and ratings."""
+    return {
+        "n_users": fit.n_users,
+        "n_items": fit.n_items,
+        "n": len(fit),
+        "user_sum": int(fit.user_idx.astype(np.int64).sum()),
+        "item_sum": int(fit.item_idx.astype(np.int64).sum()),
+        "rating_sum": round(float(fit.rating.astype(np.float64).sum()), 3),
+    }
+
+
+def save(
+    directory: Path,
+    model_name: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    history: list[dict],
+    best_rmse: float,
+    best_state: dict | None,
+    config: object,
+    data: dict,
+) -> None:
+    """Everything needed to resume, written atomically: a crash leaves the previous checkpoint."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.contiguous() for k, v in best_state.items()})
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for pid, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value.detach().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    meta = {
+        "model": model_name,
+        "epoch": len(history),
+        "history": history,
+        "best_rmse": best_rmse if math.isfinite(best_rmse) else None,
+        "param_groups": opt["param_groups"],
+        "optim_scalars": scalars,
+        "config": asdict(config),  # type: ignore[call-overload]
+        "data": data,
+    }
+    tmp_weights, tmp_meta = directory / (WEIGHTS + ".tmp"), directory / (META + ".tmp")
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp_weights))
+    tmp_meta.write_text(json.dumps(meta))
+    # Weights first, then the JSON that points at them: the JSON is the commit.
+    os.replace(tmp_weights, directory / WEIGHTS)
+    os.replace(tmp_meta, directory / META)
+
+
+def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
+    """(epoch, history, best RMSE, best state or None) of the checkpoint, loaded into model and optimiser."""
+    meta = _meta(directory)
+    device = next(model.parameters()).device
+    try:
+        tensors = load_file(str(directory / WEIGHTS), device=str(device))
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        for pid, extra in meta["optim_scalars"].items():
+            state.setdefault(int(pid), {}).update(extra)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        best_rmse = meta["best_rmse"] if meta["best_rmse"] is not None else math.inf
+        return meta["epoch"], meta["history"], best_rmse, best
+    except (SafetensorError, OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(_damaged(directory, str(exc))) from None
+
+
+def check(directory: Path, model: str, config: object, data: dict) -> None:
+    """Refuse ``--resume`` unless ``directory`` holds a whole checkpoint of this model, settings and data."""
+    if not (directory / META).exists():
+        raise ConfigError(f"--resume: no checkpoint in {directory}; start the run without --resume")
+    meta = _meta(directory)
+    if meta.get("model") != model:
+        raise ConfigError(
+            f"--resume: the checkpoint in {directory} is of model {meta.get('model')!r}, not {model!r}; "
+            "rerun with that --model or without --resume"
+        )
+    saved_config = meta.get("config")
+    saved: dict = saved_config if isinstance(saved_config, dict) else {}
+    # Everything but the epoch budget must match, or the resumed run is a different run.
+    differing = [k for k, v in asdict(config).items() if k != "epochs" and saved.get(k) != v]  # type: ignore[call-overload]
+    if differing:
+        raise ConfigError(
+            f"--resume: the checkpoint in {directory} was trained with different settings "
+            f"({', '.join(differing)}); rerun with the same flags or without --resume"
+        )
+    if meta.get("data") != data:
+        raise ConfigError(
+            f"--resume: the checkpoint in {directory} was trained on other data (or another split); "
+            "rerun with the same data and --seed, or without --resume"
+        )
+    if not (directory / WEIGHTS).is_file():
+        raise ConfigError(_damaged(directory, f"{WEIGHTS} is missing"))
+
+
+def remove(directory: Path) -> None:
+    """Delete the checkpoint files a run wrote, and the folder if nothing else is in it."""
+    for name in FILES:
+        (directory / name).unlink(missing_ok=True)
+    if directory.exists() and not any(directory.iterdir()):
+        directory.rmdir()
+
+
+def _meta(directory: Path) -> dict:
+    try:
+        meta = json.loads((directory / META).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(_damaged(directory, str(exc))) from None
+    needed = ("model", "epoch", "history", "best_rmse", "param_groups", "optim_scalars", "config")
+    if not isinstance(meta, dict) or any(k not in meta for k in needed):
+        raise ConfigError(_damaged(directory, f"{META} lacks the fields a checkpoint has"))
+    return meta
+
+
+def _damaged(directory: Path, why: str) -> str:
+    return (
+        f"--resume: the checkpoint in {directory} is damaged ({why}); start the run again without --resume "
+        f"(it starts over and replaces {directory})"
+    )

@@ -1,0 +1,152 @@
+"""Model directories: written atomically, never over someone else's files, refused when corrupt."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from movierec import persist, pipeline
+from movierec.data.synthetic import SyntheticConfig, generate
+from movierec.errors import ConfigError, ModelError
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    ratings = generate(SyntheticConfig(n_users=120, n_items=80, n_ratings=2400, seed=2)).ratings
+    parts = pipeline.split(ratings)
+    rec, _ = pipeline.fit(parts.fit, parts.val, "als")
+    out = tmp_path_factory.mktemp("persist") / "model"
+    persist.save(rec, out)
+    return out
+
+
+def copy_of(saved, tmp_path):
+    target = tmp_path / "m"
+    target.mkdir()
+    for f in saved.iterdir():
+        (target / f.name).write_bytes(f.read_bytes())
+    return target
+
+
+def rewrite(model_dir, *, manifest=None, tensors=None):
+    """Change a model dir as a careful forger would: the checksum made to match again."""
+    if tensors is not None:
+        current = load_file(str(model_dir / "model.safetensors"))
+        current.update(tensors)
+        save_file(current, str(model_dir / "model.safetensors"))
+    data = json.loads((model_dir / "manifest.json").read_text())
+    data.update(manifest or {})
+    data["weights_sha256"] = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    (model_dir / "manifest.json").write_text(json.dumps(data))
+
+
+def test_round_trip_and_permissions_follow_the_umask(saved, tmp_path):
+    rec = persist.load(saved)
+    again = tmp_path / "again"
+    old = os.umask(0o022)
+    try:
+        persist.save(rec, again)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(again.stat().st_mode) == 0o755
+    assert stat.S_IMODE((again / "model.safetensors").stat().st_mode) == 0o644
+    assert persist.load(again).recommend(rec.user_id(0), 5) == rec.recommend(rec.user_id(0), 5)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ({"global_mean": float("nan")}, "global_mean"),
+        ({"global_mean": 1e308}, "global_mean"),
+        ({"rating_scale": [5.0, 0.5]}, "rating_scale"),
+        ({"rating_scale": [0.5, float("nan")]}, "rating_scale"),
+        ({"rating_scale": "0.5-5"}, "rating_scale"),
+        ({"user_ids": [1, 1] + list(range(3, 121))}, "unique and sorted"),
+        ({"titles": ["just one"]}, "titles"),
+        ({"rater": {"name": "als", "config": {"dim": 100_000}}}, "shape"),
+        ({"rater": {"name": "als", "config": {"dim": -3}}}, "dim must be"),
+        ({"rater": {"name": "nope", "config": {}}}, "unknown model"),
+        ({"ranker": {"name": "als", "config": {}}}, "not a ranker"),
+        ({"format_version": 1}, "version 1"),
+        ({"lists": {"candidates": 0}}, "candidates"),
+    ],
+)
+def test_a_consistent_but_wrong_manifest_is_refused(saved, tmp_path, manifest, message):
+    target = copy_of(saved, tmp_path)
+    rewrite(target, manifest=manifest)
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match=message):
+        persist.load(target)
+    assert time.perf_counter() - started < 10  # refused before allocating a huge model
+
+
+@pytest.mark.parametrize(
+    ("tensors", "message"),
+    [
+        ({"rater.item_factors.weight": torch.full((80, 32), float("nan"))}, "NaN"),
+        ({"history.indptr": torch.arange(121, dtype=torch.int64) * 1000}, "indptr"),
+        ({"history.items": torch.full((1,), 10_000, dtype=torch.int32)}, "shape|out of range"),
+        ({"fallback.user_bias": torch.zeros(3)}, "shape"),
+    ],
+)
+def test_consistent_but_wrong_weights_are_refused(saved, tmp_path, tensors, message):
+    target = copy_of(saved, tmp_path)
+    rewrite(target, tensors=tensors)
+    with pytest.raises(ModelError, match=message):
+        persist.load(target)
+
+
+def test_history_items_out_of_range_are_refused(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    items = load_file(str(target / "model.safetensors"))["history.items"].clone()
+    items[0] = 10_000
+    rewrite(target, tensors={"history.items": items})
+    with pytest.raises(ModelError, match="out of range"):
+        persist.load(target)
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "[" * 200_000 + "]" * 200_000, "{", '"text"', "\xff\xfe"])
+def test_a_manifest_that_is_not_an_object_is_refused(saved, tmp_path, content):
+    target = copy_of(saved, tmp_path)
+    (target / "manifest.json").write_bytes(content.encode("latin-1"))
+    with pytest.raises(ModelError, match="corrupt|not a JSON object"):
+        persist.load(target)
+
+
+def test_changed_weights_fail_the_checksum(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    data = bytearray((target / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (target / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256"):
+        persist.load(target)
+    (target / "model.safetensors").write_bytes(bytes(data[:100]))
+    with pytest.raises(ModelError, match="SHA-256"):
+        persist.load(target)
+
+
+def test_save_never_replaces_what_is_not_a_model(saved, tmp_path):
+    rec = persist.load(saved)
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "chapter1.tex").write_text("years of work")
+    plain = tmp_path / "notes.txt"
+    plain.write_text("keep me")
+    for target in (thesis, plain):
+        with pytest.raises(ConfigError, match="--out"):
+            persist.save(rec, target)
+    assert (thesis / "chapter1.tex").read_text() == "years of work" and plain.read_text() == "keep me"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    persist.save(rec, empty)  # an empty folder, and then a model, may be replaced
+    persist.save(rec, empty)
+    assert np.array_equal(persist.load(empty).item_counts, rec.item_counts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt", "thesis"]  # nothing left over
