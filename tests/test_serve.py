@@ -25,11 +25,12 @@ from movierec.serve import create_app, schemas
 class Server:
     """uvicorn serving ``app`` in a thread on a loopback socket picked by the OS."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, **config) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **config))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> httpx.Client:
@@ -320,3 +321,47 @@ def test_serve_command_checks_its_flags_before_loading(tmp_path):
     for flags in (["--threads", "-1"], ["--port", "70000"]):
         result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), *flags])
         assert isinstance(result.exception, ConfigError)
+
+
+def test_idle_and_slow_connections_are_cut_off(monkeypatch, baseline_dir):
+    from movierec.serve import guard, run
+
+    monkeypatch.setattr(guard, "HEAD_TIMEOUT_S", 1.0)
+    server = Server(create_app(baseline_dir), timeout_keep_alive=1, http=run.guarded_protocol())
+    with server:
+
+        def closes_within(data: bytes, seconds: float) -> bool:
+            with socket.create_connection(("127.0.0.1", server.port)) as s:
+                s.sendall(data)
+                s.settimeout(seconds)
+                try:
+                    while s.recv(4096):
+                        pass
+                except TimeoutError:
+                    return False
+                return True
+
+        assert closes_within(b"", 5)  # connected, said nothing
+        assert closes_within(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n", 5)  # headers never finished
+        assert server.client.get("/health").status_code == 200  # and the server still answers
+
+
+def test_a_huge_body_is_refused_before_it_is_read(api):
+    r = api.post("/recommendations", content=b"x" * (5 << 20), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "MiB" in r.json()["detail"]
+
+
+def test_loopback_servers_answer_loopback_host_names_only(baseline_dir):
+    with Server(create_app(baseline_dir, allowed_hosts=["127.0.0.1", "localhost"])) as client:
+        assert client.get("/health").status_code == 200
+        evil = client.get("/health", headers={"host": "attacker.example:8000"})
+        assert evil.status_code == 400 and "answers to" in evil.json()["detail"]
+
+
+def test_head_and_offline_docs(api):
+    assert api.head("/health").status_code == 200 and api.head("/health").content == b""
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+    assert api.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    schema = api.get("/openapi.json").json()
+    assert "404" in schema["paths"]["/users/{user_id}/recommendations"]["get"]["responses"]

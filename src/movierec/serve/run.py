@@ -87,5 +87,16 @@ def _uvicorn_run(app: object, host: str, port: int, access_log: bool, log_level:
         access_log=access_log,
         log_level=log_level,
         timeout_keep_alive=IDLE_TIMEOUT_S,
+        http=guarded_protocol(),  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
     )
+
+
+def guarded_protocol() -> str:
+    """uvicorn's httptools protocol with deadlines that uvicorn lacks (see ``serve/guard.py``),
+    named by import path so that worker processes, which uvicorn spawns, can find it."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # no httptools (not CPython): uvicorn's own choice, without the deadlines
+        return "auto"
+    return "movierec.serve.guard:GuardedHttp"
