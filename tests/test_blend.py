@@ -33,8 +33,8 @@ def test_config_survives_the_manifest_round_trip():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"members": ("mf",)}, "gradient"),
-        ({"members": ("nope",)}, "unknown model"),
+        ({"members": ("mf",)}, "cannot be blended"),
+        ({"members": ("nope",)}, "cannot be blended"),
         ({"members": ("knn",), "configs": ({"k": 3}, {"k": 4})}, "needs 1 configs"),
         ({"members": ("knn",), "configs": ({"kk": 3},)}, "bad config"),
         ({"members": ()}, "at least one"),

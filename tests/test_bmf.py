@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from movierec import pipeline
-from movierec.evaluate import evaluate
+from movierec.evaluation import evaluate
 from movierec.models.base import FitContext
 from movierec.models.bmf import BMFConfig, _PosteriorMean, _Sampler
 from movierec.training import TrainConfig

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 from helpers import run_cli
@@ -100,3 +104,77 @@ def test_failed_run_keeps_the_earlier_model(trained, monkeypatch, capsys):
     code, _, _ = run_cli(monkeypatch, capsys, "train", "--lr", "1e9", "--epochs", "2", "--out", str(trained), *TINY)
     assert code == 2  # diverged
     assert (trained / "model.safetensors").read_bytes() == before
+
+
+def _interrupt(args: list[str], after: str | None, delay: float, tmp_path) -> subprocess.CompletedProcess:
+    """Start the CLI, send a real SIGINT (once ``after`` shows on stderr, else after ``delay`` s)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "movierec", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    seen = ""
+    if after is not None:
+        deadline = time.monotonic() + 120
+        while after not in seen and time.monotonic() < deadline and proc.poll() is None:
+            seen += proc.stderr.readline()
+    else:
+        time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, seen + err)
+
+
+def test_ctrl_c_during_training_says_how_to_resume_and_keeps_nothing_half_written(tmp_path):
+    args = ["train", "--model", "mlp", "--synthetic", "400x300x20000", "--epochs", "200", "--out", "run"]
+    result = _interrupt(args, "epoch   2/200", 0, tmp_path)
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert "interrupted" in result.stderr and "--resume" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists() and (tmp_path / "run.partial" / "checkpoint.json").exists()
+
+
+def test_ctrl_c_while_starting_up_is_one_line_too(tmp_path):
+    for delay in (0.2, 0.6):
+        result = _interrupt(["models"], None, delay, tmp_path)
+        if result.returncode == 0:
+            continue  # it finished before the signal came: nothing to see
+        assert result.returncode == 130, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and "interrupted" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["data", "file", "thesis", "dot", "proc", "inside-file"])
+def test_train_never_writes_over_what_it_did_not_write(tmp_path, monkeypatch, capsys, where):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ratings.csv").write_text("userId,movieId,rating\n1,1,4\n1,2,3\n2,1,5\n2,2,4\n3,1,2\n3,2,5\n")
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "ch1.tex").write_text("years of work")
+    (tmp_path / "notes.txt").write_text("keep")
+    out = {
+        "data": data,
+        "file": tmp_path / "notes.txt",
+        "thesis": thesis,
+        "dot": tmp_path / ".",
+        "proc": "/proc/movierec-out",
+        "inside-file": tmp_path / "notes.txt" / "model",
+    }[where]
+    monkeypatch.chdir(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code, _, err = run_cli(monkeypatch, capsys, "train", "--model", "baseline", "--data", str(data), "--out", str(out))
+    assert code == 2 and "--out" in err and "Traceback" not in err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert (data / "ratings.csv").exists() and (thesis / "ch1.tex").read_text() == "years of work"
+
+
+def test_a_second_run_into_the_same_out_is_refused(tmp_path, monkeypatch, capsys):
+    from movierec import persist
+
+    out = tmp_path / "model"
+    with persist.lock(out):
+        code, _, err = run_cli(monkeypatch, capsys, "train", "--model", "baseline", *TINY, "--out", str(out))
+    assert code == 2 and "another movierec run (pid" in err
+    assert not out.exists() and not list(tmp_path.iterdir())  # and the lock file is gone once released

@@ -11,7 +11,7 @@ import torch
 
 from movierec import models, persist, pipeline
 from movierec.data.ids import UNKNOWN
-from movierec.evaluate import evaluate_ranking
+from movierec.evaluation import evaluate_ranking
 from movierec.metrics import rmse
 from movierec.models.base import UserRows
 from movierec.training import TrainConfig

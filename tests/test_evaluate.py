@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from movierec import pipeline
 from movierec.cli import app
 from movierec.data.ratings import Ratings
-from movierec.evaluate import default_relevance, error_by_activity, evaluate_ranking, rating_distribution
+from movierec.evaluation import default_relevance, error_by_activity, evaluate_ranking, rating_distribution
 
 
 def held_out(rec, rows) -> Ratings:

@@ -117,7 +117,7 @@ def make_recommender(rater: str = "dot", *, gate: bool = False, ranker: str = "e
         user_bias=np.zeros(4, dtype=np.float32),
         item_bias=np.array(ITEM_BIAS, dtype=np.float32),
         titles=np.array(["A", "B", "C", "D", "E"]),
-        lists=ListConfig(gate=gate),
+        lists=ListConfig(gate=gate, discount=0.0),
     )
 
 
@@ -144,6 +144,13 @@ def test_ties_go_to_the_lower_index_and_the_gate_reorders_by_predicted_rating():
     assert ids(gated) == [101, 100]
     like = 1 / (1 + np.exp(-(np.array([3.1, 3.0]) - 2.975) / 0.495))
     assert like[0] * 0.3 > like[1] * 0.3
+
+
+def test_the_popularity_discount_divides_positive_scores_by_item_counts():
+    # Training counts: 100 -> 2, 101 -> 1, 102 -> 2, 103 -> 2. User 20's .3 for 100 and 101 become
+    # .3 / 3 ** d and .3 / 2 ** d: the less rated 101 goes first.
+    rec = replace(make_recommender(), lists=ListConfig(gate=False, discount=0.5))
+    assert ids(rec.recommend(20, 2)) == [101, 100]
 
 
 def test_include_rated_brings_them_back_and_a_full_user_gets_a_short_list():

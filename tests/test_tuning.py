@@ -24,7 +24,7 @@ def tuned(small):
 
 def test_search_is_never_worse_than_the_defaults_on_validation(tuned):
     assert tuned.trials == 5
-    assert tuned.val_rmse <= tuned.default_val_rmse
+    assert tuned.metric == "rmse" and tuned.value <= tuned.default_value
     assert tuned.model == "knn" and set(tuned.model_config) == set(KNNConfig().__dict__)
 
 
@@ -44,7 +44,7 @@ def test_train_with_config_trains_the_tuned_model(tmp_path, monkeypatch, capsys)
     )
     assert code == 0, out
     written = json.loads(best.read_text())
-    assert json.loads(out)["val_rmse"] == written["val_rmse"] <= written["default_val_rmse"]
+    assert json.loads(out)["value"] == written["value"] <= written["default_value"]
     run = tmp_path / "run"
     code, out, err = run_cli(monkeypatch, capsys, "train", "--config", str(best), "--out", str(run), "--json", *TINY)
     assert code == 0, err
@@ -83,3 +83,18 @@ def test_missing_optuna_is_a_clear_user_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
     code, _, err = run_cli(monkeypatch, capsys, "tune", "--model", "knn", "--trials", "2", *TINY)
     assert code == 2 and "pip install" in err and "Traceback" not in err
+
+
+def test_a_ranker_is_tuned_for_ndcg_and_never_worse_than_its_defaults(small):
+    pytest.importorskip("optuna")
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    tuned = tuning.tune(parts, "ease", trials=4, seed=2)
+    assert tuned.metric == "ndcg@10" and tuned.value >= tuned.default_value > 0
+    assert set(tuned.model_config) == {"l2", "weighting"}
+
+
+def test_every_model_but_the_fixed_popular_list_can_be_tuned():
+    tunable = {name for name, spec in pipeline.models.MODELS.items() if spec.space is not None}
+    assert tunable == set(pipeline.models.MODELS) - {"popular"}
+    with pytest.raises(ConfigError, match="nothing to tune"):
+        tuning.check_tunable("popular")

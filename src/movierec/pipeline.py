@@ -6,6 +6,7 @@ validation part carved from the training data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -14,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from movierec import distributed, models, persist
+from movierec import checkpoints, distributed, models, persist, selection
 from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
 from movierec.data.synthetic import Synthetic
 from movierec.errors import ConfigError
-from movierec.evaluate import (
+from movierec.evaluation import (
     aligned_indices,
     default_relevance,
     error_by_activity,
@@ -55,6 +56,13 @@ class SplitConfig:
     seed: int = 0
     """Seeds both hold-outs."""
 
+    def __post_init__(self) -> None:
+        # Named as the command line spells them, since that is where a bad value comes from.
+        for flag, value in (("--test-fraction", self.test_fraction), ("--val-fraction", self.val_fraction)):
+            if not 0.0 < value < 1.0:
+                raise ConfigError(f"{flag} must be between 0 and 1 (exclusive), got {value}")
+        check_seed(self.seed)
+
 
 @dataclass(frozen=True)
 class Parts:
@@ -70,6 +78,12 @@ class Parts:
     """Positions in the split log of the fit and validation ratings."""
     test_rows: np.ndarray | None
     """Positions in the split log of the test ratings; None when the test was given."""
+
+
+def check_seed(seed: int) -> None:
+    """A seed is a whole number in 0 .. 2**63 - 1 (what every random generator here accepts)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
 
 
 def split(ratings: Ratings, config: SplitConfig = SplitConfig(), test: Ratings | None = None) -> Parts:
@@ -201,9 +215,6 @@ def fit(
             progress=progress,
         )
         rater.eval()
-    ranked, ranker_config, ranker_history = fit_ranker(
-        seen, ranker_name, ranker_config, seed=train_config.seed, device=train_config.device
-    )
     b_u, b_i = fit_biases(
         fit_part.user_idx,
         fit_part.item_idx,
@@ -211,27 +222,51 @@ def fit(
         fit_part.n_users,
         fit_part.n_items,
     )
-    recommender = Recommender(
-        ranker=ranked,
-        ranker_name=ranker_name,
-        ranker_config=ranker_config,
+    # The rater and the fit part's history, to compare list settings on the validation part.
+    base = Recommender(
+        ranker=Popular(fit_part.n_items),
+        ranker_name="popular",
+        ranker_config=PopularConfig(),
         rater=rater,
         rater_name=None if spec is None else spec.name,
         rater_config=model_config if spec is not None else None,
         index=fit_part.index,
-        history=fit_part.by_user(*seen[1:]),
+        history=fit_part.by_user(),
         global_mean=global_mean,
         scale=scale,
         user_bias=b_u,
         item_bias=b_i,
         titles=fit_part.titles,
-        lists=lists or ListConfig(),
+    )
+    seed, device = train_config.seed, train_config.device
+    choice = selection.choose(
+        base,
+        fit_part,
+        val_part,
+        ranker_name,
+        lambda config: fit_ranker([fit_part], ranker_name, config, seed=seed, device=device)[0],
+        ranker_config=ranker_config,
+        lists=lists,
+        seed=seed,
+    )
+    ranked, ranker_config, ranker_history = fit_ranker(
+        seen, ranker_name, choice.ranker_config, seed=seed, device=device
+    )
+    recommender = replace(
+        base,
+        ranker=ranked,
+        ranker_name=ranker_name,
+        ranker_config=ranker_config,
+        history=fit_part.by_user(*seen[1:]),
+        lists=choice.lists,
         info={
             "dataset": fit_part.name,
             "implicit": fit_part.implicit,
             "train_config": asdict(train_config),
             "ranker_history": ranker_history,
             "ranker_choice": why,
+            "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
+            "lists_tried": choice.tried,
         },
     )
     return recommender, history
@@ -243,7 +278,11 @@ def popular_of(recommender: Recommender) -> Recommender:
     score = popularity(recommender.global_mean, recommender.item_bias, recommender.item_counts, recommender.scale)
     ranker.item_score.copy_(torch.from_numpy(score).float())
     return replace(
-        recommender, ranker=ranker, ranker_name="popular", ranker_config=PopularConfig(), lists=ListConfig(gate=False)
+        recommender,
+        ranker=ranker,
+        ranker_name="popular",
+        ranker_config=PopularConfig(),
+        lists=ListConfig(gate=False, discount=0.0),
     )
 
 
@@ -287,120 +326,103 @@ def run(
     train_config = (
         TrainConfig.for_model(spec, **(train_overrides or {})) if spec else TrainConfig(**(train_overrides or {}))
     )
-    persist.check_replaceable(out)
-    parts = split(ratings, split_config, test)
-    extra: dict = {}
-    if truth is not None and parts.test_rows is not None:
-        extra = {"synthetic": True, **truth.report(parts.train_rows, parts.test_rows)}
-        if announce:
-            announce(
-                f"synthetic data ({ratings.name}): the best test RMSE any model can reach here is "
-                f"{extra['noise_floor']:.4f}; the best list's NDCG@10 is {extra['oracle_ndcg']:.4f}"
-            )
-    checkpoints = out.with_name(out.name + ".partial")
-    resume = resume or (distributed.elastic_restart() and (checkpoints / "checkpoint.json").exists())
-    if resume and spec is not None:
-        _check_resumable(checkpoints, spec.name, train_config)
-    recommender, history = fit(
-        parts.fit,
-        parts.val,
-        model,
-        ranker=ranker,
-        train_config=train_config,
-        model_config=model_config,
-        ranker_config=ranker_config,
-        checkpoint_dir=checkpoints,
-        resume=resume,
-        on_epoch=on_epoch,
-        progress=progress,
-    )
-    if not distributed.is_main():
-        distributed.finish()  # waits for rank 0 to write the model (see the end)
-        return {"model": model, "dataset": ratings.name, "history": history}
-    why = (recommender.info or {}).get("ranker_choice")
-    if why and announce:
-        announce(why)
-    relevance = 1.0 if ratings.implicit else default_relevance(recommender.scale)
-    # Every item ranked for each user; users capped so a large run's report stays a minute.
-    ranking, ranking_popular = (
-        evaluate_ranking(r, parts.test, k=10, relevance=relevance, max_users=RANKING_MAX_USERS, seed=split_config.seed)
-        for r in (recommender, popular_of(recommender))
-    )
-    metrics: dict = {
-        "model": model,
-        "ranker": recommender.ranker_name,
-        "ranker_choice": (recommender.info or {}).get("ranker_choice"),
-        "dataset": ratings.name,
-        "implicit": ratings.implicit,
-        "split": asdict(split_config) if test is None else {"how": "given", "test": parts.test.name},
-        "n_train": len(parts.fit),
-        "n_val": len(parts.val),
-        "n_test": len(parts.test),
-        "ranking": ranking,
-        "ranking_popular": ranking_popular,
-        "history": history,
-        "ranker_history": (recommender.info or {}).get("ranker_history"),
-        "train_seconds": sum(h["seconds"] for h in history),
-        "ranker_seconds": sum(h["seconds"] for h in (recommender.info or {}).get("ranker_history") or []),
-        "device": str(resolve_device(train_config.device)),
-        "train_config": asdict(train_config),
-        **extra,
-    }
-    if recommender.rater is not None:
-        predictions = recommender.predict_idx(*aligned_indices(recommender, parts.test))
-        scores = evaluate(recommender, parts.test, predictions=predictions)
-        base = evaluate(baseline_of(recommender), parts.test)
-        metrics.update(
-            test_rmse=scores["rmse"],
-            test_mae=scores["mae"],
-            test_n_fallback=scores["n_fallback"],
-            baseline_rmse=base["rmse"],
-            baseline_mae=base["mae"],
-            error_by_activity=error_by_activity(recommender, parts.test, predictions=predictions),
-            rating_distribution=rating_distribution(recommender, parts.test, predictions=predictions),
+    # One run at a time per --out (rank 0 alone writes it): a second is refused before any work.
+    if distributed.is_main():
+        persist.check_writable(out)
+    holding = persist.lock(out) if distributed.is_main() else contextlib.nullcontext()
+    with holding:
+        persist.check_replaceable(out)
+        parts = split(ratings, split_config, test)
+        extra: dict = {}
+        if truth is not None and parts.test_rows is not None:
+            extra = {"synthetic": True, **truth.report(parts.train_rows, parts.test_rows)}
+            if announce:
+                announce(
+                    f"synthetic data ({ratings.name}): the best test RMSE any model can reach here is "
+                    f"{extra['noise_floor']:.4f}; the best list's NDCG@10 is {extra['oracle_ndcg']:.4f}"
+                )
+        partial = out.with_name(out.name + ".partial")
+        resume = resume or (distributed.elastic_restart() and (partial / checkpoints.META).exists())
+        if resume and spec is not None:
+            checkpoints.check(partial, spec.name, train_config, checkpoints.fingerprint(parts.fit))
+        recommender, history = fit(
+            parts.fit,
+            parts.val,
+            model,
+            ranker=ranker,
+            train_config=train_config,
+            model_config=model_config,
+            ranker_config=ranker_config,
+            checkpoint_dir=partial,
+            resume=resume,
+            on_epoch=on_epoch,
+            progress=progress,
         )
-    recommender.info = {**(recommender.info or {}), "split": metrics["split"], "metrics": _summary(metrics)}
-    title = f"{model or recommender.ranker_name} on {ratings.name}"
-    plot = loss_plot(history or metrics["ranker_history"], title)
-    persist.save(
-        recommender,
-        out,
-        extra_files={"metrics.json": json.dumps(metrics, indent=1).encode(), "loss.png": plot},
-    )
-    _remove_checkpoints(checkpoints)
-    # Every rank leaves the process group together, once the model is written: a rank that
-    # tore its end down while another was still running could abort the whole job.
-    distributed.finish()
-    return metrics
+        if not distributed.is_main():
+            distributed.finish()  # waits for rank 0 to write the model (see the end)
+            return {"model": model, "dataset": ratings.name, "history": history}
+        for key in ("ranker_choice", "lists_choice"):
+            line = (recommender.info or {}).get(key)
+            if line and announce:
+                announce(line)
+        relevance = 1.0 if ratings.implicit else default_relevance(recommender.scale)
+        # Every item ranked for each user; users capped so a large run's report stays a minute.
+        ranking, ranking_popular = (
+            evaluate_ranking(
+                r, parts.test, k=10, relevance=relevance, max_users=RANKING_MAX_USERS, seed=split_config.seed
+            )
+            for r in (recommender, popular_of(recommender))
+        )
+        metrics: dict = {
+            "model": model,
+            "ranker": recommender.ranker_name,
+            "ranker_choice": (recommender.info or {}).get("ranker_choice"),
+            "ranker_config": asdict(recommender.ranker_config),  # type: ignore[call-overload]
+            "lists": asdict(recommender.lists),
+            "lists_choice": (recommender.info or {}).get("lists_choice"),
+            "dataset": ratings.name,
+            "implicit": ratings.implicit,
+            "split": asdict(split_config) if test is None else {"how": "given", "test": parts.test.name},
+            "n_train": len(parts.fit),
+            "n_val": len(parts.val),
+            "n_test": len(parts.test),
+            "ranking": ranking,
+            "ranking_popular": ranking_popular,
+            "history": history,
+            "ranker_history": (recommender.info or {}).get("ranker_history"),
+            "train_seconds": sum(h["seconds"] for h in history),
+            "ranker_seconds": sum(h["seconds"] for h in (recommender.info or {}).get("ranker_history") or []),
+            "device": str(resolve_device(train_config.device)),
+            "train_config": asdict(train_config),
+            **extra,
+        }
+        if recommender.rater is not None:
+            predictions = recommender.predict_idx(*aligned_indices(recommender, parts.test))
+            scores = evaluate(recommender, parts.test, predictions=predictions)
+            base = evaluate(baseline_of(recommender), parts.test)
+            metrics.update(
+                test_rmse=scores["rmse"],
+                test_mae=scores["mae"],
+                test_n_fallback=scores["n_fallback"],
+                baseline_rmse=base["rmse"],
+                baseline_mae=base["mae"],
+                error_by_activity=error_by_activity(recommender, parts.test, predictions=predictions),
+                rating_distribution=rating_distribution(recommender, parts.test, predictions=predictions),
+            )
+        recommender.info = {**(recommender.info or {}), "split": metrics["split"], "metrics": _summary(metrics)}
+        title = f"{model or recommender.ranker_name} on {ratings.name}"
+        plot = loss_plot(history, title, metrics)
+        persist.save(
+            recommender,
+            out,
+            extra_files={"metrics.json": json.dumps(metrics, indent=1).encode(), "loss.png": plot},
+        )
+        checkpoints.remove(partial)
+        # Every rank leaves the process group together, once the model is written: a rank that
+        # tore its end down while another was still running could abort the whole job.
+        distributed.finish()
+        return metrics
 
 
 def _summary(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k != "history"}
-
-
-def _check_resumable(checkpoints: Path, model: str, config: TrainConfig) -> None:
-    meta_path = checkpoints / "checkpoint.json"
-    if not meta_path.exists():
-        raise ConfigError(f"--resume: no checkpoint in {checkpoints}; start the run without --resume")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("model") != model:
-        raise ConfigError(
-            f"--resume: the checkpoint in {checkpoints} is of model {meta.get('model')!r}, not {model!r}; "
-            "rerun with that --model or without --resume"
-        )
-    saved = meta["config"]
-    # Everything but the epoch budget must match, or the resumed run is a different run.
-    differing = [k for k, v in asdict(config).items() if k != "epochs" and saved.get(k) != v]
-    if differing:
-        raise ConfigError(
-            f"--resume: the checkpoint in {checkpoints} was trained with different settings "
-            f"({', '.join(differing)}); rerun with the same flags or without --resume"
-        )
-
-
-def _remove_checkpoints(checkpoints: Path) -> None:
-    # The .tmp names are what a run killed in the middle of writing a checkpoint leaves.
-    for name in ("checkpoint.safetensors", "checkpoint.json", "checkpoint.safetensors.tmp", "checkpoint.json.tmp"):
-        (checkpoints / name).unlink(missing_ok=True)
-    if checkpoints.exists() and not any(checkpoints.iterdir()):
-        checkpoints.rmdir()

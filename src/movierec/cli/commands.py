@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from movierec import distributed, models
-from movierec.cli.app import (
+from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
     DeviceOpt,
@@ -93,10 +93,15 @@ def train(
                 raise ConfigError(f"--model {model} differs from the model {tuned_model!r} tuned in {config}; drop one")
             model, model_config = tuned_model, tuned_config
     if model is not None:
-        pipeline.rater_spec(model)  # a bad name fails before any data is read
+        chosen = pipeline.rater_spec(model)  # a bad name fails before any data is read
+        if chosen.one_pass and (epochs is not None or batch_size is not None or lr is not None):
+            raise ConfigError(
+                f"{model} is fitted in one pass (closed form), so --epochs, --batch-size and --lr do not apply to it"
+            )
     if ranker != "auto":
         pipeline.choose_ranker(ranker, 1, 1)
     quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
+    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
     ratings, syn = load_ratings(dataset, data, columns, synthetic, seed, progress=not quiet)
     test_ratings = load_test(test, columns) if test is not None else None
@@ -107,7 +112,6 @@ def train(
             err.print(f"{ratings.name} has no ratings: training a ranker only; RMSE and MAE do not apply")
     else:
         model = model or "mlp"
-    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
     # The tuned settings first, then any flag given on the command line.
     overrides = {**tuned_train, **{k: v for k, v in flags.items() if v is not None}}
@@ -188,8 +192,8 @@ def evaluate(
     coverage): each test user's items are ranked over every item they did not rate in training.
     """
     from movierec import persist, pipeline
-    from movierec.evaluate import default_relevance, evaluate_ranking
-    from movierec.evaluate import evaluate as score
+    from movierec.evaluation import default_relevance, evaluate_ranking
+    from movierec.evaluation import evaluate as score
 
     if k < 1 or (max_users is not None and max_users < 1):
         raise ConfigError("-k and --max-users must be at least 1")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from movierec.cli.app import app, err
+from movierec.cli.common import app, err
 from movierec.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from movierec.cli.app import (
+from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
     DeviceOpt,
@@ -32,7 +32,10 @@ from movierec.cli.app import (
 
 @app.command()
 def tune(
-    model: Annotated[str, typer.Option("--model", help="Model name; see `movierec models`.")] = "mf",
+    model: Annotated[
+        str,
+        typer.Option("--model", help="A rating model (tuned for RMSE) or a ranker (for NDCG@10); `movierec models`."),
+    ] = "mf",
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the best configuration (JSON).")] = Path(
         "best.json"
     ),
@@ -54,31 +57,34 @@ def tune(
     as_json: JsonOpt = False,
 ) -> None:
     """Search hyperparameters on the validation part (test ratings stay unseen); `train --config` uses the result."""
-    from movierec import models, pipeline, tuning
+    from movierec import pipeline, tuning
 
-    models.get(model)  # an unknown name fails before any data is read
+    spec = tuning.check_tunable(model)  # an unknown or untunable name fails before any data is read
     tuning._optuna()  # and so does a missing Optuna
+    metric = "NDCG@10" if spec.kind == "ranker" else "RMSE"
+    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
     ratings, _ = load_ratings(dataset, data, columns, synthetic, seed, progress=not as_json)
-    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)
     parts = pipeline.split(ratings, split_config)
     bar = Progress(
         TextColumn("tuning {task.fields[model]}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("best val RMSE {task.fields[best]}"),
+        TextColumn("best val {task.fields[metric]} {task.fields[best]}"),
         TimeElapsedColumn(),
         console=err,
         disable=as_json,
     )
 
     with bar:
-        task = bar.add_task("", total=trials, model=model, best="-")
+        task = bar.add_task("", total=trials, model=model, best="-", metric=metric)
 
         def on_trial(number: int, value: float | None, best: float, state: str) -> None:
             shown = "-" if value is None else f"{value:.4f}"
             bar.update(task, advance=1, best=f"{best:.4f}")
-            bar.console.print(f"trial {number:>3}: val RMSE {shown}  ({state}{', defaults' if number == 0 else ''})")
+            bar.console.print(
+                f"trial {number:>3}: val {metric} {shown}  ({state}{', defaults' if number == 0 else ''})"
+            )
 
         tuned = tuning.tune(parts, model, trials=trials, seed=seed, device=device, timeout=timeout, on_trial=on_trial)
     tuned = replace(tuned, data=ratings.name, split=asdict(split_config))
@@ -86,9 +92,9 @@ def tune(
     if as_json:
         print(json.dumps(asdict(tuned)))
         return
-    gain = tuned.default_val_rmse - tuned.val_rmse
+    gain = abs(tuned.value - tuned.default_value)
     out.print(
-        f"best val RMSE {tuned.val_rmse:.4f} (defaults {tuned.default_val_rmse:.4f}, {gain:+.4f} better) "
+        f"best val {metric} {tuned.value:.4f} (defaults {tuned.default_value:.4f}, {gain:.4f} better) "
         f"after {tuned.trials} trials"
     )
     out.print(f"model config: {json.dumps(tuned.model_config)}")

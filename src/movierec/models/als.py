@@ -128,6 +128,17 @@ def _build(config: ALSConfig, n_users: int, n_items: int, generator: torch.Gener
     return model
 
 
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    model = {
+        "dim": trial.suggest_int("dim", 8, 128, log=True),
+        "reg": trial.suggest_float("reg", 0.01, 1.0, log=True),
+        "reg_bias": trial.suggest_float("reg_bias", 0.01, 1.0, log=True),
+        "prior_ratings": trial.suggest_float("prior_ratings", 1.0, 100.0, log=True),
+    }
+    return model, {}
+
+
 SPEC = ModelSpec(
     name="als",
     summary="biased matrix factorisation (mf's objective) by alternating least squares: no learning rate",
@@ -135,4 +146,5 @@ SPEC = ModelSpec(
     build=_build,
     training={"epochs": 25, "patience": 2},
     fit=_fit,
+    space=_space,
 )

@@ -251,3 +251,10 @@ class ModelSpec:
     (``ctx`` a ``FitContext`` for raters, a ``RankerData`` for rankers)."""
     kind: str = "rater"
     """``rater`` (predicts ratings) or ``ranker`` (orders lists)."""
+    one_pass: bool = False
+    """True for models fitted in one pass (closed form): ``--epochs`` means nothing to them."""
+    space: Callable[[Any], tuple[dict, dict]] | None = None
+    """What ``movierec tune`` searches: an Optuna trial -> (config fields, training settings); None: nothing."""
+    candidates: Callable[[int, int, int], list] | None = None
+    """For rankers: ``candidates(n_users, n_items, n_ratings)`` -> the few configs ``train`` compares
+    on the validation part (``movierec.selection``); None or empty: the defaults alone."""

@@ -92,6 +92,15 @@ def _fit(model: RatingModel, config: BaselineConfig, ctx: FitContext) -> list[di
     ]
 
 
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    model = {
+        "reg_user": trial.suggest_float("reg_user", 0.5, 50.0, log=True),
+        "reg_item": trial.suggest_float("reg_item", 0.5, 50.0, log=True),
+    }
+    return model, {}
+
+
 SPEC = ModelSpec(
     name="baseline",
     summary="global mean + regularised user and item biases (ALS); the floor to beat",
@@ -99,4 +108,6 @@ SPEC = ModelSpec(
     build=_build,
     training={"epochs": 1},
     fit=_fit,
+    space=_space,
+    one_pass=True,
 )

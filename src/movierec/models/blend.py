@@ -22,19 +22,22 @@ import torch
 from torch import Tensor, nn
 
 from movierec.errors import ConfigError
+from movierec.models import als, baseline, bmf, knn
 from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred
+from movierec.models.bmf import BMFConfig
+from movierec.models.knn import KNNConfig
+
+MEMBERS: dict[str, ModelSpec] = {s.name: s for s in (baseline.SPEC, als.SPEC, bmf.SPEC, knn.SPEC)}
+"""The models a blend can mix: the rating models with a fit of their own (no gradient loop)."""
 
 
 def _member_spec(name: str) -> ModelSpec:
-    from movierec.models import get  # the registry imports this module: look it up when used
-
-    spec = get(name)
-    if spec.fit is None or name == "blend":
+    try:
+        return MEMBERS[name]
+    except KeyError:
         raise ConfigError(
-            f"blend member {name!r} is trained by gradient steps (or is a blend); "
-            "members must have their own fit: baseline, bmf, knn"
-        )
-    return spec
+            f"blend member {name!r} cannot be blended; members must have a fit of their own: {', '.join(MEMBERS)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,16 @@ def _build(config: BlendConfig, n_users: int, n_items: int, generator: torch.Gen
     return Blend([_member_spec(name).build(cfg, n_users, n_items, generator) for name, cfg in pairs])
 
 
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    bmf = BMFConfig(dim=trial.suggest_int("bmf_dim", 8, 96, log=True))
+    knn = KNNConfig(
+        k=trial.suggest_int("knn_k", 10, 120, log=True),
+        shrinkage=trial.suggest_float("knn_shrinkage", 5.0, 500.0, log=True),
+    )
+    return {"members": ("bmf", "knn"), "configs": (bmf, knn)}, {}
+
+
 SPEC = ModelSpec(
     name="blend",
     summary="bmf + knn + baseline mixed by weights fitted on the validation part; the most accurate model",
@@ -212,4 +225,5 @@ SPEC = ModelSpec(
     build=_build,
     training={"epochs": 60},
     fit=_fit,
+    space=_space,
 )

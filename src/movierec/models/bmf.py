@@ -366,6 +366,16 @@ def _build(config: BMFConfig, n_users: int, n_items: int, generator: torch.Gener
     return BMF(n_users, n_items, config.dim, generator)
 
 
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    model = {
+        "dim": trial.suggest_int("dim", 8, 96, log=True),
+        "burn_in": trial.suggest_int("burn_in", 5, 40),
+        "implicit_user": trial.suggest_categorical("implicit_user", [False, True]),
+    }
+    return model, {"epochs": trial.suggest_int("epochs", 40, 160, step=20)}
+
+
 SPEC = ModelSpec(
     name="bmf",
     summary="Bayesian factorisation by Gibbs sampling, item vectors informed by their raters (flipped)",
@@ -373,4 +383,5 @@ SPEC = ModelSpec(
     build=_build,
     training={"epochs": 60},
     fit=_fit,
+    space=_space,
 )

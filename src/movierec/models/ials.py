@@ -130,6 +130,24 @@ def _build(config: IALSConfig, n_users: int, n_items: int, generator: torch.Gene
     return IALS(n_items, config)
 
 
+def _candidates(n_users: int, n_items: int, n_ratings: int) -> list[IALSConfig]:
+    """Ridges for ``train`` to compare on logs small enough to fit three times; the default beyond."""
+    if n_ratings > 2_000_000:
+        return []
+    return [IALSConfig(reg=reg) for reg in (10.0, 30.0, 100.0)]
+
+
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    return {
+        "dim": trial.suggest_int("dim", 16, 256, log=True),
+        "alpha": trial.suggest_float("alpha", 0.5, 50.0, log=True),
+        "unrated_weight": trial.suggest_float("unrated_weight", 0.05, 2.0, log=True),
+        "reg": trial.suggest_float("reg", 0.5, 200.0, log=True),
+        "weighting": trial.suggest_categorical("weighting", ["rating", "binary"]),
+    }, {}
+
+
 SPEC = ModelSpec(
     name="ials",
     summary="implicit-feedback ALS (Hu, Koren & Volinsky 2008): which items a user rated, every other a weak zero",
@@ -138,4 +156,6 @@ SPEC = ModelSpec(
     training={"epochs": 1},
     fit=_fit,
     kind="ranker",
+    space=_space,
+    candidates=_candidates,
 )

@@ -278,6 +278,17 @@ def _build(config: KNNConfig, n_users: int, n_items: int, generator: torch.Gener
     return KNN(n_users, n_items, config)
 
 
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    model = {
+        "k": trial.suggest_int("k", 10, 120, log=True),
+        "shrinkage": trial.suggest_float("shrinkage", 5.0, 500.0, log=True),
+        "reg_user": trial.suggest_float("reg_user", 1.0, 50.0, log=True),
+        "reg_item": trial.suggest_float("reg_item", 1.0, 50.0, log=True),
+    }
+    return model, {}
+
+
 SPEC = ModelSpec(
     name="knn",
     summary="item-based k nearest neighbours on baseline residuals (shrunk cosine), as KNNBaseline",
@@ -285,4 +296,6 @@ SPEC = ModelSpec(
     build=_build,
     training={"epochs": 1},
     fit=_fit,
+    space=_space,
+    one_pass=True,
 )

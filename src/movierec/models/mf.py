@@ -124,10 +124,25 @@ def _build(config: MFConfig, n_users: int, n_items: int, generator: torch.Genera
     return model
 
 
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    model = {
+        "dim": trial.suggest_int("dim", 16, 256, log=True),
+        "reg": trial.suggest_float("reg", 1e-3, 1.0, log=True),
+        "reg_bias": trial.suggest_float("reg_bias", 1e-4, 0.1, log=True),
+    }
+    train = {
+        "lr": trial.suggest_float("lr", 1e-3, 3e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [1024, 4096, 16384]),
+    }
+    return model, train
+
+
 SPEC = ModelSpec(
     name="mf",
     summary="biased matrix factorisation b_u + b_i + p_u.q_i, per-rating L2, lazy Adam, early stopping",
     config_type=MFConfig,
     build=_build,
     training={"epochs": 60, "batch_size": 4096, "optimizer": "adam", "lr": 0.005, "patience": 3},
+    space=_space,
 )

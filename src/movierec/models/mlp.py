@@ -142,10 +142,25 @@ def _build(config: MLPConfig, n_users: int, n_items: int, generator: torch.Gener
     return MLP(n_users, n_items, config, generator)
 
 
+def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
+    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
+    model = {
+        "dim": trial.suggest_int("dim", 8, 64, log=True),
+        "hidden": trial.suggest_int("hidden", 64, 1024, log=True),
+    }
+    train = {
+        "lr": trial.suggest_float("lr", 1e-3, 0.2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-7, 1e-3, log=True),
+        "patience": 3,
+    }
+    return model, train
+
+
 SPEC = ModelSpec(
     name="mlp",
     summary="the original notebook's network: embeddings (K=10) -> Dense 1024 ReLU -> Dense 1, SGD+momentum",
     config_type=MLPConfig,
     build=_build,
     training={"epochs": 25, "batch_size": 1024, "optimizer": "sgd", "lr": 0.08, "momentum": 0.9, "patience": None},
+    space=_space,
 )

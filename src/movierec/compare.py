@@ -1,0 +1,81 @@
+"""Several models trained on one split and scored side by side: the question every new user has.
+
+Each model is scored at its own job. A rating model: RMSE and MAE on the test ratings,
+and the NDCG@10 and recall@10 of lists ordered by its predicted ratings (how rating
+models listed items before rankers: usually worse than the most-popular list). A
+ranker: the NDCG@10 and recall@10 of its own lists (no rater reorders them), and no
+RMSE. Every model trains on the same fit part (rankers on fit and validation, as
+``train`` fits them) and is tested once on the same test part.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+
+from movierec import models
+from movierec.evaluation import default_relevance, evaluate, evaluate_ranking
+from movierec.models.popular import RatingRanker
+from movierec.pipeline import RANKING_MAX_USERS, Parts, fit
+from movierec.recommend import ListConfig, Recommender
+from movierec.training import TrainConfig
+
+DEFAULT_MODELS = ("baseline", "mlp", "als", "ease", "ials", "popular")
+"""What ``movierec compare`` trains when no ``--models`` are named."""
+
+
+def compare(
+    parts: Parts,
+    names: list[str],
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    on_model: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """One row per model: model, kind, rmse and mae (None for rankers), ndcg, recall, seconds.
+
+    Rows come in the order of ``names``; ``on_model`` sees each as it is made.
+    """
+    for name in names:
+        models.get(name)  # every name checked before anything trains
+    rows = []
+    relevance = 1.0 if parts.fit.implicit else default_relevance(parts.fit.rating_scale())
+    for name in names:
+        spec = models.get(name)
+        started = time.perf_counter()
+        if spec.kind == "ranker":
+            rec, _ = fit(parts.fit, parts.val, None if parts.fit.implicit else "baseline", ranker=name)
+            rec = replace(rec, lists=ListConfig(gate=False))
+            seconds = sum(h["seconds"] for h in (rec.info or {}).get("ranker_history") or [])
+        else:
+            config = TrainConfig.for_model(spec, seed=seed, device=device)
+            rec, history = fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+            seconds = sum(h["seconds"] for h in history)
+            rec = by_rating(rec)
+        row: dict = {"model": name, "kind": spec.kind, "rmse": None, "mae": None, "seconds": seconds}
+        if spec.kind == "rater":
+            scores = evaluate(rec, parts.test)
+            row.update(rmse=scores["rmse"], mae=scores["mae"])
+        ranking = evaluate_ranking(rec, parts.test, relevance=relevance, max_users=RANKING_MAX_USERS, seed=seed)
+        row.update(ndcg=ranking["ndcg"], recall=ranking["recall"], wall_seconds=time.perf_counter() - started)
+        rows.append(row)
+        if on_model:
+            on_model(row)
+    return rows
+
+
+def by_rating(recommender: Recommender) -> Recommender:
+    """The recommender listing by its rater's predicted rating, as lists were made before rankers."""
+    rater = recommender.rater
+    assert rater is not None
+    cold = torch.from_numpy((recommender.item_counts == 0).nonzero()[0])
+    ranker = RatingRanker(rater, torch.from_numpy(recommender.user_bias), torch.from_numpy(recommender.item_bias), cold)
+    return replace(
+        recommender,
+        ranker=ranker,
+        ranker_name=f"{recommender.rater_name} ratings",
+        lists=ListConfig(gate=False, discount=0.0),
+    )

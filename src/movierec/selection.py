@@ -1,0 +1,96 @@
+"""Choosing on the validation part what ``train`` cannot know in advance: how lists are made.
+
+No one setting of a ranker suits every log: on ml-latest-small (sparse, a long tail of
+items rated once) EASE wants a light ridge and a popularity discount; on denser logs a
+heavier ridge and no discount (bench/NOTES.md). So ``train`` tries a few candidates of
+the ranker's settings (``ModelSpec.candidates``) and of ``ListConfig`` (the discount, and
+whether the rater's predictions reorder the list), each ranker fitted on the fit part
+alone, scores every combination's lists on the validation part by NDCG@10, and keeps the
+best. Test ratings are never looked at. The ranker is then fitted again, with the chosen
+settings, on fit and validation together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+from movierec import models
+from movierec.data.ratings import Ratings
+from movierec.evaluation import default_relevance, evaluate_ranking
+from movierec.models.base import Ranker
+from movierec.recommend import ListConfig, Recommender
+
+DISCOUNTS = (0.0, 0.1, 0.2, 0.3)
+"""Popularity discounts tried (``ListConfig.discount``)."""
+MAX_USERS = 2000
+"""Validation users whose lists score each candidate (a seeded sample beyond that)."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What was chosen for the lists, and what else was tried."""
+
+    ranker_config: object
+    """The ranker's settings."""
+    lists: ListConfig
+    """How lists combine the ranker and the rater."""
+    ndcg: float | None
+    """The chosen combination's validation NDCG@10 (None when nothing was compared)."""
+    tried: list[dict]
+    """Every combination scored: ``ranker_config``, ``lists``, ``ndcg``."""
+
+    def describe(self, ranker: str, rater: str | None) -> str:
+        fields = asdict(self.ranker_config)  # type: ignore[call-overload]
+        settings = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        how = f"reordered by {rater}'s predicted ratings" if self.lists.gate and rater else "in the ranker's order"
+        line = f"lists: {ranker} ({settings}), popularity discount {self.lists.discount:g}, {how}"
+        if self.ndcg is None:
+            return line
+        return f"{line}; chosen among {len(self.tried)} on the validation part (NDCG@10 {self.ndcg:.4f})"
+
+
+def choose(
+    base: Recommender,
+    fit_part: Ratings,
+    val_part: Ratings | None,
+    ranker: str,
+    fit_ranker: Callable[[object], Ranker],
+    *,
+    ranker_config: object | None = None,
+    lists: ListConfig | None = None,
+    seed: int = 0,
+) -> Choice:
+    """The best ranker settings and list config on ``val_part``, ``base`` giving the rater and history.
+
+    ``base`` must hold the fit part alone as its history; ``fit_ranker(config)`` fits the
+    ranker on the fit part. A ``ranker_config`` or ``lists`` given is kept as it is. With
+    no validation part (or none of its ratings relevant), the defaults.
+    """
+    spec = models.get(ranker)
+    configs = [ranker_config] if ranker_config is not None else []
+    if not configs and spec.candidates:
+        configs = spec.candidates(fit_part.n_users, fit_part.n_items, len(fit_part))
+    configs = configs or [spec.config_type()]
+    gates = (False, True) if base.rater is not None else (False,)
+    candidates = [lists] if lists is not None else [ListConfig(gate=g, discount=d) for g in gates for d in DISCOUNTS]
+    default = Choice(configs[0], lists or ListConfig(gate=base.rater is not None), None, [])
+    if val_part is None or len(val_part) == 0 or (len(configs) == 1 and len(candidates) == 1):
+        return default
+    relevance = 1.0 if fit_part.implicit else default_relevance(fit_part.rating_scale())
+    if not (val_part.rating >= relevance).any():
+        return default
+    tried = []
+    best: tuple[float, object, ListConfig] | None = None
+    for config in configs:
+        fitted = replace(base, ranker=fit_ranker(config), ranker_name=ranker, ranker_config=config)
+        for candidate in candidates:
+            scored = evaluate_ranking(
+                replace(fitted, lists=candidate), val_part, relevance=relevance, max_users=MAX_USERS, seed=seed
+            )
+            tried.append({"ranker_config": asdict(config), "lists": asdict(candidate), "ndcg": scored["ndcg"]})  # type: ignore[call-overload]
+            # Ties keep the earlier, simpler candidate: less discount, no reordering, the first config.
+            if best is None or scored["ndcg"] > best[0]:
+                best = (scored["ndcg"], config, candidate)
+    assert best is not None
+    return Choice(best[1], best[2], best[0], tried)

@@ -1,0 +1,32 @@
+"""compare: several models on one split, each scored at its own job."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import run_cli
+
+from movierec import pipeline
+from movierec.compare import compare
+
+
+def test_raters_get_rmse_rankers_do_not_and_ranked_lists_beat_rated_ones(small):
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    rows = {r["model"]: r for r in compare(parts, ["baseline", "ease", "popular"])}
+    assert rows["baseline"]["kind"] == "rater" and 0.3 < rows["baseline"]["rmse"] < 1.2
+    assert rows["ease"]["rmse"] is None and rows["popular"]["mae"] is None
+    # Listing by predicted rating favours items with few glowing ratings: a ranker does much better.
+    assert rows["ease"]["ndcg"] > rows["popular"]["ndcg"] > rows["baseline"]["ndcg"]
+    assert all(r["seconds"] >= 0 for r in rows.values())
+
+
+def test_compare_command_prints_a_table_and_json(monkeypatch, capsys):
+    args = ["compare", "--models", "baseline,popular", "--synthetic", "300x200x6000"]
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--json")
+    assert code == 0, err
+    body = json.loads(out)
+    assert [m["model"] for m in body["models"]] == ["baseline", "popular"]
+    code, out, _ = run_cli(monkeypatch, capsys, *args)
+    assert code == 0 and "NDCG@10" in out and "baseline" in out
+    code, _, err = run_cli(monkeypatch, capsys, "compare", "--models", "baseline,nope", "--synthetic", "300x200x6000")
+    assert code == 2 and "unknown model 'nope'" in err
