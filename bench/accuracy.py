@@ -35,7 +35,7 @@ from movierec import models, pipeline
 from movierec.data.load import load
 from movierec.data.splits import split_rows
 from movierec.data.synthetic import SyntheticConfig, generate
-from movierec.evaluate import evaluate
+from movierec.evaluation import evaluate
 from movierec.training import TrainConfig
 
 BENCH = Path(__file__).resolve().parent
