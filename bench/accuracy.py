@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from movierec import models, pipeline
+from movierec import fitting, models, pipeline
 from movierec.data.load import load
 from movierec.data.splits import split_rows
 from movierec.data.synthetic import SyntheticConfig, generate
@@ -77,7 +77,7 @@ def movierec_rows(ratings, parts, name: str, seed: int, device: str) -> dict:
     spec = models.get(name)
     config = TrainConfig.for_model(spec, seed=seed, device=device)
     started = time.perf_counter()
-    recommender, history = pipeline.fit(parts.fit, parts.val, name, train_config=config)
+    recommender, history = fitting.fit(parts.fit, parts.val, name, train_config=config)
     seconds = time.perf_counter() - started
     scores = evaluate(recommender, parts.test)
     return {"model": name, "rmse": scores["rmse"], "mae": scores["mae"], "seconds": seconds, "epochs": len(history)}

@@ -23,7 +23,7 @@ import time
 import torch
 from machine import summary  # bench/machine.py: the same description in every script
 
-from movierec import pipeline
+from movierec import fitting, pipeline
 from movierec.data.synthetic import SyntheticConfig, generate
 from movierec.models import MODELS, get
 from movierec.training import TrainConfig
@@ -58,7 +58,7 @@ def train(parts: pipeline.Parts, model: str, epochs: int, device: str) -> tuple[
     """The model's default settings but for epochs and device; returns the history and the fit's wall seconds."""
     config = TrainConfig.for_model(get(model), epochs=epochs, device=device)
     start = time.perf_counter()
-    _, history = pipeline.fit(parts.fit, parts.val, model, train_config=config)
+    _, history = fitting.fit(parts.fit, parts.val, model, train_config=config)
     return history, time.perf_counter() - start
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from movierec import models, pipeline
+from movierec import fitting, models, pipeline
 from movierec.compare import by_rating
 from movierec.data.load import load
 from movierec.data.synthetic import SyntheticConfig, generate
@@ -59,7 +59,7 @@ def fitted_raters(parts, seed: int) -> dict[str, tuple]:
     for name in RATERS:
         started = time.perf_counter()
         config = TrainConfig.for_model(models.get(name), seed=seed)
-        rated, _ = pipeline.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+        rated, _ = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
         out[name] = (rated, time.perf_counter() - started)
     return out
 
@@ -74,7 +74,7 @@ def systems(train_parts, raters: dict, seed: int) -> dict[str, tuple]:
     out: dict[str, tuple] = {}
     for name in RANKERS:
         started = time.perf_counter()
-        ranker, config, _ = pipeline.fit_ranker(train_parts, name, seed=seed)
+        ranker, config, _ = fitting.fit_ranker(train_parts, name, seed=seed)
         ranker_s = time.perf_counter() - started
         for discount in DISCOUNTS:
             plain = ListConfig(gate=False, discount=discount)
@@ -94,7 +94,7 @@ def systems(train_parts, raters: dict, seed: int) -> dict[str, tuple]:
                 out[f"{name} d{discount:g} + {rater_name}"] = (gated, ranker_s + rater_s)
     for rater_name, (rated, rater_s) in raters.items():
         out[f"{rater_name} by rating"] = (by_rating(replace(rated, history=history)), rater_s)
-    out["popular"] = (pipeline.popular_of(base), 0.0)
+    out["popular"] = (fitting.popular_of(base), 0.0)
     return out
 
 

@@ -47,7 +47,7 @@ def build_model(model: str, shape: str, epochs: int, out: Path) -> None:
     """Generate the synthetic log, make the recommender (its rater fitted for ``epochs`` if > 0), save it to ``out``."""
     import torch
 
-    from movierec import models, persist, pipeline
+    from movierec import fitting, models, persist
     from movierec.data.synthetic import SyntheticConfig, generate
     from movierec.models.baseline import fit_biases
     from movierec.recommend import Recommender
@@ -58,13 +58,13 @@ def build_model(model: str, shape: str, epochs: int, out: Path) -> None:
     ratings = generate(SyntheticConfig(n_users=n_users, n_items=n_items, n_ratings=n_ratings)).ratings
     print(f"generated {ratings.name} in {time.perf_counter() - started:.0f} s", flush=True)
     spec = models.get(model)
-    ranker_name, _ = pipeline.choose_ranker("auto", n_users, n_items)
+    ranker_name, _ = fitting.choose_ranker("auto", n_users, n_items)
     ranker_spec = models.get(ranker_name)
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(0)
     if epochs > 0:
         config = TrainConfig.for_model(spec, epochs=epochs, device="cpu")
-        recommender, _ = pipeline.fit(ratings, None, model, train_config=config)
+        recommender, _ = fitting.fit(ratings, None, model, train_config=config)
     else:
         rater = spec.build(spec.config_type(), n_users, n_items, generator).eval()
         ranker = ranker_spec.build(ranker_spec.config_type(), n_users, n_items, generator).eval()

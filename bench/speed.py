@@ -74,7 +74,7 @@ def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> di
     """Train ``model`` for ``epochs`` (0: its own defaults, early stopping included: to convergence)."""
     import numpy as np
 
-    from movierec import pipeline
+    from movierec import fitting, pipeline
     from movierec.data.load import load
     from movierec.models import get
     from movierec.training import TrainConfig
@@ -86,7 +86,7 @@ def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> di
         config = TrainConfig.for_model(get(model), device=device)
     start = time.perf_counter()
     # The cheapest ranker: these rows time the rating model (the ``rank`` worker times rankers).
-    recommender, history = pipeline.fit(parts.fit, parts.val, model, ranker="popular", train_config=config)
+    recommender, history = fitting.fit(parts.fit, parts.val, model, ranker="popular", train_config=config)
     result = {
         "model": model,
         "converged": not epochs,
@@ -109,7 +109,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
     """The recommender ``train`` makes: the auto ranker (and list settings chosen on validation), top-10 for all."""
     import numpy as np
 
-    from movierec import pipeline
+    from movierec import fitting, pipeline
     from movierec.data.load import load
     from movierec.models import get
     from movierec.training import TrainConfig
@@ -117,7 +117,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
     parts = pipeline.split(load(csv))
     config = TrainConfig.for_model(get(rater), device=device)
     start = time.perf_counter()
-    recommender, history = pipeline.fit(parts.fit, parts.val, rater, train_config=config)
+    recommender, history = fitting.fit(parts.fit, parts.val, rater, train_config=config)
     total = time.perf_counter() - start
     ranker_s = sum(h["seconds"] for h in recommender.info["ranker_history"])
     users = np.arange(recommender.index.n_users)

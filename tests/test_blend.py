@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from movierec import pipeline
+from movierec import fitting, models, pipeline
 from movierec.errors import ConfigError
 from movierec.models.blend import BlendConfig, blend_weights
 from movierec.models.knn import KNNConfig
@@ -48,8 +48,8 @@ def test_bad_configs_are_refused_clearly(kwargs, message):
 def test_blend_fits_validation_at_least_as_well_as_each_member(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
     config = BlendConfig(members=("baseline", "knn"), configs=({}, {"k": 20}))
-    spec = pipeline.models.get("blend")
-    recommender, history = pipeline.fit(
+    spec = models.get("blend")
+    recommender, history = fitting.fit(
         parts.fit, parts.val, "blend", train_config=TrainConfig.for_model(spec, device="cpu"), model_config=config
     )
     net = recommender.rater
@@ -66,12 +66,12 @@ def test_blend_fits_validation_at_least_as_well_as_each_member(small):
 
 def test_refit_trains_members_on_validation_too_and_keeps_the_blind_figure(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
-    spec = pipeline.models.get("blend")
+    spec = models.get("blend")
     config = TrainConfig.for_model(spec, device="cpu")
     runs = {}
     for refit in (False, True):
         blend = BlendConfig(members=("baseline", "knn"), refit=refit)
-        runs[refit] = pipeline.fit(parts.fit, parts.val, "blend", train_config=config, model_config=blend)
+        runs[refit] = fitting.fit(parts.fit, parts.val, "blend", train_config=config, model_config=blend)
     (plain, plain_history), (refitted, refit_history) = runs[False], runs[True]
     knn_plain, knn_refit = plain.rater.members[1], refitted.rater.members[1]
     assert len(knn_plain.seen_residual) == len(parts.fit)

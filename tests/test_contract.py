@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from movierec import models, persist, pipeline
+from movierec import fitting, models, persist, pipeline
 from movierec.data.ids import UNKNOWN
 from movierec.evaluation import evaluate_ranking
 from movierec.metrics import rmse
@@ -33,7 +33,7 @@ def fitted(name, parts):
     if name not in _fitted:
         spec = models.get(name)
         config = TrainConfig.for_model(spec, device="cpu")
-        _fitted[name] = pipeline.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+        _fitted[name] = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
     return _fitted[name]
 
 
@@ -66,7 +66,7 @@ def test_same_seed_same_model(name, parts):
     recommender, _ = fitted(name, parts)
     spec = models.get(name)
     config = TrainConfig.for_model(spec, device="cpu")
-    again, _ = pipeline.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+    again, _ = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
     a = recommender.predict_idx(parts.test.user_idx[:500], parts.test.item_idx[:500])
     b = again.predict_idx(parts.test.user_idx[:500], parts.test.item_idx[:500])
     np.testing.assert_array_equal(a, b)
@@ -128,7 +128,7 @@ _ranked: dict = {}
 def ranked(name, parts):
     """One recommender per ranker (rater: baseline) for the module."""
     if name not in _ranked:
-        _ranked[name] = pipeline.fit(parts.fit, parts.val, "baseline", ranker=name)[0]
+        _ranked[name] = fitting.fit(parts.fit, parts.val, "baseline", ranker=name)[0]
     return _ranked[name]
 
 
@@ -170,7 +170,7 @@ def test_contributions_add_up_to_the_score(name, parts):
 @pytest.mark.parametrize("name", RANKERS)
 def test_ranker_same_seed_same_lists_and_save_load_round_trip(name, parts, tmp_path):
     rec = ranked(name, parts)
-    again = pipeline.fit(parts.fit, parts.val, "baseline", ranker=name)[0]
+    again = fitting.fit(parts.fit, parts.val, "baseline", ranker=name)[0]
     users = np.arange(20)
     np.testing.assert_array_equal(rec.top_n(users, 10).items, again.top_n(users, 10).items)
     persist.save(rec, tmp_path / "m")
@@ -185,7 +185,7 @@ def test_personal_rankers_beat_the_popular_list(name, parts):
     # The planted data's users choose what they rate by taste, so a personal list must do better.
     rec = ranked(name, parts)
     ndcg = evaluate_ranking(rec, parts.test)["ndcg"]
-    popular = evaluate_ranking(pipeline.popular_of(rec), parts.test)["ndcg"]
+    popular = evaluate_ranking(fitting.popular_of(rec), parts.test)["ndcg"]
     assert ndcg > 1.1 * popular
 
 

@@ -2,7 +2,7 @@
 
 Run as a script, this file is also the worker torchrun starts for the tests that need to
 look inside the ranks: it runs the ``movierec`` command line unchanged, after wrapping
-``pipeline.fit`` so that each rank reports the epochs it trained and a digest of its final
+``fitting.fit`` so that each rank reports the epochs it trained and a digest of its final
 weights, and so that rank 1 can be SIGKILLed at the end of a chosen epoch.
 """
 
@@ -210,13 +210,13 @@ def test_bad_torchrun_environment_is_a_clear_error(monkeypatch):
 
 def _worker() -> None:
     """torchrun's worker for the tests above: the CLI, with a report per rank and an optional kill."""
-    from movierec import pipeline
+    from movierec import fitting
     from movierec.cli import main
 
     reports = Path(os.environ["MOVIEREC_TEST_REPORTS"])
     kill_after = int(os.environ["MOVIEREC_TEST_KILL_AFTER"])
     rank, restart = distributed.world().rank, int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
-    real_fit = pipeline.fit
+    real_fit = fitting.fit
 
     def fit(*args, on_epoch=None, **kwargs):
         epochs_run: list[int] = []
@@ -233,7 +233,7 @@ def _worker() -> None:
         (reports / f"rank{rank}.json").write_text(json.dumps(report))
         return recommender, history
 
-    pipeline.fit = fit
+    fitting.fit = fit
     sys.argv = ["movierec", *sys.argv[1:]]
     main()
 

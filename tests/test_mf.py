@@ -39,12 +39,12 @@ def test_ridge_fold_in_solves_its_normal_equations():
 
 
 def test_fold_in_of_a_trained_user_recovers_them(small):
-    from movierec import pipeline
+    from movierec import fitting, pipeline
     from movierec.training import TrainConfig
 
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
     config = TrainConfig.for_model(SPEC, device="cpu", epochs=8, lr=0.02)
-    recommender, _ = pipeline.fit(parts.fit, parts.val, "mf", train_config=config)
+    recommender, _ = fitting.fit(parts.fit, parts.val, "mf", train_config=config)
     net = recommender.rater
     user = int(np.bincount(parts.fit.user_idx).argmax())
     mine = parts.fit.user_idx == user

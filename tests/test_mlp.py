@@ -40,12 +40,12 @@ def test_initialisation_follows_keras_defaults():
 
 
 def test_fold_in_recovers_a_known_users_taste(small):
-    from movierec import pipeline
+    from movierec import fitting, pipeline
     from movierec.training import TrainConfig
 
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=2))
     config = TrainConfig(epochs=8, batch_size=256, lr=0.05, momentum=0.9, device="cpu")
-    recommender, _ = pipeline.fit(parts.fit, None, "mlp", train_config=config)
+    recommender, _ = fitting.fit(parts.fit, None, "mlp", train_config=config)
     net = recommender.rater
     counts = np.bincount(parts.fit.user_idx, minlength=parts.fit.n_users)
     user = int(np.argmax(counts))  # the most active user: enough ratings to pin them down

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from movierec import persist, pipeline
+from movierec import fitting, persist, pipeline
 from movierec.data.synthetic import SyntheticConfig, generate
 from movierec.errors import ConfigError, ModelError
 
@@ -22,7 +22,7 @@ from movierec.errors import ConfigError, ModelError
 def saved(tmp_path_factory):
     ratings = generate(SyntheticConfig(n_users=120, n_items=80, n_ratings=2400, seed=2)).ratings
     parts = pipeline.split(ratings)
-    rec, _ = pipeline.fit(parts.fit, parts.val, "als")
+    rec, _ = fitting.fit(parts.fit, parts.val, "als")
     out = tmp_path_factory.mktemp("persist") / "model"
     persist.save(rec, out)
     return out

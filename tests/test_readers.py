@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from movierec.data.readers import index_ids, read_ratings_file
+from movierec.data.readers import read_ratings_file
+from movierec.data.tables import index_ids
 from movierec.errors import DataError
 
 ML_HEADER = "userId,movieId,rating,timestamp\n"

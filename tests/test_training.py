@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from movierec import models, pipeline
+from movierec import fitting, models, pipeline
 from movierec.errors import ConfigError, MovierecError
 from movierec.training import TrainConfig, train
 
@@ -89,7 +89,7 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, 
     parts = pipeline.split(ratings)
     partial = tmp_path / "m.partial"
     config = TrainConfig.for_model(models.get("mlp"), epochs=1)
-    pipeline.fit(parts.fit, parts.val, "mlp", ranker="popular", train_config=config, checkpoint_dir=partial)
+    fitting.fit(parts.fit, parts.val, "mlp", ranker="popular", train_config=config, checkpoint_dir=partial)
     if damage == "json":
         (partial / checkpoints.META).write_text("{half a")
     elif damage == "truncated":

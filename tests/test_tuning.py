@@ -8,7 +8,7 @@ import sys
 import pytest
 from helpers import run_cli
 
-from movierec import pipeline, tuning
+from movierec import models, pipeline, tuning
 from movierec.errors import ConfigError
 from movierec.models.knn import KNNConfig
 
@@ -94,7 +94,7 @@ def test_a_ranker_is_tuned_for_ndcg_and_never_worse_than_its_defaults(small):
 
 
 def test_every_model_but_the_fixed_popular_list_can_be_tuned():
-    tunable = {name for name, spec in pipeline.models.MODELS.items() if spec.space is not None}
-    assert tunable == set(pipeline.models.MODELS) - {"popular"}
+    tunable = {name for name, spec in models.MODELS.items() if spec.space is not None}
+    assert tunable == set(models.MODELS) - {"popular"}
     with pytest.raises(ConfigError, match="nothing to tune"):
         tuning.check_tunable("popular")

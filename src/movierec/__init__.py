@@ -29,16 +29,16 @@ _PUBLIC = {
     "load_model": ("movierec.persist", "load"),
     "save": ("movierec.persist", "save"),
     "split": ("movierec.pipeline", "split"),
-    "train": ("movierec.pipeline", "fit"),
+    "train": ("movierec.fitting", "fit"),
 }
 
 if TYPE_CHECKING:
     from movierec.data.load import load
     from movierec.evaluation import evaluate
+    from movierec.fitting import fit as train
     from movierec.persist import load as load_model
     from movierec.persist import save
     from movierec.pipeline import SplitConfig, split
-    from movierec.pipeline import fit as train
     from movierec.recommend import Recommender
     from movierec.training import TrainConfig
 

@@ -18,8 +18,9 @@ import torch
 
 from movierec import models
 from movierec.evaluation import default_relevance, evaluate, evaluate_ranking
+from movierec.fitting import fit
 from movierec.models.popular import RatingRanker
-from movierec.pipeline import RANKING_MAX_USERS, Parts, fit
+from movierec.pipeline import RANKING_MAX_USERS, Parts
 from movierec.recommend import ListConfig, Recommender
 from movierec.training import TrainConfig
 

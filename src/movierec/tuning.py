@@ -90,7 +90,7 @@ def tune(
     (``state``: ``complete``, ``pruned`` or ``failed``).
     """
     optuna = _optuna()
-    from movierec import pipeline
+    from movierec import fitting
 
     spec = check_tunable(model)
     if trials < 1:
@@ -111,7 +111,7 @@ def tune(
         trial.set_user_attr("train", {k: v for k, v in train_fields.items() if getattr(defaults, k) != v})
         if ranker:
             # Trained on the fit part alone, so the validation ratings are unseen, as the test's will be.
-            rec, _ = pipeline.fit(parts.fit, None, None, ranker=model, ranker_config=model_config)
+            rec, _ = fitting.fit(parts.fit, None, None, ranker=model, ranker_config=model_config)
             rec = replace(rec, lists=replace(rec.lists, gate=False))
             return evaluate_ranking(rec, parts.val, relevance=relevance, seed=seed)["ndcg"]
         train_config = TrainConfig.for_model(spec, **{**train_fields, "seed": seed, "device": device})
@@ -123,7 +123,7 @@ def tune(
             if trial.number > 0 and trial.should_prune():
                 raise optuna.TrialPruned()
 
-        recommender, _ = pipeline.fit(
+        recommender, _ = fitting.fit(
             parts.fit,
             parts.val,
             model,

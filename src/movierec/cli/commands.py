@@ -75,7 +75,7 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a recommender (a ranker for the lists, a rating model for the ratings), test it once, and save it."""
-    from movierec import pipeline
+    from movierec import fitting, pipeline
 
     model_config: object | None = None
     ranker_config: object | None = None
@@ -93,13 +93,13 @@ def train(
                 raise ConfigError(f"--model {model} differs from the model {tuned_model!r} tuned in {config}; drop one")
             model, model_config = tuned_model, tuned_config
     if model is not None:
-        chosen = pipeline.rater_spec(model)  # a bad name fails before any data is read
+        chosen = fitting.rater_spec(model)  # a bad name fails before any data is read
         if chosen.one_pass and (epochs is not None or batch_size is not None or lr is not None):
             raise ConfigError(
                 f"{model} is fitted in one pass (closed form), so --epochs, --batch-size and --lr do not apply to it"
             )
     if ranker != "auto":
-        pipeline.choose_ranker(ranker, 1, 1)
+        fitting.choose_ranker(ranker, 1, 1)
     quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)

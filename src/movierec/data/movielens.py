@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from movierec.data.ratings import Ratings
-from movierec.data.readers import Columns, RatingScale, Source, first_line, read_delimited, split_fields
+from movierec.data.readers import Columns, Source, first_line, read_delimited, split_fields
+from movierec.data.tables import RatingScale
 from movierec.errors import ConfigError, DataError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"

@@ -142,6 +142,13 @@ class ByUser:
         offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return rows, np.repeat(starts, lengths) + offsets
 
+    def rows_of(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ratings of ``users`` alone, as CSR: indptr (len(users) + 1,), int64 items, float32 ratings."""
+        _, pos = self.positions(users)
+        indptr = np.zeros(len(users) + 1, dtype=np.int64)
+        np.cumsum(self.indptr[users + 1] - self.indptr[users], out=indptr[1:])
+        return indptr, self.items[pos].astype(np.int64), self.ratings[pos]
+
     def user_of_entry(self) -> np.ndarray:
         """int64 (nnz,): each entry's user."""
         return np.repeat(np.arange(self.n_users, dtype=np.int64), self.counts())

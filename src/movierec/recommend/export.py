@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from movierec.errors import ConfigError
-from movierec.recommend.recommender import BLOCK_PAIRS, Recommender, check_k
+from movierec.recommend.lists import check_k
+from movierec.recommend.recommender import BLOCK_PAIRS, Recommender
 
 
 def write_recommendations(

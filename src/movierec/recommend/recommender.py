@@ -1,25 +1,6 @@
 """A trained recommender: a ranker that orders lists, a rater that predicts ratings, in raw ids.
 
-Lists say which path made them (``source``):
-
-- ``model``: a user with training ratings. The ranker scores every item from those
-  ratings, each score divided by ``(1 + n_i) ** ListConfig.discount`` (n_i the item's
-  training ratings: the most popular items otherwise crowd every list); its
-  ``ListConfig.candidates`` best are then ordered by that score times P(like), a
-  logistic curve of the rater's predicted rating, so an item the user would likely
-  rate low drops down the list. Items the user rated in training
-  are left out unless asked for; items no one rated in training are never listed.
-- ``fold-in``: a user the models have not seen, given as (item, rating) pairs: the same
-  path from those ratings (rankers are functions of a user's ratings), no retraining.
-- ``popular``: a user with no usable ratings gets ``models.popular``'s list, the same
-  for everyone, and says so.
-
-Every listed item carries ``rating``, what the user would likely give it, and
-``rating_source``: ``model`` (the rater), ``fold-in`` (the rater's fold-in of a new
-user), ``bias-fallback`` (a rater that cannot fold in: the mean plus the item's bias and
-a bias fitted to the user's ratings) or ``popular`` (the item's damped mean rating,
-what a user with no ratings is predicted to give). A recommender trained on a log
-without ratings has no rater: ``rating`` is None.
+How lists are made, and the ``source`` and ``rating_source`` each says, is in ``lists``.
 
 Predicted ratings (``predict``): a user and an item both seen in training get the
 rater's prediction plus the training mean, clipped to the rating scale; otherwise the
@@ -31,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import torch
@@ -40,16 +21,24 @@ from movierec.data.ids import UNKNOWN, IdIndex
 from movierec.data.ratings import ByUser
 from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import Ranker, RatingModel, UserRows, predict_centred
-from movierec.models.baseline import BaselineConfig
 from movierec.models.popular import popularity
+from movierec.recommend import fold_in
 from movierec.recommend.catalogue import Catalogue
-from movierec.recommend.similar import CoRating
-from movierec.recommend.topk import top_k, top_k_rows
+from movierec.recommend.lists import (
+    FOLD_IN,
+    MODEL,
+    POPULAR,
+    ListConfig,
+    NewUserRecommendations,
+    Predict,
+    TopN,
+    check_k,
+    order,
+    round_rating,
+)
+from movierec.recommend.similar import Similarity
+from movierec.recommend.topk import top_k
 
-MODEL, FOLD_IN, BIAS_FALLBACK, POPULAR = "model", "fold-in", "bias-fallback", "popular"
-"""The ``source`` values of lists and ``rating_source`` values of listed items."""
-CO_RATING = "co-rating"
-"""The ``source`` of similar items for rankers without a similarity of their own."""
 BLOCK_PAIRS = 1 << 22
 """Most scores held at once by batch top-N (users per block = this // n_items)."""
 
@@ -60,53 +49,6 @@ class UnknownIdError(MovierecError):
     def __init__(self, kind: str, raw: object) -> None:
         super().__init__(f"unknown {kind} id {raw!r}: the model was not trained with it")
         self.kind, self.raw = kind, raw
-
-
-@dataclass(frozen=True)
-class ListConfig:
-    """How a list is made from the ranker's scores and the rater's predicted ratings."""
-
-    discount: float = 0.2
-    """Popularity discount: positive ranker scores are divided by (1 + n_i) ** discount. Chosen
-    on ml-latest-small's validation parts (0, 0.1, 0.2, 0.3 tried; bench/NOTES.md)."""
-    candidates: int = 50
-    """The ranker's best items that the rater's predictions may reorder (at least k are taken)."""
-    gate: bool = True
-    """Multiply each candidate's ranker score by P(like) from the predicted rating; False: ranker order."""
-    like_at: float = 0.55
-    """Where P(like) is one half, as a share of the rating scale (2.975 on 0.5-5)."""
-    softness: float = 0.11
-    """Width of P(like)'s logistic curve, as a share of the rating scale (0.495 on 0.5-5)."""
-
-    def __post_init__(self) -> None:
-        if self.candidates < 1 or not self.softness > 0 or not 0 <= self.like_at <= 1 or not 0 <= self.discount <= 2:
-            raise ConfigError("candidates must be >= 1, softness > 0, like_at within 0..1 and discount within 0..2")
-
-
-@dataclass(frozen=True)
-class TopN:
-    """Top-N lists for a batch of users, best first."""
-
-    users: np.ndarray
-    """int64 (B,): the users' indices (UNKNOWN for ids the model never saw)."""
-    items: np.ndarray
-    """int64 (B, k): recommended item indices; -1 pads a list with fewer than k candidates."""
-    ratings: np.ndarray
-    """float32 (B, k): the predicted rating shown for each item (NaN where padded or without a rater)."""
-    sources: np.ndarray
-    """str (B,): ``model``, or ``popular`` for users with no training ratings."""
-
-
-@dataclass(frozen=True)
-class NewUserRecommendations:
-    """Recommendations for a user the models have not seen, from their ratings."""
-
-    items: list[dict]
-    """Rows as ``Recommender.recommend`` gives them, each with ``because`` (rated item ids)."""
-    source: str
-    """``fold-in``, or ``popular`` (no usable ratings)."""
-    ignored: list
-    """Rated item ids the model does not know; they were left out."""
 
 
 @dataclass
@@ -277,20 +219,14 @@ class Recommender:
             if exclude_seen:
                 r, pos = self.history.positions(u)
                 scores[r, self.history.items[pos]] = -np.inf
-            items[rows], ratings[rows] = self._finish(scores, k, lambda cand, u=u: self._predict_known(u, cand))
+            items[rows], ratings[rows] = self._finish(scores, k, partial(self._predict_known, u))
         return TopN(users, items, ratings, sources)
 
     def _user_rows(self, users: np.ndarray) -> UserRows:
-        r, pos = self.history.positions(users)
-        indptr = np.zeros(len(users) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(r, minlength=len(users)), out=indptr[1:])
-        device = self._device
-        return UserRows(
-            torch.from_numpy(indptr).to(device),
-            torch.from_numpy(self.history.items[pos].astype(np.int64)).to(device),
-            torch.from_numpy(self.history.ratings[pos]).to(device),
-            users=torch.from_numpy(users).to(device),
+        indptr, items, ratings, users_t = (
+            torch.from_numpy(a).to(self._device) for a in (*self.history.rows_of(users), users)
         )
+        return UserRows(indptr, items, ratings, users=users_t)
 
     def _scores(self, rows: UserRows) -> np.ndarray:
         """float32 (B, n_items): the ranker's scores, popularity-discounted, -inf on items no one rated."""
@@ -316,24 +252,9 @@ class Recommender:
         out[valid] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
         return np.clip(out, *self.scale)
 
-    def _finish(self, scores: np.ndarray, k: int, predict) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
-        """Lists from ranker scores (B, n_items): the best candidates, ordered by score x P(like), and their ratings."""
-        gate = self.lists.gate and self.rater is not None
-        width = max(k, self.lists.candidates) if gate else k
-        cand = top_k_rows(scores, width)
-        if self.rater is None:
-            return cand, np.full(cand.shape, np.nan, dtype=np.float32)
-        rating = predict(cand)
-        if gate:
-            lo, hi = self.scale
-            span = max(hi - lo, 1e-9)
-            like = 1.0 / (1.0 + np.exp(-(rating - (lo + self.lists.like_at * span)) / (self.lists.softness * span)))
-            ranked = np.take_along_axis(scores, np.maximum(cand, 0), axis=1).astype(np.float64)
-            combined = np.where(cand >= 0, np.maximum(ranked, 0.0) * like, -np.inf)
-            order = top_k_rows(combined, k)  # ties keep the ranker's order (lower column first)
-            cand = np.where(order >= 0, np.take_along_axis(cand, np.maximum(order, 0), axis=1), -1)
-            rating = np.take_along_axis(rating, np.maximum(order, 0), axis=1)
-        return cand[:, :k], np.where(cand[:, :k] >= 0, rating[:, :k], np.nan).astype(np.float32)
+    def _finish(self, scores: np.ndarray, k: int, predict: Predict) -> tuple[np.ndarray, np.ndarray]:
+        """Lists from ranker scores (B, n_items) and their predicted ratings (see ``lists.order``)."""
+        return order(scores, k, self.lists, self.scale, None if self.rater is None else predict)
 
     # --- new users ----------------------------------------------------------------------------
 
@@ -348,7 +269,7 @@ class Recommender:
         item keeps its last rating. Ratings outside the scale are an error.
         """
         check_k(k)
-        known, ignored = self._parse_ratings(ratings)
+        known, ignored = fold_in.parse_ratings(self.index, self.scale, ratings)
         excluded = set(known) | {i for i in (self.index.find("item", x) for x in exclude) if i != UNKNOWN}
         if not known:
             return NewUserRecommendations(self.popular_items(k, excluded), POPULAR, ignored)
@@ -358,56 +279,15 @@ class Recommender:
         rows = UserRows.one(torch.from_numpy(rated).to(device), torch.from_numpy(values).float().to(device))
         scores = self._scores(rows)
         scores[0, np.fromiter(excluded, dtype=np.int64, count=len(excluded))] = -np.inf
-        predict, rating_source = self._new_user_rater(rated, values)
+        predict, rating_source = fold_in.rater_of(
+            self.rater, rated, values, self.global_mean, self.item_bias, self.scale, device
+        )
         items, shown = self._finish(scores, k, predict)
         listed = items[0] >= 0
         top = items[0][listed]
         out = self._rows(top, shown[0][listed], FOLD_IN, rating_source)
         self._explain(out, top, rated, values)
         return NewUserRecommendations(out, FOLD_IN, ignored)
-
-    def _parse_ratings(self, ratings: Sequence[tuple[object, float]]) -> tuple[dict[int, float], list]:
-        lo, hi = self.scale
-        known: dict[int, float] = {}
-        ignored = []
-        for item_id, rating in ratings:
-            try:
-                r = float(rating)
-            except (TypeError, ValueError):
-                raise ConfigError(f"rating {rating!r} of item {item_id!r} is not a number") from None
-            if not np.isfinite(r) or not lo <= r <= hi:
-                raise ConfigError(f"rating {rating!r} of item {item_id!r} is outside the rating scale {lo:g}..{hi:g}")
-            idx = self.index.find("item", item_id)
-            if idx == UNKNOWN:
-                ignored.append(item_id)
-            else:
-                known[idx] = r
-        return known, ignored
-
-    def _new_user_rater(self, rated: np.ndarray, values: np.ndarray):  # noqa: ANN202
-        """A function of candidate items (B=1, C) -> predicted ratings for a new user, and its ``rating_source``."""
-        if self.rater is None:
-            return (lambda cand: np.full(cand.shape, np.nan)), None
-        centred = values - self.global_mean
-        # The bias-only fit: the answer for raters that cannot fold in, and for items no one rated.
-        b_u = float(np.sum(centred - self.item_bias[rated]) / (BaselineConfig().reg_user + len(rated)))
-        device = self._device
-        self.rater.eval()
-        scorer = self.rater.fold_in(
-            torch.from_numpy(rated).to(device), torch.from_numpy(centred.astype(np.float32)).to(device)
-        )
-
-        def predict(cand: np.ndarray) -> np.ndarray:
-            out = np.full(cand.shape, np.nan)
-            valid = cand >= 0
-            idx = cand[valid]
-            if scorer is None:
-                out[valid] = self.global_mean + b_u + self.item_bias[idx]
-            else:
-                out[valid] = scorer(torch.from_numpy(idx).to(device)).double().cpu().numpy() + self.global_mean
-            return np.clip(out, *self.scale)
-
-        return predict, (BIAS_FALLBACK if scorer is None else FOLD_IN)
 
     def _explain(self, rows: list[dict], items: np.ndarray, rated: np.ndarray, values: np.ndarray) -> None:
         """Give each row ``because``: up to three liked rated items adding the most to its ranker score."""
@@ -466,30 +346,24 @@ class Recommender:
         """
         check_k(k)
         i = self.item_index(item_id)
-        if self._co_rating is None:
-            self.ranker.eval()
-            sims = self.ranker.similar(torch.tensor([i], device=self._device))[0].double().cpu().numpy()
-        else:
-            sims = self._co_rating.cosine(i)
+        sims = self._similarity.of(i, self._device)
         sims[i] = -np.inf
         sims[self._cold_items] = -np.inf
         sims[sims <= 0] = -np.inf
         top = top_k(sims, k)
         return [
-            {**self.catalogue.row(int(j)), "score": _round(float(sims[j])), "source": self.similarity_source}
+            {**self.catalogue.row(int(j)), "score": round_rating(float(sims[j])), "source": self.similarity_source}
             for j in top
         ]
 
     @property
     def similarity_source(self) -> str:
         """The ranker's name when it has a similarity of its own, else ``co-rating``."""
-        return CO_RATING if self._co_rating is not None else self.ranker_name
+        return self._similarity.source
 
     @cached_property
-    def _co_rating(self) -> CoRating | None:
-        if type(self.ranker).similar is not Ranker.similar:
-            return None
-        return CoRating(self.history, self.index.n_items)
+    def _similarity(self) -> Similarity:
+        return Similarity(self.ranker, self.ranker_name, self.history, self.index.n_items)
 
     # --- rows -------------------------------------------------------------------------------------
 
@@ -498,7 +372,7 @@ class Recommender:
         return [
             {
                 **self.catalogue.row(int(i)),
-                "rating": _round(float(r)) if rated else None,
+                "rating": round_rating(float(r)) if rated else None,
                 "rating_source": rating_source if rated else None,
                 "source": source,
             }
@@ -520,13 +394,3 @@ class Recommender:
             for tensor in [*module.parameters(), *module.buffers()] if module is not None else []:
                 return tensor.device
         return torch.device("cpu")
-
-
-def check_k(k: int) -> None:
-    """A list length must be a positive whole number."""
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ConfigError(f"k must be a positive whole number, got {k!r}")
-
-
-def _round(x: float) -> float | None:
-    return round(x, 4) if np.isfinite(x) else None

@@ -1,4 +1,4 @@
-"""Co-rating similarity: for rankers with no notion of item likeness of their own.
+"""Item-item similarity: the ranker's own, or co-rating for rankers with no notion of likeness.
 
 cos(i, j) = |U_i & U_j| / sqrt(|U_i| |U_j|), U_i being the users who rated i in training.
 """
@@ -6,8 +6,13 @@ cos(i, j) = |U_i & U_j| / sqrt(|U_i| |U_j|), U_i being the users who rated i in 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from movierec.data.ratings import ByUser
+from movierec.models.base import Ranker
+
+CO_RATING = "co-rating"
+"""The ``source`` of similar items for rankers without a similarity of their own."""
 
 
 class CoRating:
@@ -30,3 +35,22 @@ class CoRating:
         co = np.bincount(self.history.items[pos], minlength=self.n_items).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.counts > 0, co / np.sqrt(len(users) * self.counts.astype(np.float64)), 0.0)
+
+
+class Similarity:
+    """One item's similarity to every other: the ranker's ``similar`` if it has one, else co-rating."""
+
+    def __init__(self, ranker: Ranker, ranker_name: str, history: ByUser, n_items: int) -> None:
+        own = type(ranker).similar is not Ranker.similar
+        self.ranker = ranker
+        self.co_rating = None if own else CoRating(history, n_items)
+        self.source = ranker_name if own else CO_RATING
+        """What the scores are: the ranker's name, or ``co-rating``."""
+
+    @torch.no_grad()
+    def of(self, item_idx: int, device: torch.device) -> np.ndarray:
+        """float64 (n_items,): ``item_idx``'s similarity to every item."""
+        if self.co_rating is not None:
+            return self.co_rating.cosine(item_idx)
+        self.ranker.eval()
+        return self.ranker.similar(torch.tensor([item_idx], device=device))[0].double().cpu().numpy()

@@ -1,0 +1,219 @@
+"""Fit a recommender: the rating model, the ranker, and the list settings chosen on validation.
+
+The rater trains on the fit part and early-stops on the validation part; the ranker's
+settings and the way lists combine ranker and rater are chosen on the validation part,
+then the ranker is refitted on both parts. Test ratings never come here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from movierec import models, selection
+from movierec.data.ratings import Ratings
+from movierec.errors import ConfigError
+from movierec.models import ease
+from movierec.models.base import Ranker, RankerData
+from movierec.models.baseline import Baseline, fit_biases
+from movierec.models.popular import Popular, PopularConfig, popularity
+from movierec.recommend import ListConfig, Recommender
+from movierec.training import TrainConfig, resolve_device, train
+
+
+def rater_spec(name: str) -> models.ModelSpec:
+    """The registered rating model ``name``; a ranker's name is a clear error."""
+    spec = models.get(name)
+    if spec.kind != "rater":
+        raise ConfigError(f"{name!r} is a ranker, not a rating model; pass it as --ranker {name}")
+    return spec
+
+
+def choose_ranker(name: str, n_users: int, n_items: int) -> tuple[str, str | None]:
+    """The ranker ``auto`` means for this catalogue, and a line saying why (None when named)."""
+    if name != "auto":
+        spec = models.get(name)
+        if spec.kind != "ranker":
+            rankers = ", ".join(n for n, s in models.MODELS.items() if s.kind == "ranker")
+            raise ConfigError(f"{name!r} is a rating model, not a ranker; --ranker takes one of: auto, {rankers}")
+        return name, None
+    if ease.fits(n_users, n_items):
+        return "ease", None
+    return "ials", (
+        f"ranker: ials, since {n_items:,} items x {n_users:,} users is too large for EASE's dense item-item "
+        f"matrix (up to {ease.MAX_ITEMS:,} items and {ease.MAX_GRAM_FLOPS:.0e} multiply-adds); --ranker ease forces it"
+    )
+
+
+def fit_ranker(
+    parts: list[Ratings],
+    name: str,
+    config: object | None = None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[Ranker, object, list[dict]]:
+    """Fit the ranker called ``name`` on the ratings of ``parts`` together; returns it, its config and history."""
+    spec = models.get(name)
+    config = config or spec.config_type()
+    first = parts[0]
+    dev = resolve_device(device)
+    ranker = spec.build(config, first.n_users, first.n_items, torch.Generator().manual_seed(seed)).to(dev)
+
+    def column(name: str, dtype: torch.dtype) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([getattr(p, name) for p in parts])).to(dev, dtype)
+
+    data = RankerData(
+        user_idx=column("user_idx", torch.int64),
+        item_idx=column("item_idx", torch.int64),
+        rating=column("rating", torch.float32),
+        n_users=first.n_users,
+        rating_max=float(max(float(p.rating.max()) for p in parts if len(p))),
+        generator=torch.Generator().manual_seed(seed),
+        report=on_epoch,
+    )
+    with torch.no_grad():
+        history = spec.fit(ranker, config, data)  # type: ignore[misc]
+    return ranker.eval(), config, history
+
+
+def fit(
+    fit_part: Ratings,
+    val_part: Ratings | None = None,
+    model: str | None = "mlp",
+    *,
+    ranker: str = "auto",
+    train_config: TrainConfig | None = None,
+    model_config: object | None = None,
+    ranker_config: object | None = None,
+    lists: ListConfig | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Recommender, list[dict]]:
+    """Train the rating model ``model`` on ``fit_part`` and the ranker on fit and validation parts together.
+
+    The rater early-stops on ``val_part``; the ranker has no early stopping and learns
+    from both parts (its defaults were chosen on validation parts beforehand). ``model``
+    None trains no rater: for a log without ratings, where only ranking applies. Returns
+    the recommender and the rater's history (the ranker's is in ``info``).
+    """
+    if len(fit_part) == 0:
+        raise ConfigError("there are no training ratings left after the split")
+    if fit_part.implicit and model is not None:
+        raise ConfigError(
+            f"{fit_part.name} has no ratings (every row is a positive), so no rating model applies; "
+            "train without --model: a ranker alone, with no RMSE"
+        )
+    seen = [fit_part] if val_part is None or len(val_part) == 0 else [fit_part, val_part]
+    global_mean = float(np.mean(fit_part.rating, dtype=np.float64))
+    scale = fit_part.rating_scale()
+    ranker_name, why = choose_ranker(ranker, fit_part.n_users, fit_part.n_items)
+    spec = None if model is None else rater_spec(model)
+    train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec))
+    rater = None
+    history: list[dict] = []
+    if spec is not None:
+        model_config = model_config or spec.config_type()
+        generator = torch.Generator().manual_seed(train_config.seed)
+        rater = spec.build(model_config, fit_part.n_users, fit_part.n_items, generator)
+        history = train(
+            rater,
+            spec,
+            model_config,
+            fit_part,
+            val_part,
+            train_config,
+            global_mean=global_mean,
+            scale=scale,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            on_epoch=on_epoch,
+            progress=progress,
+        )
+        rater.eval()
+    b_u, b_i = fit_biases(
+        fit_part.user_idx,
+        fit_part.item_idx,
+        fit_part.rating.astype(np.float64) - global_mean,
+        fit_part.n_users,
+        fit_part.n_items,
+    )
+    # The rater and the fit part's history, to compare list settings on the validation part.
+    base = Recommender(
+        ranker=Popular(fit_part.n_items),
+        ranker_name="popular",
+        ranker_config=PopularConfig(),
+        rater=rater,
+        rater_name=None if spec is None else spec.name,
+        rater_config=model_config if spec is not None else None,
+        index=fit_part.index,
+        history=fit_part.by_user(),
+        global_mean=global_mean,
+        scale=scale,
+        user_bias=b_u,
+        item_bias=b_i,
+        titles=fit_part.titles,
+    )
+    seed, device = train_config.seed, train_config.device
+    choice = selection.choose(
+        base,
+        fit_part,
+        val_part,
+        ranker_name,
+        lambda config: fit_ranker([fit_part], ranker_name, config, seed=seed, device=device)[0],
+        ranker_config=ranker_config,
+        lists=lists,
+        seed=seed,
+    )
+    ranked, ranker_config, ranker_history = fit_ranker(
+        seen, ranker_name, choice.ranker_config, seed=seed, device=device
+    )
+    recommender = replace(
+        base,
+        ranker=ranked,
+        ranker_name=ranker_name,
+        ranker_config=ranker_config,
+        history=fit_part.by_user(*seen[1:]),
+        lists=choice.lists,
+        info={
+            "dataset": fit_part.name,
+            "implicit": fit_part.implicit,
+            "train_config": asdict(train_config),
+            "ranker_history": ranker_history,
+            "ranker_choice": why,
+            "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
+            "lists_tried": choice.tried,
+        },
+    )
+    return recommender, history
+
+
+def popular_of(recommender: Recommender) -> Recommender:
+    """The same recommender listing ``popular`` for everyone: the list any ranker must beat."""
+    ranker = Popular(recommender.index.n_items)
+    score = popularity(recommender.global_mean, recommender.item_bias, recommender.item_counts, recommender.scale)
+    ranker.item_score.copy_(torch.from_numpy(score).float())
+    return replace(
+        recommender,
+        ranker=ranker,
+        ranker_name="popular",
+        ranker_config=PopularConfig(),
+        lists=ListConfig(gate=False, discount=0.0),
+    )
+
+
+def baseline_of(recommender: Recommender) -> Recommender:
+    """The same recommender with its rater swapped for the fallback biases (the baseline)."""
+    spec = models.get("baseline")
+    base = Baseline(recommender.index.n_users, recommender.index.n_items)
+    with torch.no_grad():
+        base.user_bias.copy_(torch.from_numpy(recommender.user_bias))
+        base.item_bias.copy_(torch.from_numpy(recommender.item_bias))
+    return replace(recommender, rater=base.eval(), rater_name="baseline", rater_config=spec.config_type())
