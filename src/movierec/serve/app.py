@@ -46,9 +46,11 @@ from movierec.webpage import mount_web
 MAX_BODY_BYTES = 4 << 20
 """The largest request body read (4 MiB: 10,000 posted ratings take about 0.5 MiB)."""
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Error, "description": "A body that is not JSON, or a Host this server does not answer to."},
     404: {"model": schemas.Error, "description": "An id the model was not trained with."},
     422: {"model": schemas.Error, "description": "A parameter or body that cannot work."},
 }
+POST_ERRORS = {**ERRORS, 413: {"model": schemas.Error, "description": "A body over the size limit (4 MiB)."}}
 
 
 def create_app(
@@ -91,6 +93,7 @@ def create_app(
         redoc_url=None,
     )
     _mount_docs(app)
+    _declare_scale(app, rec.scale)
 
     @app.exception_handler(UnknownIdError)
     def unknown_id(_request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -142,7 +145,7 @@ def create_app(
         rows = rec.user_ratings(user_id)
         return _json({"user_id": rec.user_id(rec.user_index(user_id)), "n": len(rows), "ratings": rows})
 
-    @app.post("/recommendations", response_model=schemas.NewUserRecommendations, responses=ERRORS)
+    @app.post("/recommendations", response_model=schemas.NewUserRecommendations, responses=POST_ERRORS)
     def new_user_recommendations(body: schemas.NewUserRequest):  # noqa: ANN202
         """Top-k for a new user from their ratings, folded in without retraining.
 
@@ -167,7 +170,7 @@ def create_app(
         rows = rec.similar_items(item_id, k)
         return _json({"item_id": rec.item_id(rec.item_index(item_id)), "items": rows, "source": rec.similarity_source})
 
-    @app.post("/predict", response_model=schemas.Predictions, responses=ERRORS)
+    @app.post("/predict", response_model=schemas.Predictions, responses=POST_ERRORS)
     def predict(body: schemas.PredictRequest):  # noqa: ANN202
         """Predicted ratings for (user, item) pairs; unknown ids get the fallback, marked as such."""
         users = [p.user_id for p in body.pairs]
@@ -315,3 +318,16 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
+
+
+def _declare_scale(app: FastAPI, scale: tuple[float, float]) -> None:
+    """Put this model's rating scale into the schema, so what it declares valid is what it accepts."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        schema = generate()  # FastAPI's, built once and cached on the app
+        rating = schema["components"]["schemas"]["Rating"]["properties"]["rating"]
+        rating.update(minimum=scale[0], maximum=scale[1])
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
