@@ -133,6 +133,13 @@ def test_undecodable_line(tmp_path):
     assert msg.startswith(f"{path}:3: byte b'\\xe9'") and "UTF-8" in msg
 
 
+def test_a_line_longer_than_a_read_block_is_named(tmp_path):
+    # A file with no line breaks (or one huge cell) is the wrong file, not a pyarrow puzzle.
+    path = write(tmp_path, "log.csv", "userId,movieId,rating\n1,1,4\n1,2," + "9" * 3_000_000 + "\n2,1,3\n")
+    msg = error(path)
+    assert msg.startswith(f"{path}:3: the line is 3,000,005 bytes long") and "straddl" not in msg
+
+
 def test_wrong_number_of_fields(tmp_path):
     path = write(tmp_path, "log.csv", ML_HEADER + "1,1,4,5\n2,1,3\n")
     msg = error(path)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from movierec.data import diagnose
 from movierec.data.ratings import Ratings
 from movierec.data.tables import DEFAULT_SCALE, RatingScale, to_ratings
 from movierec.errors import DataError
@@ -111,64 +110,6 @@ class Columns:
         return {k: v for k, v in pairs.items() if v is not None}
 
 
-# --- locating rows -------------------------------------------------------------------
-
-
-class Where:
-    """Turns row numbers into the lines an editor shows; only ever run to report an error."""
-
-    def __init__(self, source: Source, skip_lines: int | None) -> None:
-        self.source = source
-        self.skip_lines = skip_lines  # None for Parquet, which has rows but no lines
-        self._lines: np.ndarray | None = None
-
-    def line(self, row: int) -> int | None:
-        if self.skip_lines is None:
-            return None
-        if self._lines is None:
-            # pyarrow skips blank lines, so data row r is the r-th non-blank line after the header.
-            buf = np.frombuffer(self.source.read_bytes(), dtype=np.uint8)
-            ends = np.flatnonzero(buf == ord("\n"))
-            starts = np.r_[0, ends + 1]
-            ends = np.r_[ends, len(buf)]
-            length = ends - starts
-            last = buf[np.maximum(ends - 1, 0)] if len(buf) else np.zeros(0, np.uint8)
-            blank = (length == 0) | ((length == 1) & (last == ord("\r")))
-            self._lines = np.flatnonzero(~blank[self.skip_lines :]) + self.skip_lines + 1
-        return int(self._lines[row]) if row < len(self._lines) else None
-
-    def fail(self, row: int, message: str) -> DataError:
-        line = self.line(row)
-        if line is None:
-            message = f"row {row + 1}: {message}"
-        return DataError(message, path=self.source.label, line=line)
-
-
-def _first_line_with(source: Source, text: str) -> int | None:
-    want = text.encode("utf-8", "surrogateescape").rstrip(b"\r\n")
-    with source.open() as f:
-        for number, raw in enumerate(f, 1):
-            if raw.rstrip(b"\r\n") == want:
-                return number
-    return None
-
-
-def _undecodable_line(source: Source) -> DataError:
-    with source.open() as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                bad = raw[e.start : e.start + 1]
-                return DataError(
-                    f"byte {bad!r} at column {e.start + 1} is not UTF-8 ({raw[:80]!r}); "
-                    "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
-                    path=source.label,
-                    line=number,
-                )
-    return DataError("the file is not valid UTF-8; save it as UTF-8", path=source.label)
-
-
 # --- delimited text ------------------------------------------------------------------
 
 
@@ -214,39 +155,23 @@ def read_delimited(
             ),
         )
 
-    where = Where(source, 1 if header else 0)
+    where = diagnose.Where(source, 1 if header else 0)
     fast = {"user": pa.int64(), "item": pa.int64(), "rating": pa.float64(), "time": pa.int64()}
     try:
         table = read(fast)
     except pa.ArrowInvalid as first:
-        _raise_if_bad_row(source, str(first), delimiter)
+        diagnose.raise_if_bad_row(source, str(first), delimiter)
         try:  # a value did not convert: read text, and let to_ratings find and name it
             table = read(dict.fromkeys(fast, pa.string()))
         except pa.ArrowInvalid as e:
-            _raise_if_bad_row(source, str(e), delimiter)
+            diagnose.raise_if_bad_row(source, str(e), delimiter)
             if "UTF8" in str(e):
-                raise _undecodable_line(source) from None
+                raise diagnose.undecodable_line(source) from None
+            if "straddl" in str(e):  # a line longer than pyarrow's block
+                raise diagnose.long_line(source) from None
             raise DataError(f"cannot parse the file: {e}", path=source.label) from None
     table = table.rename_columns([rename[c] for c in table.column_names])
     return to_ratings(table, where, scale, name, hint)
-
-
-_BAD_ROW = re.compile(r"Expected (\d+) columns, got (\d+): (.*)", re.S)
-
-
-def _raise_if_bad_row(source: Source, message: str, delimiter: str) -> None:
-    """A DataError naming the line, when pyarrow's ``message`` is about a row's number of fields."""
-    m = _BAD_ROW.search(message)
-    if m is None:
-        return
-    text = m.group(3).rstrip("\r\n")
-    expected = (int(m.group(1)) + 1) // 2 if delimiter == "::" else int(m.group(1))
-    found = len(text.split(delimiter)) if delimiter == "::" else int(m.group(2))
-    raise DataError(
-        f"found {found} fields separated by {delimiter!r}, expected {expected}: {text[:80]!r}",
-        path=source.label,
-        line=_first_line_with(source, text),
-    ) from None
 
 
 def first_line(source: Source) -> str:
@@ -258,7 +183,7 @@ def first_line(source: Source) -> str:
     try:
         return raw.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise _undecodable_line(source) from None
+        raise diagnose.undecodable_line(source) from None
 
 
 def split_fields(line: str, delimiter: str) -> list[str]:
@@ -369,7 +294,7 @@ def read_ratings_file(
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"cannot read Parquet file: {e}", path=str(path)) from None
         table = table.rename_columns(list(columns.fields()))
-        return to_ratings(table, Where(source, None), scale, name, hint)
+        return to_ratings(table, diagnose.Where(source, None), scale, name, hint)
     line = first_line(source)
     delimiter = sniff_delimiter(path, line)
     fields = split_fields(line, delimiter)

@@ -19,7 +19,7 @@ from movierec.data.ratings import Ratings
 from movierec.errors import DataError
 
 if TYPE_CHECKING:
-    from movierec.data.readers import Where
+    from movierec.data.diagnose import Where
 
 _NOUN = {"user": "user id", "item": "item id", "rating": "rating", "time": "timestamp"}
 _NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
