@@ -146,6 +146,25 @@ def test_ctrl_c_while_starting_up_is_one_line_too(tmp_path):
         assert "Traceback" not in result.stderr and "interrupted" in result.stderr
 
 
+def test_a_file_it_may_not_read_is_one_line(tmp_path, monkeypatch, capsys):
+    # As root a chmod stops nothing, so the refusal the OS would give is planted where files are opened.
+    from movierec.data import readers
+
+    def refused(self):  # noqa: ANN001, ANN202
+        raise PermissionError(13, "Permission denied", str(tmp_path / "data" / "movies.csv"))
+
+    monkeypatch.setattr(readers.Source, "open", refused)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ratings.csv").write_text("userId,movieId,rating\n1,1,4\n2,1,5\n")
+    args = ["train", "--model", "baseline", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m")]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and "Traceback" not in err
+    assert (
+        err.strip()
+        == f"error: {tmp_path / 'data' / 'movies.csv'}: permission denied; make it readable, or name another"
+    )
+
+
 @pytest.mark.parametrize("where", ["data", "file", "thesis", "dot", "proc", "inside-file"])
 def test_train_never_writes_over_what_it_did_not_write(tmp_path, monkeypatch, capsys, where):
     data = tmp_path / "data"

@@ -162,6 +162,16 @@ def test_parquet_errors_name_the_row(tmp_path):
     assert error(path) == f"{path}: row 2: missing item id (empty cell); fill it in or delete the line"
 
 
+def test_parquet_unsigned_ids_beyond_int64_are_named(tmp_path):
+    path = tmp_path / "log.parquet"
+    ids = pa.array([1, 2**64 - 1], pa.uint64())
+    pq.write_table(pa.table({"user": ids, "item": pa.array([1, 2], pa.uint64()), "rating": [4.0, 3.0]}), path)
+    assert error(path) == f"{path}: row 2: user id {2**64 - 1} is beyond signed 64-bit integers; use smaller ids"
+    small = tmp_path / "small.parquet"
+    pq.write_table(pa.table({"user": pa.array([1, 2], pa.uint64()), "item": [1, 2], "rating": [4.0, 3.0]}), small)
+    assert read_ratings_file(small).index.user_ids.tolist() == [1, 2]
+
+
 # --- the id map -----------------------------------------------------------------------
 
 

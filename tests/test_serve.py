@@ -351,6 +351,16 @@ def test_a_huge_body_is_refused_before_it_is_read(api):
     assert r.status_code == 413 and "MiB" in r.json()["detail"]
 
 
+def test_a_huge_chunked_body_is_refused_as_it_streams_in(api):
+    # No Content-Length: the limit is found while reading, and must still be a 413, not a parse error.
+    def chunks():
+        for _ in range(10):
+            yield b"[" * (1 << 20)
+
+    r = api.post("/recommendations", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "MiB" in r.json()["detail"]
+
+
 def test_loopback_servers_answer_loopback_host_names_only(baseline_dir):
     with Server(create_app(baseline_dir, allowed_hosts=["127.0.0.1", "localhost"])) as client:
         assert client.get("/health").status_code == 200

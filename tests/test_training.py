@@ -77,7 +77,9 @@ def test_model_defaults_then_overrides():
         TrainConfig.for_model(models.get("mlp"), learning_rate=0.1)
 
 
-@pytest.mark.parametrize("damage", ["json", "truncated", "other-data", "missing-weights"])
+@pytest.mark.parametrize(
+    "damage", ["json", "truncated", "other-data", "missing-weights", "epoch-negative", "epoch-huge"]
+)
 def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, monkeypatch, capsys, damage):
     from helpers import run_cli
 
@@ -97,6 +99,10 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, 
         (partial / checkpoints.WEIGHTS).write_bytes(data[: len(data) // 2])
     elif damage == "missing-weights":
         (partial / checkpoints.WEIGHTS).unlink()
+    elif damage.startswith("epoch"):
+        meta = json.loads((partial / checkpoints.META).read_text())
+        meta["epoch"] = -3 if damage == "epoch-negative" else 10**30
+        (partial / checkpoints.META).write_text(json.dumps(meta))
     size = "300x200x6100" if damage == "other-data" else "300x200x6000"
     args = ["train", "--model", "mlp", "--synthetic", size, "--epochs", "2", "--out", str(tmp_path / "m"), "--resume"]
     code, _, err = run_cli(monkeypatch, capsys, *args)

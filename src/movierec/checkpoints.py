@@ -152,6 +152,10 @@ def _meta(directory: Path) -> dict:
     needed = ("model", "epoch", "history", "best_rmse", "param_groups", "optim_scalars", "config")
     if not isinstance(meta, dict) or any(k not in meta for k in needed):
         raise ConfigError(_damaged(directory, f"{META} lacks the fields a checkpoint has"))
+    epoch, history = meta["epoch"], meta["history"]
+    # The epoch counts the history's rows; anything else was not written by a run.
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not isinstance(history, list) or epoch != len(history):
+        raise ConfigError(_damaged(directory, f"its epoch {epoch!r} does not match its history of the epochs run"))
     return meta
 
 

@@ -107,7 +107,7 @@ def tune(
         else:
             fields, train_fields = spec.space(trial)  # type: ignore[misc]
             model_config = spec.config_type(**fields)
-        trial.set_user_attr("model_config", _plain(asdict(model_config)))
+        trial.set_user_attr("model_config", _lists_for_tuples(asdict(model_config)))
         trial.set_user_attr("train", {k: v for k, v in train_fields.items() if getattr(defaults, k) != v})
         if ranker:
             # Trained on the fit part alone, so the validation ratings are unseen, as the test's will be.
@@ -211,12 +211,12 @@ def load_config(path: str | Path) -> tuple[str, object, dict]:
     return spec.name, model_config, train
 
 
-def _plain(value: Any) -> Any:
+def _lists_for_tuples(value: Any) -> Any:
     """Tuples to lists, recursively, so the JSON written reads back equal."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _lists_for_tuples(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_lists_for_tuples(v) for v in value]
     return value
 
 

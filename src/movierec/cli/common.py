@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Train, evaluate and serve rating-based recommenders.",
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 out = Console()
 
 DatasetOpt = Annotated[
@@ -56,7 +56,7 @@ RatingRangeOpt = Annotated[str | None, typer.Option(help="Allowed ratings LO,HI 
 
 
 @dataclass(frozen=True)
-class Columns:
+class FileFlags:
     """Column names and rating range for ratings files that are not MovieLens releases."""
 
     user_col: str | None
@@ -66,7 +66,7 @@ class Columns:
     rating_range: tuple[float, float] | None
 
 
-def parse_columns(user_col, item_col, rating_col, time_col, rating_range) -> Columns:
+def parse_columns(user_col, item_col, rating_col, time_col, rating_range) -> FileFlags:
     rng = None
     if rating_range:
         try:
@@ -74,7 +74,7 @@ def parse_columns(user_col, item_col, rating_col, time_col, rating_range) -> Col
         except ValueError:
             raise ConfigError(f"--rating-range takes LO,HI (for example 1,10), got {rating_range!r}") from None
         rng = (lo, hi)
-    return Columns(user_col, item_col, rating_col, time_col, rng)
+    return FileFlags(user_col, item_col, rating_col, time_col, rng)
 
 
 def synthetic_config(spec: str | None, seed: int):
@@ -92,7 +92,7 @@ def synthetic_config(spec: str | None, seed: int):
 
 
 def load_ratings(
-    dataset: str | None, data: Path | None, columns: Columns, synthetic: str | None, seed: int, progress: bool
+    dataset: str | None, data: Path | None, columns: FileFlags, synthetic: str | None, seed: int, progress: bool
 ) -> tuple[Ratings, object | None]:
     """The ratings a command works on, and the synthetic generator's record when synthetic."""
     if dataset and data:
@@ -119,7 +119,7 @@ def load_ratings(
     return ratings, None
 
 
-def load_test(test: Path, columns: Columns) -> Ratings:
+def load_test(test: Path, columns: FileFlags) -> Ratings:
     from movierec.data.load import load
 
     return load(
@@ -206,7 +206,7 @@ class EpochDisplay:
 
 def run() -> None:
     """Run the app: user errors become one line on stderr and exit code 2, Ctrl-C exit code 130."""
-    from movierec.cli import INTERRUPTED
+    from movierec.cli import INTERRUPTED, _exit
 
     try:
         # standalone_mode=False: Typer hands Ctrl-C back as exit code 130 (it would exit
@@ -217,11 +217,17 @@ def run() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         code = 130
+    except PermissionError as exc:  # a file inside a folder given, or one written to: named by the OS
+        err.print(
+            f"[red]error:[/] {exc.filename}: permission denied; make it readable, or name another", highlight=False
+        )
+        sys.exit(2)
     except typer.TyperException as exc:  # a bad flag: Typer's own message and exit code (2)
         _show_usage_error(exc)
         sys.exit(getattr(exc, "exit_code", 2))
     if code == 130:
         err.print(INTERRUPTED, highlight=False)
+        _exit(130)  # not sys.exit: see cli._exit
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -72,7 +72,7 @@ class Ratings:
         index, user_idx, item_idx = IdIndex.build(np.asarray(user_ids), np.asarray(item_ids))
         title_col = None
         if titles:
-            title_col = np.array([titles.get(_plain(i), "") for i in index.item_ids], dtype=object).astype(str)
+            title_col = np.array([titles.get(_python_scalar(i), "") for i in index.item_ids], dtype=object).astype(str)
         return cls(
             user_idx=user_idx,
             item_idx=item_idx,
@@ -154,6 +154,6 @@ class ByUser:
         return np.repeat(np.arange(self.n_users, dtype=np.int64), self.counts())
 
 
-def _plain(value: object) -> object:
+def _python_scalar(value: object) -> object:
     """numpy scalars to Python ones, so dict look-ups by raw id work for ints and strs."""
     return value.item() if isinstance(value, np.generic) else value

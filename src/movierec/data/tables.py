@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 _NOUN = {"user": "user id", "item": "item id", "rating": "rating", "time": "timestamp"}
 _NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 _INTEGER = r"^[-+]?\d+$"
+_TOO_BIG = "is beyond signed 64-bit integers; use smaller ids"
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,10 @@ def _string_ids(field: str, col: pa.Array) -> tuple[pa.Array, tuple[int, str] | 
         return digits.cast(pa.int64()), None
     except pa.ArrowInvalid:
         big = _first_true(pc.greater(pc.utf8_length(pc.utf8_ltrim(digits, "+-0")), 18)) or 0
-        return col, (big, f"{_NOUN[field]} {col[big].as_py()} does not fit in 64 bits; use smaller ids or names")
+        return col, (
+            big,
+            f"{_NOUN[field]} {col[big].as_py()} is beyond signed 64-bit integers; use smaller ids or names",
+        )
 
 
 def _convert(field: str, col: pa.Array, where: Where) -> tuple[pa.Array, tuple[int, str] | None]:
@@ -105,9 +109,12 @@ def _convert(field: str, col: pa.Array, where: Where) -> tuple[pa.Array, tuple[i
         if _strings(col):
             return _string_ids(field, col)
         if pa.types.is_unsigned_integer(col.type):
-            too_big = _first_true(pc.greater(col, np.iinfo(np.int64).max))
+            too_big = _first_true(pc.greater(col, pa.scalar(np.iinfo(np.int64).max, col.type)))
             if too_big is not None:
-                return col, (too_big, f"{_NOUN[field]} {col[too_big].as_py()} does not fit in 64 bits; use smaller ids")
+                return col, (
+                    too_big,
+                    f"{_NOUN[field]} {col[too_big].as_py()} is beyond signed 64-bit integers; use smaller ids",
+                )
         if _numeric(col):
             return _whole(field, col)
         raise DataError(f"{_NOUN[field]}s must be integers or strings, found {col.type}", path=where.source.label)

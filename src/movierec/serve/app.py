@@ -239,24 +239,26 @@ class _BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _reject(send, 413, f"the request body is over {self.limit >> 20} MiB")
             return
-        seen = 0
+        seen, too_large = 0, False
 
         async def limited() -> dict:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                # Cut the body short rather than raise: FastAPI would turn an exception in its
+                # body reader into a 400. The app's answer to the cut body is dropped for ours.
+                too_large = True
+                return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+        async def unless_too_large(message: dict) -> None:
+            if not too_large:
+                await send(message)
+
+        await self.app(scope, limited, unless_too_large)
+        if too_large:
             await _reject(send, 413, f"the request body is over {self.limit >> 20} MiB")
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class _HostCheck:
