@@ -101,8 +101,9 @@ def test_corrupt_model_is_refused_clearly(trained, tmp_path, monkeypatch, capsys
 
 def test_failed_run_keeps_the_earlier_model(trained, monkeypatch, capsys):
     before = (trained / "model.safetensors").read_bytes()
-    code, _, _ = run_cli(monkeypatch, capsys, "train", "--lr", "1e9", "--epochs", "2", "--out", str(trained), *TINY)
-    assert code == 2  # diverged
+    args = ["train", "--model", "mlp", "--lr", "1e9", "--epochs", "2", "--out", str(trained), *TINY]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and "diverged" in err
     assert (trained / "model.safetensors").read_bytes() == before
 
 
@@ -198,3 +199,18 @@ def test_a_second_run_into_the_same_out_is_refused(tmp_path, monkeypatch, capsys
         code, _, err = run_cli(monkeypatch, capsys, "train", "--model", "baseline", *TINY, "--out", str(out))
     assert code == 2 and "another movierec run (pid" in err
     assert not out.exists() and not list(tmp_path.iterdir())  # and the lock file is gone once released
+
+
+@pytest.mark.parametrize(
+    ("model", "flags", "says"),
+    [
+        ("baseline", ["--epochs", "5"], "fitted in one pass"),
+        ("knn", ["--lr", "0.1"], "fitted in one pass"),
+        ("als", ["--lr", "0.1"], "its own sweeps"),
+        ("blend", ["--batch-size", "64"], "its own sweeps"),
+    ],
+)
+def test_flags_a_model_would_ignore_are_refused(tmp_path, monkeypatch, capsys, model, flags, says):
+    args = ["train", "--model", model, *flags, "--out", str(tmp_path / "m"), *TINY]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and says in err and "do not apply" in err and not (tmp_path / "m").exists()
