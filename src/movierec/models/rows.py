@@ -73,7 +73,9 @@ class RowBlocks:
         ``values`` (B, L) the ratings (0 on padding) and ``real`` (B, L) is False on padding.
         """
         k = other_factors.shape[1]
-        table = torch.cat([other_factors, other_factors.new_zeros(1, k)])
         for block, other, values in self.blocks:
-            x = table.index_select(0, other.view(-1)).view(*other.shape, k)
-            yield block, x, values, other != self.n_other
+            # Gather, then zero the padding: no copy of the whole table with a zero row appended
+            # (6.8 MB at ML-20M size, on every served request).
+            real = other != self.n_other
+            x = other_factors.index_select(0, torch.where(real, other, 0).view(-1)).view(*other.shape, k)
+            yield block, x.masked_fill_(~real[..., None], 0.0), values, real
