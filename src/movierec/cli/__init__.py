@@ -39,10 +39,10 @@ def main() -> None:
         run()
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
-        _exit(130)
+        hard_exit(130)
 
 
-def _exit(code: int) -> None:
+def hard_exit(code: int) -> None:
     """Exit with ``code`` after the usual clean-up, even where CPython would end the process by SIGINT.
 
     A Ctrl-C that lands inside an ``exec`` (dataclasses run one per class, so it happens

@@ -206,7 +206,7 @@ class EpochDisplay:
 
 def run() -> None:
     """Run the app: user errors become one line on stderr and exit code 2, Ctrl-C exit code 130."""
-    from movierec.cli import INTERRUPTED, _exit
+    from movierec.cli import INTERRUPTED, hard_exit
 
     try:
         # standalone_mode=False: Typer hands Ctrl-C back as exit code 130 (it would exit
@@ -227,7 +227,7 @@ def run() -> None:
         sys.exit(getattr(exc, "exit_code", 2))
     if code == 130:
         err.print(INTERRUPTED, highlight=False)
-        _exit(130)  # not sys.exit: see cli._exit
+        hard_exit(130)  # not sys.exit: see cli.hard_exit
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -215,18 +215,19 @@ class Recommender:
         for s in range(0, len(rows_warm), block):
             rows = rows_warm[s : s + block]
             u = users[rows]
-            scores = self._scores(self._user_rows(u))
+            indptr, seen, values = self.history.rows_of(u)  # once: the ranker's input and what to leave out
+            scores = self._scores(self._user_rows(u, (indptr, seen, values)))
             if exclude_seen:
-                r, pos = self.history.positions(u)
-                scores[r, self.history.items[pos]] = -np.inf
+                scores[np.repeat(np.arange(len(u)), np.diff(indptr)), seen] = -np.inf
             items[rows], ratings[rows] = self._finish(scores, k, partial(self._predict_known, u))
         return TopN(users, items, ratings, sources)
 
-    def _user_rows(self, users: np.ndarray) -> UserRows:
-        indptr, items, ratings, users_t = (
-            torch.from_numpy(a).to(self._device) for a in (*self.history.rows_of(users), users)
+    def _user_rows(self, users: np.ndarray, csr: tuple | None = None) -> UserRows:
+        """``users``' training ratings as the ranker's input; ``csr`` is ``history.rows_of(users)`` when known."""
+        indptr_t, items_t, ratings_t, users_t = (
+            torch.from_numpy(a).to(self._device) for a in (*(csr or self.history.rows_of(users)), users)
         )
-        return UserRows(indptr, items, ratings, users=users_t)
+        return UserRows(indptr_t, items_t, ratings_t, users=users_t)
 
     def _scores(self, rows: UserRows) -> np.ndarray:
         """float32 (B, n_items): the ranker's scores, popularity-discounted, -inf on items no one rated."""
