@@ -71,8 +71,8 @@ def check(device: str, size: tuple[int, int, int], epochs: int) -> bool:
     all_ok = True
     for name in MODELS:
         try:
-            cpu = train(parts, name, epochs, "cpu")[0][-1]["val_rmse"]
-            other = train(parts, name, epochs, device)[0][-1]["val_rmse"]
+            cpu = train(parts, name, epochs, "cpu")[0][-1].val_rmse
+            other = train(parts, name, epochs, device)[0][-1].val_rmse
         except Exception as error:  # one broken model should not hide the others' figures
             print(f"| {name} | - | - | - | no: {type(error).__name__}: {error} |")
             all_ok = False
@@ -104,13 +104,13 @@ def timing(device: str, size_name: str) -> None:
         except Exception as error:
             print(f"| {name} | {batch} | {len(parts.fit):,} | - | - | - | - | {type(error).__name__}: {error} |")
             continue
-        seconds = history[0]["seconds"]
+        seconds = history[0].seconds
         # Targets are for an H100 at full size; elsewhere they are shown for reference only.
         verdict = ("met" if seconds <= target else "MISSED") if cuda and size_name == "full" else "n/a"
         peak = f"{torch.cuda.max_memory_allocated() / 2**20:,.0f}" if cuda else "-"
         print(
             f"| {name} | {batch} | {len(parts.fit):,} | {seconds:.3f} | <= {target} ({verdict}) "
-            f"| {wall:.2f} | {history[0]['val_rmse']:.4f} | {peak} |"
+            f"| {wall:.2f} | {history[0].val_rmse:.4f} | {peak} |"
         )
     print()
 

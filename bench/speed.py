@@ -91,9 +91,9 @@ def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> di
         "model": model,
         "converged": not epochs,
         "n_fit": len(parts.fit),
-        "epoch_seconds": [h["seconds"] for h in history],
+        "epoch_seconds": [h.seconds for h in history],
         "fit_seconds": time.perf_counter() - start,
-        "val_rmse": history[-1]["val_rmse"],
+        "val_rmse": history[-1].val_rmse,
     }
     if topn:
         users = np.arange(recommender.index.n_users)
@@ -127,8 +127,8 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
         "model": f"{recommender.ranker_name} + {rater}",
         "ranker": recommender.ranker_name,
         "ranker_fit_seconds": ranker_s,
-        "rater_fit_seconds": sum(h["seconds"] for h in history),
-        "selection_seconds": total - ranker_s - sum(h["seconds"] for h in history),
+        "rater_fit_seconds": sum(h.seconds for h in history),
+        "selection_seconds": total - ranker_s - sum(h.seconds for h in history),
         "lists": recommender.info["lists_choice"],
         "top10_all_seconds": time.perf_counter() - start,
         "n_users": len(users),
@@ -204,7 +204,7 @@ def main() -> None:
         figures["ranker"] = run_worker(["rank", str(csv), args.topn_model, args.device], env)
         for model in filter(None, args.models.split(",")):
             print(f"timing {model}", file=sys.stderr)
-            epochs = args.sweeps if get(model).fit is not None else args.epochs
+            epochs = args.sweeps if get(model).sweeps is not None else args.epochs
             figures["models"].append(run_worker(["train", str(csv), model, str(epochs), "0", args.device], env))
         for model in filter(None, args.converge.split(",")):
             print(f"training {model} to convergence", file=sys.stderr)

@@ -8,7 +8,8 @@ import torch
 
 from movierec.models import rows
 from movierec.models.als import SPEC, ALSConfig
-from movierec.models.base import FitContext
+from movierec.models.base import RaterData
+from movierec.training import run
 
 
 def ratings(n_users: int, n_items: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -24,9 +25,9 @@ def ratings(n_users: int, n_items: int, n: int, seed: int) -> tuple[torch.Tensor
 
 def fit(users, items, target, config: ALSConfig, sweeps: int, n_users: int, n_items: int):
     model = SPEC.build(config, n_users, n_items, torch.Generator().manual_seed(0))
-    ctx = FitContext(users, items, target, lambda: None, torch.Generator().manual_seed(1), epochs=sweeps)
-    assert SPEC.fit is not None
-    return model, SPEC.fit(model, config, ctx)
+    data = RaterData(users, items, target, torch.Generator().manual_seed(1))
+    assert SPEC.sweeps is not None
+    return model, run(model, SPEC.sweeps(model, config, data), sweeps)
 
 
 def objective(model, users, items, target, config: ALSConfig) -> torch.Tensor:
@@ -63,13 +64,13 @@ def test_the_last_half_sweep_leaves_the_item_gradient_at_zero(small_blocks):
     # The user side was solved before the items moved, so its gradient is not zero: the test can fail.
     assert float(model.user_factors.weight.grad.to_dense().abs().max()) > 1e-3
     # The reported loss is that same objective per rating.
-    assert history[-1]["train_loss"] == pytest.approx(float(loss.detach()) / len(target), rel=1e-4)
+    assert history[-1].train_loss == pytest.approx(float(loss.detach()) / len(target), rel=1e-4)
 
 
 def test_sweeps_never_raise_the_objective(small_blocks):
     users, items, target = ratings(60, 30, 700, seed=1)
     _, history = fit(users, items, target, ALSConfig(dim=4, reg=0.05, reg_bias=0.05), 8, 60, 30)
-    losses = [h["train_loss"] for h in history]
+    losses = [h.train_loss for h in history]
     assert len(losses) == 8
     assert all(b <= a * (1 + 1e-5) for a, b in zip(losses, losses[1:], strict=False))
     assert losses[-1] < losses[0]

@@ -8,17 +8,16 @@ import torch
 
 from movierec import fitting, models, pipeline
 from movierec.evaluation import evaluate
-from movierec.models.base import FitContext
+from movierec.models.base import RaterData
 from movierec.models.bmf import BMFConfig, _PosteriorMean, _Sampler
 from movierec.training import TrainConfig
 
 
 def _ctx(users, items, target, seed=0):
-    return FitContext(
+    return RaterData(
         torch.tensor(users),
         torch.tensor(items),
         torch.tensor(target, dtype=torch.float32),
-        validate=lambda: None,
         generator=torch.Generator().manual_seed(seed),
     )
 
@@ -127,7 +126,7 @@ def test_averaging_samples_beats_the_baseline_on_planted_structure(fitted):
     base = evaluate(fitting.baseline_of(recommender), parts.test)["rmse"]
     assert rmse < base - 0.01
     # The last row's validation figure is the saved model's own, not the running estimate's.
-    assert history[-1]["val_rmse"] == pytest.approx(evaluate(recommender, parts.val)["rmse"], abs=1e-4)
+    assert history[-1].val_rmse == pytest.approx(evaluate(recommender, parts.val)["rmse"], abs=1e-4)
 
 
 def test_fold_in_of_a_training_user_lands_near_their_predictions(fitted):

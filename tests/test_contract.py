@@ -55,7 +55,7 @@ def test_forward_and_score_agree(name, parts):
 @pytest.mark.parametrize("name", NAMES)
 def test_learns_better_than_the_mean(name, parts):
     recommender, history = fitted(name, parts)
-    assert history and all(np.isfinite(h["train_loss"]) for h in history)
+    assert history and all(np.isfinite(h.train_loss) for h in history)
     pred = recommender.predict_idx(parts.test.user_idx, parts.test.item_idx)
     mean_rmse = rmse(parts.test.rating, np.full(len(parts.test), recommender.global_mean))
     assert rmse(parts.test.rating, pred) < mean_rmse - 0.05

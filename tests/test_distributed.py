@@ -221,11 +221,11 @@ def _worker() -> None:
     def fit(*args, on_epoch=None, **kwargs):
         epochs_run: list[int] = []
 
-        def record(row: dict) -> None:
-            epochs_run.append(row["epoch"])
+        def record(row) -> None:
+            epochs_run.append(row.epoch)
             if on_epoch:
                 on_epoch(row)
-            if rank == 1 and restart == 0 and row["epoch"] == kill_after:
+            if rank == 1 and restart == 0 and row.epoch == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
         recommender, history = real_fit(*args, on_epoch=record, **kwargs)

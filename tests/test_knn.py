@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from movierec.models.base import FitContext
+from movierec.models.base import RaterData, fit_quietly
 from movierec.models.baseline import BaselineConfig, fit_biases
 from movierec.models.knn import SPEC, KNNConfig, top_neighbours
 
@@ -21,15 +21,14 @@ def _tiny(seed: int = 0, n_users: int = 40, n_items: int = 25, n: int = 400):
 def _fitted(config: KNNConfig, users, items, target):
     """A knn fitted to the 40 x 25 log from ``_tiny``."""
     model = SPEC.build(config, 40, 25, torch.Generator())
-    ctx = FitContext(
+    data = RaterData(
         torch.from_numpy(users),
         torch.from_numpy(items),
         torch.from_numpy(target.astype(np.float32)),
-        validate=lambda: None,
         generator=torch.Generator(),
     )
-    assert SPEC.fit is not None
-    SPEC.fit(model, config, ctx)
+    assert SPEC.sweeps is not None
+    fit_quietly(SPEC.sweeps(model, config, data), 1)
     return model
 
 

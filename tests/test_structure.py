@@ -60,6 +60,14 @@ def test_models_never_import_the_training_loop(path):
     assert not upward, f"{_name(path)} imports the training side: {upward}"
 
 
+@pytest.mark.parametrize("path", [p for p in MODULES if _name(p).startswith("movierec.models")], ids=_name)
+def test_models_leave_timing_and_history_to_the_one_loop(path):
+    # A model supplies a sweep (movierec.models.base.Sweeps); timing each one, validating and
+    # keeping the history are the training loop's, so no model reaches for a clock.
+    clocks = [(m, line) for m, _, line in _imports(path) if m == "time"]
+    assert not clocks, f"{_name(path)} times itself: {clocks}; return the sweep's loss and let training.run time it"
+
+
 @pytest.mark.parametrize("path", MODULES, ids=_name)
 def test_nothing_inside_imports_the_package_init(path):
     # `from movierec import models` names a submodule; `from movierec import __version__` or a bare

@@ -10,7 +10,8 @@ import torch
 
 from movierec import fitting, models, pipeline
 from movierec.errors import ConfigError, MovierecError
-from movierec.training import TrainConfig, train
+from movierec.models.base import Sweeps
+from movierec.training import TrainConfig, run, train
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,8 @@ def test_resume_continues_exactly_where_it_stopped(parts, tmp_path, optimizer):
     _run(parts, TrainConfig(**{**config.__dict__, "epochs": 2}), checkpoint_dir=tmp_path)
     assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
     resumed, history = _run(parts, config, checkpoint_dir=tmp_path, resume=True)
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
-    assert [h["train_loss"] for h in history] == pytest.approx([h["train_loss"] for h in full_history])
+    assert [h.epoch for h in history] == [1, 2, 3, 4]
+    assert [h.train_loss for h in history] == pytest.approx([h.train_loss for h in full_history])
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
 
@@ -45,8 +46,8 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(parts):
     config = TrainConfig(epochs=30, batch_size=256, lr=0.1, momentum=0.9, patience=2, device="cpu")
     net, history = _run(parts, config)
     assert len(history) < 30
-    best = min(h["val_rmse"] for h in history)
-    assert history[-1]["val_rmse"] > best  # stopped after non-improving epochs
+    best = min(h.val_rmse for h in history)
+    assert history[-1].val_rmse > best  # stopped after non-improving epochs
     users = torch.from_numpy(parts.val.user_idx.astype(np.int64))
     items = torch.from_numpy(parts.val.item_idx.astype(np.int64))
     mean = float(parts.fit.rating.mean())
@@ -78,7 +79,7 @@ def test_model_defaults_then_overrides():
 
 
 @pytest.mark.parametrize(
-    "damage", ["json", "truncated", "other-data", "missing-weights", "epoch-negative", "epoch-huge"]
+    "damage", ["json", "truncated", "other-data", "missing-weights", "epoch-negative", "epoch-huge", "history-row"]
 )
 def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, monkeypatch, capsys, damage):
     from helpers import run_cli
@@ -103,9 +104,52 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, 
         meta = json.loads((partial / checkpoints.META).read_text())
         meta["epoch"] = -3 if damage == "epoch-negative" else 10**30
         (partial / checkpoints.META).write_text(json.dumps(meta))
+    elif damage == "history-row":
+        meta = json.loads((partial / checkpoints.META).read_text())
+        meta["history"] = [{"epoch": "one", "loss": []}]
+        (partial / checkpoints.META).write_text(json.dumps(meta))
     size = "300x200x6100" if damage == "other-data" else "300x200x6000"
     args = ["train", "--model", "mlp", "--synthetic", size, "--epochs", "2", "--out", str(tmp_path / "m"), "--resume"]
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2 and "--resume" in err and "Traceback" not in err, err
     assert ("other data" in err) if damage == "other-data" else ("damaged" in err)
     assert not (tmp_path / "m").exists()
+
+
+class _Counted(Sweeps):
+    """Planted sweeps: a scripted validation figure per sweep, and a record of every call."""
+
+    def __init__(self, model: torch.nn.Module, scores: list[float], stops_early: bool = True) -> None:
+        self.model, self.scores, self.stops_early, self.calls = model, scores, stops_early, []
+
+    def sweep(self, epoch: int) -> float:
+        self.calls.append(("sweep", epoch))
+        with torch.no_grad():
+            self.model.weight.fill_(float(epoch))  # the state says which sweep made it
+        return 1.0 / (epoch + 1)
+
+    def finish(self, validate):
+        self.calls.append(("finish", None))
+        return 0.5
+
+
+def test_the_loop_stops_early_and_restores_the_best_sweeps_state():
+    model = torch.nn.Linear(1, 1, bias=False)
+    scores = [0.9, 0.8, 0.85, 0.87, 0.7]
+    fitter = _Counted(model, scores)
+    seen = []
+    history = run(model, fitter, 5, validate=lambda: scores[len(seen)], patience=2, on_epoch=seen.append)
+    assert [h.epoch for h in history] == [1, 2, 3, 4] and seen == history
+    assert [h.val_rmse for h in history] == scores[:4] and history[1].train_loss == 0.5
+    assert float(model.weight) == 1.0  # the second sweep's state, the best validation figure
+    assert ("finish", None) not in fitter.calls  # stopped before the last planned sweep
+
+
+def test_the_finish_gives_the_last_rows_figure_and_refuses_patience():
+    model = torch.nn.Linear(1, 1, bias=False)
+    fitter = _Counted(model, [], stops_early=False)
+    history = run(model, fitter, 3, validate=lambda: 0.9)
+    assert [h.val_rmse for h in history] == [0.9, 0.9, 0.5]
+    assert fitter.calls[-2:] == [("sweep", 2), ("finish", None)]
+    with pytest.raises(ConfigError, match="patience does not apply"):
+        run(model, _Counted(model, [], stops_early=False), 3, patience=1)

@@ -105,7 +105,7 @@ def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
         best_rmse = meta["best_rmse"] if meta["best_rmse"] is not None else math.inf
         return meta["epoch"], meta["history"], best_rmse, best
     except (SafetensorError, OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(_damaged(directory, str(exc))) from None
+        raise ConfigError(damaged(directory, str(exc))) from None
 
 
 def check(directory: Path, model: str, config: object, data: dict) -> None:
@@ -133,7 +133,7 @@ def check(directory: Path, model: str, config: object, data: dict) -> None:
             "rerun with the same data and --seed, or without --resume"
         )
     if not (directory / WEIGHTS).is_file():
-        raise ConfigError(_damaged(directory, f"{WEIGHTS} is missing"))
+        raise ConfigError(damaged(directory, f"{WEIGHTS} is missing"))
 
 
 def remove(directory: Path) -> None:
@@ -148,18 +148,18 @@ def _meta(directory: Path) -> dict:
     try:
         meta = json.loads((directory / META).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ConfigError(_damaged(directory, str(exc))) from None
+        raise ConfigError(damaged(directory, str(exc))) from None
     needed = ("model", "epoch", "history", "best_rmse", "param_groups", "optim_scalars", "config")
     if not isinstance(meta, dict) or any(k not in meta for k in needed):
-        raise ConfigError(_damaged(directory, f"{META} lacks the fields a checkpoint has"))
+        raise ConfigError(damaged(directory, f"{META} lacks the fields a checkpoint has"))
     epoch, history = meta["epoch"], meta["history"]
     # The epoch counts the history's rows; anything else was not written by a run.
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not isinstance(history, list) or epoch != len(history):
-        raise ConfigError(_damaged(directory, f"its epoch {epoch!r} does not match its history of the epochs run"))
+        raise ConfigError(damaged(directory, f"its epoch {epoch!r} does not match its history of the epochs run"))
     return meta
 
 
-def _damaged(directory: Path, why: str) -> str:
+def damaged(directory: Path, why: str) -> str:
     return (
         f"--resume: the checkpoint in {directory} is damaged ({why}); start the run again without --resume "
         f"(it starts over and replaces {directory})"

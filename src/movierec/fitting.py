@@ -22,7 +22,7 @@ from movierec.models.base import Ranker, RankerData
 from movierec.models.baseline import Baseline, fit_biases
 from movierec.models.popular import Popular, PopularConfig, popularity
 from movierec.recommend import ListConfig, Recommender
-from movierec.training import TrainConfig, resolve_device, train
+from movierec.training import Epoch, TrainConfig, as_json, resolve_device, run, train
 
 
 def rater_spec(name: str) -> models.ModelSpec:
@@ -56,8 +56,8 @@ def fit_ranker(
     *,
     seed: int = 0,
     device: str = "auto",
-    on_epoch: Callable[[dict], None] | None = None,
-) -> tuple[Ranker, object, list[dict]]:
+    on_epoch: Callable[[Epoch], None] | None = None,
+) -> tuple[Ranker, object, list[Epoch]]:
     """Fit the ranker called ``name`` on the ratings of ``parts`` together; returns it, its config and history."""
     spec = models.get(name)
     config = config or spec.config_type()
@@ -75,10 +75,9 @@ def fit_ranker(
         n_users=first.n_users,
         rating_max=float(max(float(p.rating.max()) for p in parts if len(p))),
         generator=torch.Generator().manual_seed(seed),
-        report=on_epoch,
     )
-    with torch.no_grad():
-        history = spec.fit(ranker, config, data)  # type: ignore[misc]
+    assert spec.sweeps is not None  # every ranker is fitted by sweeps of its own
+    history = run(ranker, spec.sweeps(ranker, config, data), 1, on_epoch=on_epoch)
     return ranker.eval(), config, history
 
 
@@ -94,9 +93,9 @@ def fit(
     lists: ListConfig | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[Epoch], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-) -> tuple[Recommender, list[dict]]:
+) -> tuple[Recommender, list[Epoch]]:
     """Train the rating model ``model`` on ``fit_part`` and the ranker on fit and validation parts together.
 
     The rater early-stops on ``val_part``; the ranker has no early stopping and learns
@@ -118,7 +117,7 @@ def fit(
     spec = None if model is None else rater_spec(model)
     train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec))
     rater = None
-    history: list[dict] = []
+    history: list[Epoch] = []
     if spec is not None:
         model_config = model_config or spec.config_type()
         generator = torch.Generator().manual_seed(train_config.seed)
@@ -186,7 +185,7 @@ def fit(
             "dataset": fit_part.name,
             "implicit": fit_part.implicit,
             "train_config": asdict(train_config),
-            "ranker_history": ranker_history,
+            "ranker_history": as_json(ranker_history),
             "ranker_choice": why,
             "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
             "lists_tried": choice.tried,

@@ -28,7 +28,7 @@ from movierec.evaluation import (
     rating_distribution,
 )
 from movierec.plotting import loss_plot
-from movierec.training import TrainConfig, resolve_device
+from movierec.training import Epoch, TrainConfig, as_json, resolve_device
 
 RANKING_MAX_USERS = 10_000
 """Test users (drawn at random) whose top-10 a training run scores; ``movierec evaluate`` ranks them all.
@@ -108,7 +108,7 @@ def run(
     model_config: object | None = None,
     ranker_config: object | None = None,
     resume: bool = False,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[Epoch], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     announce: Callable[[str], None] | None = None,
     truth: Synthetic | None = None,
@@ -188,9 +188,9 @@ def run(
             "n_test": len(parts.test),
             "ranking": ranking,
             "ranking_popular": ranking_popular,
-            "history": history,
+            "history": as_json(history),
             "ranker_history": (recommender.info or {}).get("ranker_history"),
-            "train_seconds": sum(h["seconds"] for h in history),
+            "train_seconds": sum(h.seconds for h in history),
             "ranker_seconds": sum(h["seconds"] for h in (recommender.info or {}).get("ranker_history") or []),
             "device": str(resolve_device(train_config.device)),
             "train_config": asdict(train_config),

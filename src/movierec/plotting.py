@@ -9,20 +9,25 @@ shows its figures as bars instead of two lonely dots.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+if TYPE_CHECKING:
+    from movierec.training import Epoch
 
-def loss_plot(history: list[dict], title: str, metrics: dict | None = None) -> bytes:
+
+def loss_plot(history: list[Epoch], title: str, metrics: dict | None = None) -> bytes:
     """PNG of train loss and validation MSE per epoch; bars of the run's figures when there is no curve."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    curve = [h for h in history if h.get("train_loss") is not None]
+    curve = [h for h in history if h.train_loss is not None]
     if len(curve) >= 2:
-        ax.plot([h["epoch"] for h in curve], [h["train_loss"] for h in curve], marker="o", label="train loss (MSE)")
-        val = [(h["epoch"], h["val_rmse"] ** 2) for h in history if h.get("val_rmse") is not None]
+        losses = [(h.epoch, h.train_loss) for h in history if h.train_loss is not None]
+        ax.plot(*zip(*losses, strict=True), marker="o", label="train loss (MSE)")
+        val = [(h.epoch, h.val_rmse**2) for h in history if h.val_rmse is not None]
         if val:
             ax.plot(*zip(*val, strict=True), marker="o", label="validation MSE")
         ax.set_xlabel("epoch")
@@ -40,13 +45,15 @@ def loss_plot(history: list[dict], title: str, metrics: dict | None = None) -> b
     return buf.getvalue()
 
 
-def _figures(curve: list[dict], metrics: dict) -> list[tuple[str, float]]:
+def _figures(curve: list[Epoch], metrics: dict) -> list[tuple[str, float]]:
     """The figures a one-pass run has: its errors as MSE, else its lists' ranking metrics."""
-    out = []
+    out: list[tuple[str, float]] = []
     if curve:
-        out.append(("train MSE", curve[-1]["train_loss"]))
-        if curve[-1].get("val_rmse") is not None:
-            out.append(("validation MSE", curve[-1]["val_rmse"] ** 2))
+        last = curve[-1]
+        if last.train_loss is not None:
+            out.append(("train MSE", last.train_loss))
+        if last.val_rmse is not None:
+            out.append(("validation MSE", last.val_rmse**2))
     for key, label in (("test_rmse", "test MSE"), ("baseline_rmse", "baseline test MSE")):
         if metrics.get(key) is not None:
             out.append((label, metrics[key] ** 2))

@@ -1,9 +1,12 @@
-"""The one training loop for every torch model, and the settings it runs under.
+"""The one training loop for every model, and the settings it runs under.
 
-Reads top to bottom in execution order: data to the device, optimiser, then per epoch
-a shuffled pass of zero_grad / forward / loss / backward / step, a validation RMSE, a
-checkpoint, and early stopping. Models vary it only through ``penalty`` (their
-regulariser) or, for models not trained by gradient steps, their own ``fit``.
+``run`` is the outer loop: per sweep (an epoch) the model's own step, a validation RMSE,
+a history row, progress, a checkpoint and early stopping, then the best state back.
+Every model goes through it; what a sweep is comes from the model: ``GradientSteps``
+(here) is a shuffled pass of zero_grad / forward / loss / backward / step for the torch
+models trained by gradients, which vary it only through ``penalty`` (their regulariser);
+models fitted otherwise (least squares, sampling, closed forms, rankers) supply their
+own ``Sweeps`` (see ``movierec.models.base``).
 
 Under torchrun the same loop runs on every rank; the few ``distributed.`` lines wrap the
 model, shard each epoch's rows, average sparse gradients, sum the reported figures and
@@ -15,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,7 @@ import torch
 from movierec import checkpoints, distributed
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
-from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred, stalled
+from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps, predict_centred
 from movierec.optim import OPTIMIZERS, make_optimizer
 
 
@@ -115,6 +118,146 @@ def _shuffle(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tenso
     return torch.from_numpy(perm).to(device)
 
 
+@dataclass(frozen=True)
+class Epoch:
+    """One row of a fit's history: what one sweep did."""
+
+    epoch: int
+    """1 for the first sweep."""
+    train_loss: float | None
+    """Mean squared error of the centred training ratings plus the model's penalty; None for rankers."""
+    val_rmse: float | None
+    """RMSE of the clipped predictions on the validation part; None without one (or for rankers)."""
+    seconds: float
+    """Wall time of the sweep (and, on the last row, of the fit's finish)."""
+
+    @classmethod
+    def of(cls, row: object) -> Epoch:
+        """A row read back from JSON (a checkpoint); ValueError if it is not one."""
+        if not isinstance(row, dict) or set(row) != {f.name for f in fields(cls)}:
+            raise ValueError(f"a history row must have the fields {', '.join(f.name for f in fields(cls))}")
+        epoch, seconds = row["epoch"], row["seconds"]
+        numbers = [row[k] for k in ("train_loss", "val_rmse") if row[k] is not None] + [seconds]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise ValueError(f"a history row's epoch must be a positive whole number, got {epoch!r}")
+        if any(isinstance(x, bool) or not isinstance(x, int | float) for x in numbers):
+            raise ValueError("a history row's loss, RMSE and seconds must be numbers")
+        return cls(**row)
+
+
+def as_json(history: list[Epoch]) -> list[dict]:
+    """The history as JSON-ready dicts (metrics.json, the manifest)."""
+    return [asdict(row) for row in history]
+
+
+def stalled(history: list[Epoch], patience: int) -> bool:
+    """True when the last ``patience`` epochs brought no better validation RMSE."""
+    scores = [h.val_rmse for h in history if h.val_rmse is not None]
+    if len(scores) <= patience:
+        return False
+    return min(scores[-patience:]) >= min(scores[:-patience])
+
+
+Checkpoint = Callable[[list[Epoch], float, dict | None], None]
+"""Called after each epoch with (history, best validation RMSE, best state or None)."""
+
+
+def run(
+    model: torch.nn.Module,
+    fitter: Sweeps,
+    epochs: int,
+    *,
+    validate: Callable[[], float | None] = lambda: None,
+    patience: int | None = None,
+    on_epoch: Callable[[Epoch], None] | None = None,
+    resumed: tuple[list[Epoch], float, dict | None] | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> list[Epoch]:
+    """Fit ``model`` by ``fitter``'s sweeps (``epochs`` of them unless it plans its own number).
+
+    With ``patience``, stops after that many sweeps without a better validation RMSE and
+    restores the best sweep's state. ``resumed`` continues a checkpointed run from its
+    history, best RMSE and best state.
+    """
+    sweeps = fitter.planned or epochs
+    if patience is not None and not fitter.stops_early:
+        raise ConfigError(
+            "patience does not apply to this model: it is whole only after its last sweep (a sampler's "
+            "mean, a blend's weights); set the number of sweeps with --epochs instead"
+        )
+    history, best_rmse, best_state = resumed if resumed is not None else ([], math.inf, None)
+    for epoch in range(len(history), sweeps):
+        started = time.perf_counter()
+        train_loss = fitter.sweep(epoch)
+        val_rmse = fitter.finish(validate) if epoch == sweeps - 1 else None
+        if val_rmse is None:  # no finish, or one that left the model as the sweep did
+            val_rmse = fitter.val_rmse() if fitter.validates_itself else validate()
+        row = Epoch(epoch + 1, train_loss, val_rmse, time.perf_counter() - started)
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if val_rmse is not None and val_rmse < best_rmse:
+            best_rmse = val_rmse
+            if patience is not None:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if checkpoint is not None:
+            checkpoint(history, best_rmse, best_state)
+        if patience is not None and stalled(history, patience):
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+class GradientSteps(Sweeps):
+    """A sweep of the torch models trained by gradients: one shuffled epoch of minibatch steps."""
+
+    optimizer: torch.optim.Optimizer
+
+    def __init__(
+        self,
+        model: RatingModel,
+        optimizer: torch.optim.Optimizer,
+        fit_cols: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        config: TrainConfig,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.config, self.progress = model, optimizer, config, progress
+        self.users, self.items, self.target = fit_cols
+        self.net = distributed.wrap(model)  # forward goes through ``net``; everything else uses ``model``
+        self.batch_size = distributed.local_batch(config.batch_size)
+
+    def sweep(self, epoch: int) -> float:
+        model, optimizer, batch_size = self.model, self.optimizer, self.batch_size
+        model.train()
+        perm = distributed.shard(
+            _shuffle(len(self.target), self.config.seed, epoch, self.target.device), self.config.batch_size
+        )
+        # Shuffled once per epoch, so each batch is a slice: gathering every batch's rows from
+        # the 15M-long columns costs a cache miss per row (1.2 s an epoch at batch 1024).
+        e_users, e_items, e_target = self.users[perm], self.items[perm], self.target[perm]
+        total, steps = torch.zeros((), device=self.target.device), 0
+        for s in range(0, len(perm), batch_size):
+            b_users, b_items = e_users[s : s + batch_size], e_items[s : s + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            pred = self.net(b_users, b_items)
+            loss = torch.nn.functional.mse_loss(pred, e_target[s : s + batch_size]) + model.penalty(b_users, b_items)
+            loss.backward()
+            distributed.average_sparse_grads(model)
+            optimizer.step()
+            total += loss.detach()
+            steps += 1
+            if self.progress and steps % 50 == 0:
+                self.progress("step", min(s + batch_size, len(perm)), len(perm))
+        loss_sum, all_steps = distributed.all_sum(total, steps)  # the mean over every rank's steps
+        train_loss = loss_sum / max(all_steps, 1)
+        if not math.isfinite(train_loss):
+            raise MovierecError(
+                f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr (now {self.config.lr})"
+            )
+        return train_loss
+
+
 def train(
     model: RatingModel,
     spec: ModelSpec,
@@ -128,14 +271,13 @@ def train(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> list[dict]:
-    """Train ``model`` in place on ``fit``; returns one history row per epoch.
+    on_epoch: Callable[[Epoch], None] | None = None,
+) -> list[Epoch]:
+    """Train the rater ``model`` in place on ``fit``; returns one history row per epoch (sweep).
 
-    Each row has ``epoch``, ``train_loss`` (mean squared error of centred ratings plus
-    the model's penalty, averaged over the epoch's batches), ``val_rmse`` (clipped
-    predictions on ``val``) and ``seconds``. With ``patience`` set, the weights of the
-    best validation epoch are restored at the end.
+    With ``patience`` set, the weights of the best validation epoch are restored at the
+    end. Gradient-trained models write a checkpoint to ``checkpoint_dir`` after every
+    epoch and continue from it with ``resume``.
     """
     device = distributed.start(resolve_device(config.device))  # under torchrun: this rank's device
     model.to(device)
@@ -146,105 +288,55 @@ def train(
     def validate() -> float | None:
         return _rmse_on(model, val_cols, scale, global_mean)
 
-    if spec.fit is not None:
+    resumed = None
+    fitter: Sweeps
+    if spec.sweeps is not None:
         # Under torchrun every rank fits the same data the same deterministic way, so the
         # ranks agree without exchanging weights; only validation is shared out.
-        generator = torch.Generator().manual_seed(config.seed)
-        users, items, target = fit_cols
         full_val = _columns(val, global_mean, device) if val is not None and len(val) else None
-        shown: list[dict] = []
-
-        def report(row: dict) -> None:
-            shown.append(row)
-            if on_epoch:
-                on_epoch(row)
-
-        ctx = FitContext(
-            users,
-            items,
-            target,
-            validate,
-            generator,
-            epochs=config.epochs,
-            patience=config.patience,
-            val=full_val,
-            report=report,
+        data = RaterData(*fit_cols, generator=torch.Generator().manual_seed(config.seed), val=full_val)
+        fitter = spec.sweeps(model, model_config, data)
+    else:
+        optimizer = make_optimizer(
+            config.optimizer, list(model.parameters()), config.lr, config.momentum, config.weight_decay
         )
-        fitted = spec.fit(model, model_config, ctx)
-        for row in fitted:
-            if on_epoch and not any(row is r for r in shown):
-                on_epoch(row)
-        return fitted
+        start_epoch = 0
+        if resume and checkpoint_dir is not None and (checkpoint_dir / checkpoints.META).exists():
+            start_epoch, rows, best_rmse, best_state = checkpoints.load(checkpoint_dir, model, optimizer)
+            try:
+                resumed = ([Epoch.of(row) for row in rows], best_rmse, best_state)
+            except ValueError as exc:
+                raise ConfigError(checkpoints.damaged(checkpoint_dir, str(exc))) from None
+        distributed.agree(start_epoch, "the epoch to resume from")
+        fitter = GradientSteps(model, optimizer, fit_cols, config, progress)
 
-    optimizer = make_optimizer(
-        config.optimizer, list(model.parameters()), config.lr, config.momentum, config.weight_decay
+    save: Checkpoint | None = None
+    if checkpoint_dir is not None and fitter.optimizer is not None:
+        optimizer_of_fit = fitter.optimizer
+        data_print = checkpoints.fingerprint(fit)
+
+        def save(history: list[Epoch], best_rmse: float, best_state: dict | None) -> None:
+            if distributed.is_main():
+                checkpoints.save(
+                    checkpoint_dir,
+                    spec.name,
+                    model,
+                    optimizer_of_fit,
+                    as_json(history),
+                    best_rmse,
+                    best_state,
+                    config,
+                    data_print,
+                )
+            distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is written
+
+    return run(
+        model,
+        fitter,
+        config.epochs,
+        validate=validate,
+        patience=config.patience,
+        on_epoch=on_epoch,
+        resumed=resumed,
+        checkpoint=save,
     )
-    history: list[dict] = []
-    best_rmse, best_state = math.inf, None
-    start_epoch = 0
-    if resume and checkpoint_dir is not None and (checkpoint_dir / checkpoints.META).exists():
-        start_epoch, history, best_rmse, best_state = checkpoints.load(checkpoint_dir, model, optimizer)
-    distributed.agree(start_epoch, "the epoch to resume from")
-    net = distributed.wrap(model)  # forward goes through ``net``; everything else uses ``model``
-    batch_size = distributed.local_batch(config.batch_size)
-
-    users, items, target = fit_cols
-    n = len(target)
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
-        model.train()
-        perm = distributed.shard(_shuffle(n, config.seed, epoch, device), config.batch_size)
-        # Shuffled once per epoch, so each batch is a slice: gathering every batch's rows from
-        # the 15M-long columns costs a cache miss per row (1.2 s an epoch at batch 1024).
-        e_users, e_items, e_target = users[perm], items[perm], target[perm]
-        total, steps = torch.zeros((), device=device), 0
-        for s in range(0, len(perm), batch_size):
-            b_users, b_items = e_users[s : s + batch_size], e_items[s : s + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            pred = net(b_users, b_items)
-            loss = torch.nn.functional.mse_loss(pred, e_target[s : s + batch_size]) + model.penalty(b_users, b_items)
-            loss.backward()
-            distributed.average_sparse_grads(model)
-            optimizer.step()
-            total += loss.detach()
-            steps += 1
-            if progress and steps % 50 == 0:
-                progress("step", min(s + batch_size, len(perm)), len(perm))
-        loss_sum, all_steps = distributed.all_sum(total, steps)  # the mean over every rank's steps
-        train_loss = loss_sum / max(all_steps, 1)
-        if not math.isfinite(train_loss):
-            raise MovierecError(
-                f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr (now {config.lr})"
-            )
-        val_rmse = validate()
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "val_rmse": val_rmse,
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(row)
-        if on_epoch:
-            on_epoch(row)
-        if val_rmse is not None and val_rmse < best_rmse:
-            best_rmse = val_rmse
-            if config.patience is not None:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if checkpoint_dir is not None and distributed.is_main():
-            checkpoints.save(
-                checkpoint_dir,
-                spec.name,
-                model,
-                optimizer,
-                history,
-                best_rmse,
-                best_state,
-                config,
-                checkpoints.fingerprint(fit),
-            )
-        distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is written
-        if config.patience is not None and stalled(history, config.patience):
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history

@@ -25,12 +25,15 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from movierec import models
 from movierec.errors import ConfigError, MovierecError
 from movierec.evaluation import default_relevance, evaluate, evaluate_ranking
 from movierec.training import TrainConfig
+
+if TYPE_CHECKING:
+    from movierec.training import Epoch
 
 FORMAT = "movierec-tuned-config"
 
@@ -116,10 +119,10 @@ def tune(
             return evaluate_ranking(rec, parts.val, relevance=relevance, seed=seed)["ndcg"]
         train_config = TrainConfig.for_model(spec, **{**train_fields, "seed": seed, "device": device})
 
-        def on_epoch(row: dict) -> None:
-            if row.get("val_rmse") is None or spec.fit is not None:
+        def on_epoch(row: Epoch) -> None:
+            if row.val_rmse is None or spec.sweeps is not None:
                 return
-            trial.report(row["val_rmse"], row["epoch"])
+            trial.report(row.val_rmse, row.epoch)
             if trial.number > 0 and trial.should_prune():
                 raise optuna.TrialPruned()
 

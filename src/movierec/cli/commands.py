@@ -107,7 +107,7 @@ def train(
             raise ConfigError(
                 f"{model} is fitted in one pass (closed form), so --epochs, --batch-size and --lr do not apply to it"
             )
-        if chosen.fit is not None and (batch_size is not None or lr is not None):
+        if chosen.sweeps is not None and (batch_size is not None or lr is not None):
             raise ConfigError(
                 f"{model} is fitted by its own sweeps, not by gradient steps, so --batch-size and --lr do not apply "
                 "to it (--epochs sets its sweeps)"

@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
+
+if TYPE_CHECKING:
+    from movierec.training import Epoch
 
 app = typer.Typer(
     add_completion=False,
@@ -191,17 +194,16 @@ class EpochDisplay:
             self.task = self.bar.add_task("", total=total, epoch=1, total_epochs=self.epochs)
         self.bar.update(self.task, completed=done)
 
-    def epoch(self, row: dict) -> None:
+    def epoch(self, row: Epoch) -> None:
         if self.task is not None:
-            self.bar.update(self.task, completed=0, epoch=row["epoch"] + 1)
+            self.bar.update(self.task, completed=0, epoch=row.epoch + 1)
         if self.quiet:
             return
         # The plot shows both as MSE, as the notebook did; validation also as RMSE, the test's unit.
-        val = "-" if row.get("val_rmse") is None else f"{row['val_rmse'] ** 2:.4f} (RMSE {row['val_rmse']:.4f})"
-        loss = "-" if row.get("train_loss") is None else f"{row['train_loss']:.4f}"
-        self.bar.console.print(
-            f"epoch {row['epoch']:>3}/{self.epochs}  train MSE {loss}  val MSE {val}  {row['seconds']:.1f} s"
-        )
+        val = "-" if row.val_rmse is None else f"{row.val_rmse**2:.4f} (RMSE {row.val_rmse:.4f})"
+        loss = "-" if row.train_loss is None else f"{row.train_loss:.4f}"
+        line = f"epoch {row.epoch:>3}/{self.epochs}  train MSE {loss}  val MSE {val}  {row.seconds:.1f} s"
+        self.bar.console.print(line)
 
 
 def run() -> None:

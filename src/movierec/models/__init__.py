@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from movierec.errors import ConfigError
 from movierec.models import als, baseline, blend, bmf, ease, ials, knn, mf, mlp, popular
-from movierec.models.base import FitContext, ModelSpec, Ranker, RatingModel
+from movierec.models.base import ModelSpec, Ranker, RatingModel, Sweeps
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -32,4 +32,4 @@ def get(name: str) -> ModelSpec:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "FitContext", "ModelSpec", "Ranker", "RatingModel", "get"]
+__all__ = ["MODELS", "ModelSpec", "Ranker", "RatingModel", "Sweeps", "get"]

@@ -13,15 +13,13 @@ The normal equations of every user come a block of users at a time from
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from movierec.errors import ConfigError
-from movierec.models.base import FitContext, ModelSpec, RatingModel, stalled
+from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps
 from movierec.models.mf import MF
 from movierec.models.rows import RowBlocks
 
@@ -75,51 +73,32 @@ class ALS(MF):
     """``mf``'s structure and fold-in; filled by alternating least squares instead of gradient steps."""
 
 
-def _fit(model: RatingModel, config: ALSConfig, ctx: FitContext) -> list[dict]:
-    assert isinstance(model, ALS)  # the registry pairs this fit with this build
-    users = RowBlocks(ctx.user_idx, ctx.item_idx, ctx.target, model.n_users, model.n_items)
-    items = RowBlocks(ctx.item_idx, ctx.user_idx, ctx.target, model.n_items, model.n_users)
-    p, q = model.user_factors.weight.data, model.item_factors.weight.data
-    b_u, b_i = model.user_bias.weight.data[:, 0], model.item_bias.weight.data[:, 0]
-    penalty = torch.full((config.dim + 1,), config.reg, device=p.device)
-    penalty[-1] = config.reg_bias
-    with torch.no_grad():
+class _Sweeps(Sweeps):
+    """One sweep solves every user, then every item, exactly."""
+
+    def __init__(self, model: RatingModel, config: ALSConfig, data: RaterData) -> None:
+        assert isinstance(model, ALS)  # the registry pairs these sweeps with this build
+        self.config, self.n = config, len(data.target)
+        self.users = RowBlocks(data.user_idx, data.item_idx, data.target, model.n_users, model.n_items)
+        self.items = RowBlocks(data.item_idx, data.user_idx, data.target, model.n_items, model.n_users)
+        self.p, self.q = model.user_factors.weight.data, model.item_factors.weight.data
+        self.b_u, self.b_i = model.user_bias.weight.data[:, 0], model.item_bias.weight.data[:, 0]
+        self.penalty = torch.full((config.dim + 1,), config.reg, device=self.p.device)
+        self.penalty[-1] = config.reg_bias
         # Rows without training ratings stay at zero: the bias-only prediction.
-        q.normal_(0.0, config.init_std, generator=ctx.generator)
-        q[items.count == 0] = 0.0
-    history: list[dict] = []
-    best_rmse, best_state = math.inf, None
-    for sweep in range(ctx.epochs):
-        started = time.perf_counter()
-        with torch.no_grad():
-            _solve(users, p, b_u, q, b_i, penalty, config.prior_ratings)
-            objective = _solve(items, q, b_i, p, b_u, penalty, config.prior_ratings)
-            # The items' solve counted their own penalty; add the users' (n_u + prior times).
-            objective += float(
-                (
-                    (users.count + config.prior_ratings)
-                    * (config.reg * (p * p).sum(1) + config.reg_bias * b_u * b_u)
-                    * (users.count > 0)
-                ).sum()
-            )
-        val_rmse = ctx.validate()
-        row = {
-            "epoch": sweep + 1,
-            "train_loss": objective / max(len(ctx.target), 1),
-            "val_rmse": val_rmse,
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(row)
-        if ctx.report:
-            ctx.report(row)
-        if val_rmse is not None and val_rmse < best_rmse:
-            best_rmse = val_rmse
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif ctx.patience is not None and stalled(history, ctx.patience):
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history
+        self.q.normal_(0.0, config.init_std, generator=data.generator)
+        self.q[self.items.count == 0] = 0.0
+
+    @torch.no_grad()
+    def sweep(self, epoch: int) -> float:
+        config, p, b_u = self.config, self.p, self.b_u
+        _solve(self.users, p, b_u, self.q, self.b_i, self.penalty, config.prior_ratings)
+        objective = _solve(self.items, self.q, self.b_i, p, b_u, self.penalty, config.prior_ratings)
+        # The items' solve counted their own penalty; add the users' (n_u + prior times).
+        count = self.users.count
+        ridge = (count + config.prior_ratings) * (config.reg * (p * p).sum(1) + config.reg_bias * b_u * b_u)
+        objective += float((ridge * (count > 0)).sum())
+        return objective / max(self.n, 1)
 
 
 def _build(config: ALSConfig, n_users: int, n_items: int, generator: torch.Generator) -> ALS:
@@ -145,6 +124,6 @@ SPEC = ModelSpec(
     config_type=ALSConfig,
     build=_build,
     training={"epochs": 25, "patience": 2},
-    fit=_fit,
+    sweeps=_Sweeps,
     space=_space,
 )

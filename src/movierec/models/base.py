@@ -170,17 +170,9 @@ def predict_centred(model: RatingModel, users: Tensor, items: Tensor, batch: int
     return out
 
 
-def stalled(history: list[dict], patience: int) -> bool:
-    """True when the last ``patience`` epochs brought no better validation RMSE."""
-    scores = [h["val_rmse"] for h in history if h["val_rmse"] is not None]
-    if len(scores) <= patience:
-        return False
-    return min(scores[-patience:]) >= min(scores[:-patience])
-
-
 @dataclass(frozen=True)
-class FitContext:
-    """What a model's own fit function (for models not trained by gradient steps) gets."""
+class RaterData:
+    """What a rater fitted by sweeps gets: the fit part, centred, and the validation part."""
 
     user_idx: Tensor
     """int64 (n,): the fit ratings' users."""
@@ -188,20 +180,49 @@ class FitContext:
     """int64 (n,): the fit ratings' items."""
     target: Tensor
     """float32 (n,): the fit ratings, centred on the training mean."""
-    validate: Callable[[], float | None]
-    """Returns the current validation RMSE (None without a validation part)."""
     generator: torch.Generator
     """The run's random generator (seeded from the training seed)."""
-    epochs: int = 1
-    """The training config's ``epochs``: passes (sweeps) an iterative fit makes over the data."""
-    patience: int | None = None
-    """The training config's ``patience``: a fit may stop after this many sweeps without a better validation RMSE."""
     val: tuple[Tensor, Tensor, Tensor] | None = None
     """The validation part as (user_idx, item_idx, centred target), or None: for fits that
     average or weigh several predictors on held-out ratings (a sampler's running mean, a blend)."""
-    report: Callable[[dict], None] | None = None
-    """Call with each history row as it is made, so long fits show progress; rows reported
-    are not shown again when the fit returns."""
+
+
+class Sweeps:
+    """How a model is fitted, one sweep at a time; the training loop drives it.
+
+    A sweep is one pass over the training data: an epoch of gradient steps, one round of
+    alternating least squares, one Gibbs sample, or the whole of a one-pass fit. The loop
+    (``movierec.training.run``) times each sweep, validates, keeps the history, reports
+    progress, stops early and keeps the best state; a model supplies only the sweep.
+    """
+
+    planned: int | None = None
+    """Sweeps this fit always makes (1 for a one-pass fit, a ranker's own count); None: the training config's epochs."""
+    stops_early: bool = True
+    """False when the model is whole only after ``finish`` (a sampler's mean): no early stop, no best state."""
+    validates_itself: bool = False
+    """True when ``val_rmse`` gives each sweep's validation figure (a sampler's running mean's), not the loop."""
+    optimizer: torch.optim.Optimizer | None = None
+    """The optimiser whose state a checkpoint keeps; None: a fit that cannot resume from a checkpoint."""
+
+    def sweep(self, epoch: int) -> float | None:
+        """One sweep (``epoch`` counts from 0); returns its training loss, or None where there is none."""
+        raise NotImplementedError
+
+    def val_rmse(self) -> float | None:
+        """This sweep's own validation RMSE, for fits that ``validates_itself``."""
+        return None
+
+    def finish(self, validate: Callable[[], float | None]) -> float | None:
+        """After the last planned sweep: complete the model; returns its validation RMSE if that changed."""
+        return None
+
+
+def fit_quietly(fitter: Sweeps, sweeps: int) -> None:
+    """Every sweep of ``fitter`` and its finish, no validation or history: for a model's parts (a blend's members)."""
+    for epoch in range(fitter.planned or sweeps):
+        fitter.sweep(epoch)
+    fitter.finish(lambda: None)
 
 
 @dataclass(frozen=True)
@@ -220,8 +241,6 @@ class RankerData:
     """Top of the rating scale."""
     generator: torch.Generator
     """The run's random generator."""
-    report: Callable[[dict], None] | None = None
-    """Called with each history row as it is made (progress of iterative fits)."""
 
     def rows(self) -> UserRows:
         """Every user's ratings, as one batch of rows (users with none get an empty row)."""
@@ -246,9 +265,9 @@ class ModelSpec:
     """``build(config, n_users, n_items, generator)``: a freshly initialised model."""
     training: dict
     """Defaults for ``TrainConfig`` fields this model wants (epochs, lr, optimizer, ...)."""
-    fit: Callable[[Any, Any, Any], list[dict]] | None = None
-    """For models not trained by gradient steps: ``fit(model, config, ctx)`` -> history rows
-    (``ctx`` a ``FitContext`` for raters, a ``RankerData`` for rankers)."""
+    sweeps: Callable[[Any, Any, Any], Sweeps] | None = None
+    """For models not trained by gradient steps: ``sweeps(model, config, data)`` -> how to fit it
+    (``data`` a ``RaterData`` for raters, a ``RankerData`` for rankers); None: the gradient loop."""
     kind: str = "rater"
     """``rater`` (predicts ratings) or ``ranker`` (orders lists)."""
     one_pass: bool = False

@@ -6,14 +6,13 @@ Fitted by alternating least squares, as Surprise's ``BaselineOnly`` does:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps
 
 
 @dataclass(frozen=True)
@@ -67,29 +66,23 @@ def _build(config: BaselineConfig, n_users: int, n_items: int, generator: torch.
     return Baseline(n_users, n_items)
 
 
-def _fit(model: RatingModel, config: BaselineConfig, ctx: FitContext) -> list[dict]:
-    assert isinstance(model, Baseline)  # the registry pairs this fit with this build
-    start = time.perf_counter()
-    b_u, b_i = fit_biases(
-        ctx.user_idx.cpu().numpy(),
-        ctx.item_idx.cpu().numpy(),
-        ctx.target.cpu().numpy().astype(np.float64),
-        model.n_users,
-        model.n_items,
-        config,
-    )
-    with torch.no_grad():
-        model.user_bias.copy_(torch.from_numpy(b_u))
-        model.item_bias.copy_(torch.from_numpy(b_i))
-    residual = ctx.target.cpu().numpy() - b_u[ctx.user_idx.cpu().numpy()] - b_i[ctx.item_idx.cpu().numpy()]
-    return [
-        {
-            "epoch": 1,
-            "train_loss": float(np.mean(residual**2)),
-            "val_rmse": ctx.validate(),
-            "seconds": time.perf_counter() - start,
-        }
-    ]
+class _Sweeps(Sweeps):
+    """One pass: the biases by their own few least-squares sweeps (``BaselineConfig.sweeps``)."""
+
+    planned = 1
+
+    def __init__(self, model: RatingModel, config: BaselineConfig, data: RaterData) -> None:
+        assert isinstance(model, Baseline)  # the registry pairs these sweeps with this build
+        self.model, self.config, self.data = model, config, data
+
+    def sweep(self, epoch: int) -> float:
+        u, i = self.data.user_idx.cpu().numpy(), self.data.item_idx.cpu().numpy()
+        y = self.data.target.cpu().numpy().astype(np.float64)
+        b_u, b_i = fit_biases(u, i, y, self.model.n_users, self.model.n_items, self.config)
+        with torch.no_grad():
+            self.model.user_bias.copy_(torch.from_numpy(b_u))
+            self.model.item_bias.copy_(torch.from_numpy(b_i))
+        return float(np.mean((y - b_u[u] - b_i[i]) ** 2))
 
 
 def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
@@ -107,7 +100,7 @@ SPEC = ModelSpec(
     config_type=BaselineConfig,
     build=_build,
     training={"epochs": 1},
-    fit=_fit,
+    sweeps=_Sweeps,
     space=_space,
     one_pass=True,
 )

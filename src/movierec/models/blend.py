@@ -1,8 +1,8 @@
 """A linear blend of models, its weights fitted on the validation part (how the Netflix Prize was won).
 
 Prediction (centred): ``w_0 + sum_m w_m f_m(u, i)``. Each member is fitted on the
-training part by its own fit function (so members are the models not trained by
-gradient steps: ``bmf``, ``knn``, ``baseline``); the weights are then the ridge least
+training part by its own sweeps (so members are the models not trained by gradient
+steps: ``bmf``, ``knn``, ``baseline``, ``als``); the weights are then the ridge least
 squares fit of the members' validation predictions to the validation ratings. No member
 looks at the validation ratings while fitting, so the weights are fitted on predictions
 the members made blind; only the blend's own validation figure is slightly optimistic
@@ -14,21 +14,20 @@ manifest's config (member names and configs) is enough to rebuild its structure.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import dataclass, field, is_dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from movierec.errors import ConfigError
 from movierec.models import als, baseline, bmf, knn
-from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred
+from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps, fit_quietly, predict_centred
 from movierec.models.bmf import BMFConfig
 from movierec.models.knn import KNNConfig
 
 MEMBERS: dict[str, ModelSpec] = {s.name: s for s in (baseline.SPEC, als.SPEC, bmf.SPEC, knn.SPEC)}
-"""The models a blend can mix: the rating models with a fit of their own (no gradient loop)."""
+"""The models a blend can mix: the rating models with sweeps of their own (no gradient steps)."""
 
 
 def _member_spec(name: str) -> ModelSpec:
@@ -36,7 +35,7 @@ def _member_spec(name: str) -> ModelSpec:
         return MEMBERS[name]
     except KeyError:
         raise ConfigError(
-            f"blend member {name!r} cannot be blended; members must have a fit of their own: {', '.join(MEMBERS)}"
+            f"blend member {name!r} cannot be blended; members must have sweeps of their own: {', '.join(MEMBERS)}"
         ) from None
 
 
@@ -45,7 +44,7 @@ class BlendConfig:
     """Which models are blended, with their own configs."""
 
     members: tuple[str, ...] = ("bmf", "knn", "baseline")
-    """Registered names of the models blended (each fitted by its own fit function)."""
+    """Registered names of the models blended (each fitted by its own sweeps)."""
     configs: tuple = field(default=())
     """One config per member (a dataclass, or a dict of its fields as saved); empty: each member's defaults."""
     ridge: float = 1e-3
@@ -138,69 +137,65 @@ def blend_weights(preds: Tensor, target: Tensor, ridge: float) -> Tensor:
     return torch.linalg.solve(x.T @ x + torch.diag(penalty), x.T @ target.double().to(preds.device))
 
 
-def _fit(model: RatingModel, config: BlendConfig, ctx: FitContext) -> list[dict]:
-    assert isinstance(model, Blend)  # the registry pairs this fit with this build
-    started = time.perf_counter()
-    history: list[dict] = []
-    val_preds = []
-    seeds = []
-    for m, (name, cfg, member) in enumerate(zip(config.members, config.configs, model.members, strict=True)):
-        spec = _member_spec(name)
-        seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator))
-        seeds.append(seed)
-        lead = m == 0  # the first member's rows are the blend's history (and its progress)
+class _Sweeps(Sweeps):
+    """Every member sweeps in step (a one-pass member only in the first); the weights come at the finish.
 
-        def report(row: dict, lead: bool = lead) -> None:
-            if lead and ctx.report and row["epoch"] < ctx.epochs:
-                ctx.report(row)
+    The blend's history is its first member's: that member's training loss, and its own
+    validation figure where it has one (a sampler's running mean), until the last row,
+    which is the blend's.
+    """
 
-        sub = FitContext(
-            ctx.user_idx,
-            ctx.item_idx,
-            ctx.target,
-            validate=lambda: None,
-            generator=torch.Generator().manual_seed(seed),
-            epochs=ctx.epochs,
-            val=ctx.val,
-            report=report,
-        )
-        assert spec.fit is not None  # members are chosen among models with a fit of their own
-        rows = spec.fit(member, cfg, sub)
-        if lead:
-            for row in rows:  # in place: rows already reported must stay the same objects
-                row["member"] = name
-            history = rows
-        if ctx.val is not None:
-            val_preds.append(predict_centred(member, ctx.val[0], ctx.val[1]))
-    with torch.no_grad():
-        if ctx.val is not None:
-            model.weights.copy_(blend_weights(torch.stack(val_preds, 1), ctx.val[2], config.ridge).float())
-        else:  # nothing to fit the weights on: an even mix
-            even = torch.tensor([1.0 / len(config.members)] * len(config.members) + [0.0])
-            model.weights.copy_(even)
-    val_rmse = ctx.validate()  # before any refit: afterwards the validation ratings are training data
-    if config.refit and ctx.val is not None:
-        users = torch.cat([ctx.user_idx, ctx.val[0]])
-        items = torch.cat([ctx.item_idx, ctx.val[1]])
-        target = torch.cat([ctx.target, ctx.val[2]])
-        for name, cfg, member, seed in zip(config.members, config.configs, model.members, seeds, strict=True):
-            spec = _member_spec(name)
-            again = FitContext(
-                users, items, target, lambda: None, torch.Generator().manual_seed(seed), epochs=ctx.epochs
-            )
-            assert spec.fit is not None
-            spec.fit(member, cfg, again)
-    last = history[-1] if history else {"epoch": 1, "train_loss": float("nan")}
-    last.update(
-        val_rmse=val_rmse,
-        seconds=time.perf_counter() - started - sum(h.get("seconds", 0.0) for h in history[:-1]),
-        member="blend",
-        weights=[round(float(w), 4) for w in model.weights],
-    )
-    history = history[:-1] + [last]
-    if ctx.report:
-        ctx.report(last)
-    return history
+    stops_early = False  # the blend is whole only once its weights are fitted
+    validates_itself = True
+
+    def __init__(self, model: RatingModel, config: BlendConfig, data: RaterData) -> None:
+        assert isinstance(model, Blend)  # the registry pairs these sweeps with this build
+        self.model, self.config, self.data = model, config, data
+        self.seeds = [int(torch.randint(0, 2**62, (1,), generator=data.generator)) for _ in config.members]
+        self.fitters = self._members(data)
+        self.done = 0
+        planned = [f.planned for f in self.fitters]
+        if all(planned):  # one-pass members only: the blend is one pass too
+            self.planned = max(n for n in planned if n)
+
+    def _members(self, data: RaterData) -> list[Sweeps]:
+        fitters = []
+        for name, cfg, member, seed in zip(
+            self.config.members, self.config.configs, self.model.members, self.seeds, strict=True
+        ):
+            make = _member_spec(name).sweeps
+            assert make is not None  # members are chosen among models with sweeps of their own
+            fitters.append(make(member, cfg, replace(data, generator=torch.Generator().manual_seed(seed))))
+        return fitters
+
+    def sweep(self, epoch: int) -> float | None:
+        losses = [f.sweep(epoch) if epoch < (f.planned or epoch + 1) else None for f in self.fitters]
+        self.done = epoch + 1
+        return losses[0]
+
+    def val_rmse(self) -> float | None:
+        lead = self.fitters[0]
+        return lead.val_rmse() if lead.validates_itself else None
+
+    def finish(self, validate: Callable[[], float | None]) -> float | None:
+        model, config, val = self.model, self.config, self.data.val
+        for fitter in self.fitters:
+            fitter.finish(lambda: None)
+        with torch.no_grad():
+            if val is not None:
+                preds = torch.stack([predict_centred(m, val[0], val[1]) for m in model.members], 1)
+                model.weights.copy_(blend_weights(preds, val[2], config.ridge).float())
+            else:  # nothing to fit the weights on: an even mix
+                even = torch.tensor([1.0 / len(config.members)] * len(config.members) + [0.0])
+                model.weights.copy_(even)
+        val_rmse = validate()  # before any refit: afterwards the validation ratings are training data
+        if config.refit and val is not None:
+            d = self.data
+            users, items = torch.cat([d.user_idx, val[0]]), torch.cat([d.item_idx, val[1]])
+            both = RaterData(users, items, torch.cat([d.target, val[2]]), d.generator)
+            for fitter in self._members(both):
+                fit_quietly(fitter, self.done)
+        return val_rmse
 
 
 def _build(config: BlendConfig, n_users: int, n_items: int, generator: torch.Generator) -> Blend:
@@ -224,6 +219,6 @@ SPEC = ModelSpec(
     config_type=BlendConfig,
     build=_build,
     training={"epochs": 60},
-    fit=_fit,
+    sweeps=_Sweeps,
     space=_space,
 )

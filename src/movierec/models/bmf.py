@@ -25,7 +25,6 @@ vectors and closed-form fold-in like ``mf``.
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,7 @@ import torch
 from torch import Tensor
 
 from movierec.errors import ConfigError
-from movierec.models.base import FitContext, ModelSpec, RatingModel
+from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps
 from movierec.models.mf import MF, ridge_fold_in
 from movierec.models.rows import RowBlocks
 
@@ -93,7 +92,7 @@ class BMF(MF):
 class _Sampler:
     """The state of one Gibbs chain: parameters, hyperparameters, residuals and random streams."""
 
-    def __init__(self, ctx: FitContext, n_users: int, n_items: int, config: BMFConfig) -> None:
+    def __init__(self, ctx: RaterData, n_users: int, n_items: int, config: BMFConfig) -> None:
         self.u, self.i, self.y = ctx.user_idx, ctx.item_idx, ctx.target.float()
         self.n_users, self.n_items, self.k = n_users, n_items, config.dim
         self.config = config
@@ -316,50 +315,52 @@ class _PosteriorMean:
         return self.w_u / c, self.w_i / c, A, B
 
 
-def _fit(model: RatingModel, config: BMFConfig, ctx: FitContext) -> list[dict]:
-    assert isinstance(model, BMF)  # the registry pairs this fit with this build
-    sampler = _Sampler(ctx, model.n_users, model.n_items, config)
-    mean = _PosteriorMean(model.n_users, model.n_items, config.dim, sampler.y.device)
-    val_sum = None if ctx.val is None else torch.zeros(len(ctx.val[0]), dtype=torch.float64)
-    history: list[dict] = []
-    for sweep in range(ctx.epochs):
-        started = time.perf_counter()
+class _Sweeps(Sweeps):
+    """One sweep draws one Gibbs sample; the model is the posterior mean of the samples after burn-in."""
+
+    stops_early = False  # the model is the mean of every kept sample, whole only at the end
+    validates_itself = True  # each sweep's figure is the running mean's, not the last sample's
+
+    def __init__(self, model: RatingModel, config: BMFConfig, data: RaterData) -> None:
+        assert isinstance(model, BMF)  # the registry pairs these sweeps with this build
+        self.model, self.config, self.val = model, config, data.val
+        self.sampler = _Sampler(data, model.n_users, model.n_items, config)
+        self.mean = _PosteriorMean(model.n_users, model.n_items, config.dim, self.sampler.y.device)
+        self.val_sum = None if data.val is None else torch.zeros(len(data.val[0]), dtype=torch.float64)
+        self.rmse: float | None = None
+
+    def sweep(self, epoch: int) -> float:
+        sampler = self.sampler
         sampler.sweep()
-        val_rmse = None
-        if sweep >= config.burn_in or sweep == ctx.epochs - 1:
-            mean.add(sampler)
-        if ctx.val is not None:
-            vu, vi, vt = ctx.val
+        if epoch >= self.config.burn_in:
+            self.mean.add(sampler)
+        if self.val is not None and self.val_sum is not None:
+            vu, vi, vt = self.val
             pred = sampler.predict(vu, vi).double().cpu()
-            if mean.count and val_sum is not None:
-                val_sum += pred
-                pred = val_sum / mean.count
-            val_rmse = float(torch.sqrt(torch.mean((pred - vt.double().cpu()) ** 2)))
-        row = {
-            "epoch": sweep + 1,
-            "train_loss": sampler.sse / len(sampler.y),
-            "val_rmse": val_rmse,
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(row)
-        if ctx.report and sweep < ctx.epochs - 1:
-            ctx.report(row)
-    w_u, w_i, A, B = mean.factors()
-    u_mean, u_lam = sampler.hyper["U"]
-    b_mean, b_lam = sampler.hyper["w_u"]
-    with torch.no_grad():
-        model.user_bias.weight.copy_(w_u.float()[:, None])
-        model.item_bias.weight.copy_(w_i.float()[:, None])
-        model.user_factors.weight.copy_(A.float())
-        model.item_factors.weight.copy_(B.float())
-        model.fold_in_ridge.copy_(torch.tensor([float(np.mean(u_lam)), float(b_lam[0])]) / sampler.alpha)
-    # The last row's validation figure is the saved model's own (clipped, as training reports it).
-    final = ctx.validate()
-    if final is not None:
-        history[-1]["val_rmse"] = final
-    if ctx.report:
-        ctx.report(history[-1])
-    return history
+            if self.mean.count:
+                self.val_sum += pred
+                pred = self.val_sum / self.mean.count
+            self.rmse = float(torch.sqrt(torch.mean((pred - vt.double().cpu()) ** 2)))
+        return sampler.sse / len(sampler.y)
+
+    def val_rmse(self) -> float | None:
+        return self.rmse
+
+    def finish(self, validate: Callable[[], float | None]) -> float | None:
+        sampler, model = self.sampler, self.model
+        if not self.mean.count:  # fewer sweeps than the burn-in: the last sample stands alone
+            self.mean.add(sampler)
+        w_u, w_i, A, B = self.mean.factors()
+        u_mean, u_lam = sampler.hyper["U"]
+        b_mean, b_lam = sampler.hyper["w_u"]
+        with torch.no_grad():
+            model.user_bias.weight.copy_(w_u.float()[:, None])
+            model.item_bias.weight.copy_(w_i.float()[:, None])
+            model.user_factors.weight.copy_(A.float())
+            model.item_factors.weight.copy_(B.float())
+            model.fold_in_ridge.copy_(torch.tensor([float(np.mean(u_lam)), float(b_lam[0])]) / sampler.alpha)
+        # The last row's validation figure is the saved model's own (clipped, as training reports it).
+        return validate()
 
 
 def _build(config: BMFConfig, n_users: int, n_items: int, generator: torch.Generator) -> BMF:
@@ -382,6 +383,6 @@ SPEC = ModelSpec(
     config_type=BMFConfig,
     build=_build,
     training={"epochs": 60},
-    fit=_fit,
+    sweeps=_Sweeps,
     space=_space,
 )

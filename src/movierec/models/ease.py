@@ -18,7 +18,6 @@ whether a catalogue is small enough, and the recommender picks ``ials`` when it 
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ import torch
 from torch import Tensor
 
 from movierec.errors import ConfigError
-from movierec.models.base import ModelSpec, Ranker, RankerData, UserRows
+from movierec.models.base import ModelSpec, Ranker, RankerData, Sweeps, UserRows
 
 MAX_ITEMS = 20_000
 """Largest catalogue ``auto`` gives to EASE: its two dense matrices take 3.2 GB there."""
@@ -102,19 +101,27 @@ def gram(data: RankerData, weights: Tensor, n_items: int) -> Tensor:
     return g
 
 
-def _fit(model: EASE, config: EASEConfig, data: RankerData) -> list[dict]:
-    started = time.perf_counter()
-    model.rating_max.fill_(data.rating_max)
-    g = gram(data, model.weights(data.rating), model.n_items)
-    g.diagonal().add_(config.l2)
-    lower = torch.linalg.cholesky(g)
-    del g  # two n_items^2 matrices at a time, never three
-    p = torch.cholesky_inverse(lower)
-    del lower
-    p.div_(-p.diagonal()[None, :])  # B = -P / diag(P), column by column
-    p.diagonal().zero_()
-    model.B = p
-    return [{"epoch": 1, "seconds": time.perf_counter() - started}]
+class _Sweeps(Sweeps):
+    """One pass: the closed form."""
+
+    planned = 1
+
+    def __init__(self, model: EASE, config: EASEConfig, data: RankerData) -> None:
+        self.model, self.config, self.data = model, config, data
+
+    @torch.no_grad()
+    def sweep(self, epoch: int) -> None:
+        model, data = self.model, self.data
+        model.rating_max.fill_(data.rating_max)
+        g = gram(data, model.weights(data.rating), model.n_items)
+        g.diagonal().add_(self.config.l2)
+        lower = torch.linalg.cholesky(g)
+        del g  # two n_items^2 matrices at a time, never three
+        p = torch.cholesky_inverse(lower)
+        del lower
+        p.div_(-p.diagonal()[None, :])  # B = -P / diag(P), column by column
+        p.diagonal().zero_()
+        model.B = p
 
 
 def _build(config: EASEConfig, n_users: int, n_items: int, generator: torch.Generator) -> EASE:
@@ -145,7 +152,7 @@ SPEC = ModelSpec(
     config_type=EASEConfig,
     build=_build,
     training={"epochs": 1},
-    fit=_fit,
+    sweeps=_Sweeps,
     kind="ranker",
     space=_space,
     candidates=_candidates,

@@ -21,14 +21,13 @@ one rated item's share.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from movierec.errors import ConfigError
-from movierec.models.base import ModelSpec, Ranker, RankerData, UserRows
+from movierec.models.base import ModelSpec, Ranker, RankerData, Sweeps, UserRows
 from movierec.models.rows import RowBlocks
 
 
@@ -119,24 +118,24 @@ def solve_side(blocks: RowBlocks, other: Tensor, out: Tensor, model: IALS, base_
         out[rows] = torch.linalg.solve(a, b)
 
 
-def _fit(model: IALS, config: IALSConfig, data: RankerData) -> list[dict]:
-    model.rating_max.fill_(data.rating_max)
-    q = model.item_factors
-    q.normal_(0.0, config.init_std, generator=data.generator)
-    p = q.new_zeros(data.n_users, config.dim)
-    users = RowBlocks(data.user_idx, data.item_idx, data.rating, data.n_users, model.n_items)
-    items = RowBlocks(data.item_idx, data.user_idx, data.rating, model.n_items, data.n_users)
-    q[items.count == 0] = 0.0  # never rated: never listed, and no noise in anyone's solve
-    history = []
-    for sweep in range(config.sweeps):
-        started = time.perf_counter()
-        solve_side(users, q, p, model, config.unrated_weight * (q.T @ q))
-        solve_side(items, p, q, model, config.unrated_weight * (p.T @ p))
-        row = {"epoch": sweep + 1, "seconds": time.perf_counter() - started}
-        history.append(row)
-        if data.report:
-            data.report(row)
-    return history
+class _Sweeps(Sweeps):
+    """One sweep solves every user, then every item; ``IALSConfig.sweeps`` of them."""
+
+    def __init__(self, model: IALS, config: IALSConfig, data: RankerData) -> None:
+        self.model, self.config, self.planned = model, config, config.sweeps
+        model.rating_max.fill_(data.rating_max)
+        self.q = model.item_factors
+        self.q.normal_(0.0, config.init_std, generator=data.generator)
+        self.p = self.q.new_zeros(data.n_users, config.dim)
+        self.users = RowBlocks(data.user_idx, data.item_idx, data.rating, data.n_users, model.n_items)
+        self.items = RowBlocks(data.item_idx, data.user_idx, data.rating, model.n_items, data.n_users)
+        self.q[self.items.count == 0] = 0.0  # never rated: never listed, and no noise in anyone's solve
+
+    @torch.no_grad()
+    def sweep(self, epoch: int) -> None:
+        p, q, model, weight = self.p, self.q, self.model, self.config.unrated_weight
+        solve_side(self.users, q, p, model, weight * (q.T @ q))
+        solve_side(self.items, p, q, model, weight * (p.T @ p))
 
 
 def _build(config: IALSConfig, n_users: int, n_items: int, generator: torch.Generator) -> IALS:
@@ -167,7 +166,7 @@ SPEC = ModelSpec(
     config_type=IALSConfig,
     build=_build,
     training={"epochs": 1},
-    fit=_fit,
+    sweeps=_Sweeps,
     kind="ranker",
     space=_space,
     candidates=_candidates,

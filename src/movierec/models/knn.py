@@ -24,7 +24,6 @@ to predict), as a user-major sparse matrix.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from movierec.errors import ConfigError
-from movierec.models.base import FitContext, ModelSpec, RatingModel, predict_centred
+from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps, predict_centred
 from movierec.models.baseline import BaselineConfig, fit_biases
 
 
@@ -233,21 +232,29 @@ def _top_neighbours(
     return top_idx, top_sim.clamp_min(0)
 
 
-def _fit(model: RatingModel, config: KNNConfig, ctx: FitContext) -> list[dict]:
-    assert isinstance(model, KNN)  # the registry pairs this fit with this build
-    started = time.perf_counter()
-    u = ctx.user_idx.cpu().numpy()
-    i = ctx.item_idx.cpu().numpy()
-    y = ctx.target.cpu().numpy().astype(np.float64)
-    n_users, n_items = model.n_users, model.n_items
-    b_u, b_i = fit_biases(u, i, y, n_users, n_items, BaselineConfig(config.reg_user, config.reg_item))
-    residual = (y - b_u[u] - b_i[i]).astype(np.float32)
-    idx, sim = top_neighbours(u, i, residual, n_users, n_items, config)
-    order = np.lexsort((i, u))
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
-    device = ctx.target.device
-    with torch.no_grad():
+class _Sweeps(Sweeps):
+    """One pass: biases, then each item's neighbours from the residuals."""
+
+    planned = 1
+
+    def __init__(self, model: RatingModel, config: KNNConfig, data: RaterData) -> None:
+        assert isinstance(model, KNN)  # the registry pairs these sweeps with this build
+        self.model, self.config, self.data = model, config, data
+
+    @torch.no_grad()
+    def sweep(self, epoch: int) -> float:
+        model, config, data = self.model, self.config, self.data
+        u = data.user_idx.cpu().numpy()
+        i = data.item_idx.cpu().numpy()
+        y = data.target.cpu().numpy().astype(np.float64)
+        n_users, n_items = model.n_users, model.n_items
+        b_u, b_i = fit_biases(u, i, y, n_users, n_items, BaselineConfig(config.reg_user, config.reg_item))
+        residual = (y - b_u[u] - b_i[i]).astype(np.float32)
+        idx, sim = top_neighbours(u, i, residual, n_users, n_items, config)
+        order = np.lexsort((i, u))
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+        device = data.target.device
         model.user_bias.copy_(torch.from_numpy(b_u))
         model.item_bias.copy_(torch.from_numpy(b_i))
         model.neighbour_idx.copy_(idx)
@@ -255,19 +262,12 @@ def _fit(model: RatingModel, config: KNNConfig, ctx: FitContext) -> list[dict]:
         model.seen_indptr.copy_(torch.from_numpy(indptr))
         model._buffers["seen_items"] = torch.from_numpy(i[order].astype(np.int64)).to(device)
         model._buffers["seen_residual"] = torch.from_numpy(residual[order]).to(device)
-    # The training loss on a seeded sample: predicting all 15.2M training ratings of ML-20M
-    # from their 500 candidate neighbours took 130 s, three times the fit; 2^19 ratings
-    # pin the mean squared error to about 0.2%.
-    sample = torch.randperm(len(u), generator=ctx.generator)[:LOSS_SAMPLE].to(device)
-    pred = predict_centred(model, ctx.user_idx[sample], ctx.item_idx[sample])
-    return [
-        {
-            "epoch": 1,
-            "train_loss": float(torch.mean((pred - ctx.target[sample]) ** 2)),
-            "val_rmse": ctx.validate(),
-            "seconds": time.perf_counter() - started,
-        }
-    ]
+        # The training loss on a seeded sample: predicting all 15.2M training ratings of ML-20M
+        # from their 500 candidate neighbours took 130 s, three times the fit; 2^19 ratings
+        # pin the mean squared error to about 0.2%.
+        sample = torch.randperm(len(u), generator=data.generator)[:LOSS_SAMPLE].to(device)
+        pred = predict_centred(model, data.user_idx[sample], data.item_idx[sample])
+        return float(torch.mean((pred - data.target[sample]) ** 2))
 
 
 LOSS_SAMPLE = 1 << 19
@@ -295,7 +295,7 @@ SPEC = ModelSpec(
     config_type=KNNConfig,
     build=_build,
     training={"epochs": 1},
-    fit=_fit,
+    sweeps=_Sweeps,
     space=_space,
     one_pass=True,
 )

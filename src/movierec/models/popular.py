@@ -11,14 +11,13 @@ movierec had rankers; kept so that evaluation can show what that costs.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from movierec.models.base import ModelSpec, Ranker, RankerData, RatingModel, UserRows
+from movierec.models.base import ModelSpec, Ranker, RankerData, RatingModel, Sweeps, UserRows
 from movierec.models.baseline import fit_biases
 
 
@@ -46,16 +45,24 @@ class Popular(Ranker):
         return self.item_score.expand(rows.n_rows, -1).clone()
 
 
-def _fit(model: Popular, config: PopularConfig, data: RankerData) -> list[dict]:
-    started = time.perf_counter()
-    u, i = data.user_idx.cpu().numpy(), data.item_idx.cpu().numpy()
-    r = data.rating.cpu().numpy().astype(np.float64)
-    mean = float(r.mean()) if len(r) else 0.0
-    _, b_i = fit_biases(u, i, r - mean, data.n_users, model.n_items)
-    counts = np.bincount(i, minlength=model.n_items)
-    scale = (float(r.min()), float(r.max())) if len(r) else (0.0, 1.0)
-    model.item_score.copy_(torch.from_numpy(popularity(mean, b_i, counts, scale)).float())
-    return [{"epoch": 1, "seconds": time.perf_counter() - started}]
+class _Sweeps(Sweeps):
+    """One pass: every item's damped mean and count."""
+
+    planned = 1
+
+    def __init__(self, model: Popular, config: PopularConfig, data: RankerData) -> None:
+        self.model, self.data = model, data
+
+    @torch.no_grad()
+    def sweep(self, epoch: int) -> None:
+        data, model = self.data, self.model
+        u, i = data.user_idx.cpu().numpy(), data.item_idx.cpu().numpy()
+        r = data.rating.cpu().numpy().astype(np.float64)
+        mean = float(r.mean()) if len(r) else 0.0
+        _, b_i = fit_biases(u, i, r - mean, data.n_users, model.n_items)
+        counts = np.bincount(i, minlength=model.n_items)
+        scale = (float(r.min()), float(r.max())) if len(r) else (0.0, 1.0)
+        model.item_score.copy_(torch.from_numpy(popularity(mean, b_i, counts, scale)).float())
 
 
 SPEC = ModelSpec(
@@ -64,7 +71,7 @@ SPEC = ModelSpec(
     config_type=PopularConfig,
     build=lambda config, n_users, n_items, generator: Popular(n_items),
     training={"epochs": 1},
-    fit=_fit,
+    sweeps=_Sweeps,
     kind="ranker",
 )
 
