@@ -141,7 +141,7 @@ def test_the_loop_stops_early_and_restores_the_best_sweeps_state():
     history = run(model, fitter, 5, validate=lambda: scores[len(seen)], patience=2, on_epoch=seen.append)
     assert [h.epoch for h in history] == [1, 2, 3, 4] and seen == history
     assert [h.val_rmse for h in history] == scores[:4] and history[1].train_loss == 0.5
-    assert float(model.weight) == 1.0  # the second sweep's state, the best validation figure
+    assert float(model.weight.detach()) == 1.0  # the second sweep's state, the best validation figure
     assert ("finish", None) not in fitter.calls  # stopped before the last planned sweep
 
 
