@@ -41,6 +41,29 @@ def test_resume_continues_exactly_where_it_stopped(parts, tmp_path, optimizer):
         torch.testing.assert_close(a, b, msg=name)
 
 
+def test_als_resumes_exactly_too(parts, tmp_path):
+    # A model fitted by sweeps whose state is all in the model checkpoints through the same loop.
+    spec = models.get("als")
+    cfg = spec.config_type(dim=4)
+    mean = float(parts.fit.rating.mean())
+
+    def fitted(epochs: int, **kwargs):
+        net = spec.build(cfg, parts.fit.n_users, parts.fit.n_items, torch.Generator().manual_seed(0))
+        config = TrainConfig.for_model(spec, epochs=epochs, patience=None, device="cpu")
+        return net, train(net, spec, cfg, parts.fit, parts.val, config, global_mean=mean, scale=(0.5, 5.0), **kwargs)
+
+    full, full_history = fitted(4)
+    fitted(2, checkpoint_dir=tmp_path)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
+    ran: list = []
+    resumed, history = fitted(4, checkpoint_dir=tmp_path, resume=True, on_epoch=ran.append)
+    assert [h.epoch for h in ran] == [3, 4]  # the first two sweeps came from the checkpoint
+    assert [h.epoch for h in history] == [1, 2, 3, 4]
+    assert [h.train_loss for h in history] == pytest.approx([h.train_loss for h in full_history])
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
 def test_early_stopping_stops_and_keeps_the_best_epoch(parts):
     # A learning rate this high overfits fast; patience 2 must stop before 30 epochs.
     config = TrainConfig(epochs=30, batch_size=256, lr=0.1, momentum=0.9, patience=2, device="cpu")

@@ -1,7 +1,7 @@
 """Checkpoints of a run in progress: everything needed to resume, in ``<out>.partial/``.
 
 A checkpoint is a plain dict: the model's weights (and the best epoch's, with early
-stopping) and the optimiser's state in ``checkpoint.safetensors``; the epoch, history,
+stopping) and the optimiser's state, if the fit has one, in ``checkpoint.safetensors``; the epoch, history,
 settings and a fingerprint of the training data in ``checkpoint.json``. Both are
 written to ``.tmp`` names and renamed, weights first, so the JSON is the commit: a run
 killed mid-write leaves the previous checkpoint whole.
@@ -48,7 +48,7 @@ def save(
     directory: Path,
     model_name: str,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     history: list[dict],
     best_rmse: float,
     best_state: dict | None,
@@ -60,7 +60,7 @@ def save(
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     if best_state is not None:
         tensors.update({f"best.{k}": v.contiguous() for k, v in best_state.items()})
-    opt = optimizer.state_dict()
+    opt = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
     scalars: dict[str, dict] = {}
     for pid, state in opt["state"].items():
         for key, value in state.items():
@@ -86,7 +86,7 @@ def save(
     os.replace(tmp_meta, directory / META)
 
 
-def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
+def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple:
     """(epoch, history, best RMSE, best state or None) of the checkpoint, loaded into model and optimiser."""
     meta = _meta(directory)
     device = next(model.parameters()).device
@@ -101,7 +101,8 @@ def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
                 state.setdefault(int(pid), {})[name] = value
         for pid, extra in meta["optim_scalars"].items():
             state.setdefault(int(pid), {}).update(extra)
-        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        if optimizer is not None:
+            optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         best_rmse = meta["best_rmse"] if meta["best_rmse"] is not None else math.inf
         return meta["epoch"], meta["history"], best_rmse, best
     except (SafetensorError, OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:

@@ -213,6 +213,7 @@ class GradientSteps(Sweeps):
     """A sweep of the torch models trained by gradients: one shuffled epoch of minibatch steps."""
 
     optimizer: torch.optim.Optimizer
+    resumable = True
 
     def __init__(
         self,
@@ -258,6 +259,35 @@ class GradientSteps(Sweeps):
         return train_loss
 
 
+def _resume(
+    directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+) -> tuple[list[Epoch], float, dict | None] | None:
+    """The checkpoint in ``directory`` loaded into model and optimiser, or None if there is none."""
+    if not (directory / checkpoints.META).exists():
+        return None
+    _, rows, best_rmse, best_state = checkpoints.load(directory, model, optimizer)
+    try:
+        return [Epoch.of(row) for row in rows], best_rmse, best_state
+    except ValueError as exc:
+        raise ConfigError(checkpoints.damaged(directory, str(exc))) from None
+
+
+def _saver(
+    directory: Path,
+    name: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    config: TrainConfig,
+    data: dict,
+) -> Checkpoint:
+    def save(history: list[Epoch], best_rmse: float, best_state: dict | None) -> None:
+        if distributed.is_main():
+            checkpoints.save(directory, name, model, optimizer, as_json(history), best_rmse, best_state, config, data)
+        distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is written
+
+    return save
+
+
 def train(
     model: RatingModel,
     spec: ModelSpec,
@@ -276,8 +306,8 @@ def train(
     """Train the rater ``model`` in place on ``fit``; returns one history row per epoch (sweep).
 
     With ``patience`` set, the weights of the best validation epoch are restored at the
-    end. Gradient-trained models write a checkpoint to ``checkpoint_dir`` after every
-    epoch and continue from it with ``resume``.
+    end. Models whose state is all in the model (and optimiser) write a checkpoint to
+    ``checkpoint_dir`` after every epoch and continue from it with ``resume``.
     """
     device = distributed.start(resolve_device(config.device))  # under torchrun: this rank's device
     model.to(device)
@@ -288,7 +318,6 @@ def train(
     def validate() -> float | None:
         return _rmse_on(model, val_cols, scale, global_mean)
 
-    resumed = None
     fitter: Sweeps
     if spec.sweeps is not None:
         # Under torchrun every rank fits the same data the same deterministic way, so the
@@ -300,35 +329,13 @@ def train(
         optimizer = make_optimizer(
             config.optimizer, list(model.parameters()), config.lr, config.momentum, config.weight_decay
         )
-        start_epoch = 0
-        if resume and checkpoint_dir is not None and (checkpoint_dir / checkpoints.META).exists():
-            start_epoch, rows, best_rmse, best_state = checkpoints.load(checkpoint_dir, model, optimizer)
-            try:
-                resumed = ([Epoch.of(row) for row in rows], best_rmse, best_state)
-            except ValueError as exc:
-                raise ConfigError(checkpoints.damaged(checkpoint_dir, str(exc))) from None
-        distributed.agree(start_epoch, "the epoch to resume from")
         fitter = GradientSteps(model, optimizer, fit_cols, config, progress)
 
-    save: Checkpoint | None = None
-    if checkpoint_dir is not None and fitter.optimizer is not None:
-        optimizer_of_fit = fitter.optimizer
-        data_print = checkpoints.fingerprint(fit)
-
-        def save(history: list[Epoch], best_rmse: float, best_state: dict | None) -> None:
-            if distributed.is_main():
-                checkpoints.save(
-                    checkpoint_dir,
-                    spec.name,
-                    model,
-                    optimizer_of_fit,
-                    as_json(history),
-                    best_rmse,
-                    best_state,
-                    config,
-                    data_print,
-                )
-            distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is written
+    resumed, save = None, None
+    if checkpoint_dir is not None and fitter.resumable:
+        resumed = _resume(checkpoint_dir, model, fitter.optimizer) if resume else None
+        distributed.agree(len(resumed[0]) if resumed else 0, "the epoch to resume from")
+        save = _saver(checkpoint_dir, spec.name, model, fitter.optimizer, config, checkpoints.fingerprint(fit))
 
     return run(
         model,

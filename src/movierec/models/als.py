@@ -76,6 +76,8 @@ class ALS(MF):
 class _Sweeps(Sweeps):
     """One sweep solves every user, then every item, exactly."""
 
+    resumable = True  # the factors and biases are the whole state
+
     def __init__(self, model: RatingModel, config: ALSConfig, data: RaterData) -> None:
         assert isinstance(model, ALS)  # the registry pairs these sweeps with this build
         self.config, self.n = config, len(data.target)

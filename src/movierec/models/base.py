@@ -202,8 +202,10 @@ class Sweeps:
     """False when the model is whole only after ``finish`` (a sampler's mean): no early stop, no best state."""
     validates_itself: bool = False
     """True when ``val_rmse`` gives each sweep's validation figure (a sampler's running mean's), not the loop."""
+    resumable: bool = False
+    """True when the model's state (and ``optimizer``'s) is all a sweep needs: a checkpoint can resume the fit."""
     optimizer: torch.optim.Optimizer | None = None
-    """The optimiser whose state a checkpoint keeps; None: a fit that cannot resume from a checkpoint."""
+    """The optimiser whose state a checkpoint keeps with the model's; None: none."""
 
     def sweep(self, epoch: int) -> float | None:
         """One sweep (``epoch`` counts from 0); returns its training loss, or None where there is none."""
