@@ -50,9 +50,11 @@ class IALSConfig:
     """Standard deviation of the item factors' random start (users are solved first)."""
     sweeps: int = 15
     """Alternations (users, then items); each lowers the objective."""
-    cg_steps: int = 3
-    """Conjugate-gradient steps per row and sweep, warm from the row's last value (Takacs et al. 2011,
-    as implicit does); 0: solve each row's normal equations exactly (slower per sweep)."""
+    cg_steps: int = 0
+    """0: solve each row's normal equations exactly; n > 0: n conjugate-gradient steps per row and
+    sweep instead, warm from the row's last value (Takacs et al. 2011, implicit's way). Same lists
+    either way (bench/NOTES.md); CG fitted ml-latest-small 3.5x faster but a 4M-rating log at
+    ML-20M's catalogue 25% slower (torch's batched products with a vector are memory-bound here)."""
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.sweeps < 1 or self.cg_steps < 0:
@@ -126,9 +128,9 @@ def solve_side(blocks: RowBlocks, other: Tensor, out: Tensor, model: IALS, base_
 def cg_side(blocks: RowBlocks, other: Tensor, out: Tensor, model: IALS, base_gram: Tensor, steps: int) -> None:
     """Move ``out``'s rows with ratings toward their ridge solutions by ``steps`` conjugate-gradient steps.
 
-    The normal matrix is never formed: ``A v = base_gram v + reg v + X^T (w * (X v))`` costs
-    two passes over the row's gathered factors, where forming A costs ``dim`` of them and
-    solving it ``dim^3 / 3`` more multiply-adds.
+    The normal matrix is never formed: ``A v = base_gram v + reg v + X^T (w * (X v))`` is
+    two passes over the row's gathered factors, where forming A is one product ``dim``
+    times larger and solving it ``dim^3 / 3`` more multiply-adds.
     """
     for rows, x, values, real in blocks.gathered(other):
         w = torch.where(real, model.weights(values), torch.zeros((), device=values.device)) * model.alpha
