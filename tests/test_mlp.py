@@ -61,3 +61,17 @@ def test_fold_in_recovers_a_known_users_taste(small):
     with torch.no_grad():
         trained = net(torch.full_like(items, user), items)
     assert float(torch.corrcoef(torch.stack([folded, trained]))[0, 1]) > 0.8
+
+
+def test_the_fold_in_prior_follows_the_user_table():
+    # Cached per version of the table: a change to the embeddings (training, a load) must show.
+    net = MLP(50, 20, MLPConfig(dim=4, hidden=8), torch.Generator().manual_seed(0))
+    mean, var = net.user_prior()
+    torch.testing.assert_close(mean, net.user_emb.weight.detach().mean(0))
+    assert net.user_prior()[0] is mean  # the same request path reuses it
+    with torch.no_grad():
+        net.user_emb.weight.add_(1.0)
+    moved, _ = net.user_prior()
+    torch.testing.assert_close(moved, mean + 1.0)
+    net.load_state_dict({k: v * 0 for k, v in net.state_dict().items()})
+    torch.testing.assert_close(net.user_prior()[0], torch.zeros(4))
