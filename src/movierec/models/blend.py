@@ -138,11 +138,13 @@ def blend_weights(preds: Tensor, target: Tensor, ridge: float) -> Tensor:
 
 
 class _Sweeps(Sweeps):
-    """Every member sweeps in step (a one-pass member only in the first); the weights come at the finish.
+    """The first member's sweeps are the blend's; the others, the weights and any refit come at the finish.
 
     The blend's history is its first member's: that member's training loss, and its own
     validation figure where it has one (a sampler's running mean), until the last row,
-    which is the blend's.
+    which is the blend's. Members are fitted one after another, each one's working state
+    (a sampler's) dropped before the next starts, so the blend's peak memory is its
+    largest member's.
     """
 
     stops_early = False  # the blend is whole only once its weights are fitted
@@ -152,35 +154,38 @@ class _Sweeps(Sweeps):
         assert isinstance(model, Blend)  # the registry pairs these sweeps with this build
         self.model, self.config, self.data = model, config, data
         self.seeds = [int(torch.randint(0, 2**62, (1,), generator=data.generator)) for _ in config.members]
-        self.fitters = self._members(data)
+        self.lead: Sweeps | None = self._member(0, data)
+        self.lead_rmse: float | None = None
         self.done = 0
-        planned = [f.planned for f in self.fitters]
-        if all(planned):  # one-pass members only: the blend is one pass too
-            self.planned = max(n for n in planned if n)
+        if all(_member_spec(name).one_pass for name in config.members):  # the blend is one pass too
+            self.planned = 1
 
-    def _members(self, data: RaterData) -> list[Sweeps]:
-        fitters = []
-        for name, cfg, member, seed in zip(
-            self.config.members, self.config.configs, self.model.members, self.seeds, strict=True
-        ):
-            make = _member_spec(name).sweeps
-            assert make is not None  # members are chosen among models with sweeps of their own
-            fitters.append(make(member, cfg, replace(data, generator=torch.Generator().manual_seed(seed))))
-        return fitters
+    def _member(self, m: int, data: RaterData) -> Sweeps:
+        make = _member_spec(self.config.members[m]).sweeps
+        assert make is not None  # members are chosen among models with sweeps of their own
+        generator = torch.Generator().manual_seed(self.seeds[m])
+        return make(self.model.members[m], self.config.configs[m], replace(data, generator=generator))
 
     def sweep(self, epoch: int) -> float | None:
-        losses = [f.sweep(epoch) if epoch < (f.planned or epoch + 1) else None for f in self.fitters]
         self.done = epoch + 1
-        return losses[0]
+        lead = self.lead
+        assert lead is not None  # sweeps come before the finish
+        if epoch >= (lead.planned or epoch + 1):
+            return None  # a one-pass first member beside iterative ones: it is done
+        loss = lead.sweep(epoch)
+        self.lead_rmse = lead.val_rmse() if lead.validates_itself else None
+        return loss
 
     def val_rmse(self) -> float | None:
-        lead = self.fitters[0]
-        return lead.val_rmse() if lead.validates_itself else None
+        return self.lead_rmse
 
     def finish(self, validate: Callable[[], float | None]) -> float | None:
         model, config, val = self.model, self.config, self.data.val
-        for fitter in self.fitters:
-            fitter.finish(lambda: None)
+        assert self.lead is not None
+        self.lead.finish(lambda: None)
+        self.lead = None  # its working state goes before the next member's comes
+        for m in range(1, len(config.members)):
+            fit_quietly(self._member(m, self.data), self.done)
         with torch.no_grad():
             if val is not None:
                 preds = torch.stack([predict_centred(m, val[0], val[1]) for m in model.members], 1)
@@ -193,8 +198,8 @@ class _Sweeps(Sweeps):
             d = self.data
             users, items = torch.cat([d.user_idx, val[0]]), torch.cat([d.item_idx, val[1]])
             both = RaterData(users, items, torch.cat([d.target, val[2]]), d.generator)
-            for fitter in self._members(both):
-                fit_quietly(fitter, self.done)
+            for m in range(len(config.members)):
+                fit_quietly(self._member(m, both), self.done)
         return val_rmse
 
 
