@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from movierec.data.ids import UNKNOWN, IdIndex
+from movierec.data.ids import UNKNOWN, IdIndex, distinct
 from movierec.errors import MovierecError
 
 int_ids = st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=60)
@@ -51,3 +51,11 @@ def test_string_ids_from_urls_match_integer_ids():
     index, _, _ = IdIndex.build(np.array([10, 20]), np.array([1, 2]))
     assert index.user_idx(["20"]).tolist() == [1]
     assert index.user_idx(["twenty"], strict=False).tolist() == [UNKNOWN]
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), max_size=300))
+def test_distinct_is_numpys_unique(values):
+    keys = np.array(values, dtype=np.int64)
+    out = distinct(keys)
+    assert out.dtype == keys.dtype
+    np.testing.assert_array_equal(out, np.unique(keys))

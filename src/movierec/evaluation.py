@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from movierec import metrics
+from movierec.data.ids import distinct
 from movierec.data.ratings import Ratings
 from movierec.errors import DataError
 from movierec.recommend import POPULAR, Recommender
@@ -100,7 +101,7 @@ def evaluate_ranking(
     # Relevant (user position, item) pairs as one sorted key each, for membership tests.
     pos = np.searchsorted(eval_users, users)
     inside = (pos < len(eval_users)) & (eval_users[np.minimum(pos, len(eval_users) - 1)] == users) & (items >= 0)
-    rel_keys = np.unique(pos[inside] * n_items + items[inside])
+    rel_keys = distinct(pos[inside] * n_items + items[inside])
     model_users = eval_users
     if test.index is not recommender.index:
         model_users = recommender.index.find_many("user", test.index.user_ids[eval_users])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from movierec.data.ids import distinct
+
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Root mean squared error: sqrt(mean((y_true - y_pred)^2))."""
@@ -104,7 +106,7 @@ def catalogue_coverage(ranked_lists: list | np.ndarray, n_items: int, k: int | N
         tops = [ranked_lists[:, :k].ravel()]
     else:
         tops = [np.asarray(r).ravel()[:k] for r in ranked_lists]
-    items = np.unique(np.concatenate(tops))
+    items = distinct(np.concatenate(tops))
     if items.dtype.kind in "iu":
         items = items[items >= 0]
     return len(items) / n_items

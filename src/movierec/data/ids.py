@@ -110,6 +110,18 @@ class IdIndex:
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a 1-d array: ``np.unique(values)``, by sorting.
+
+    numpy 2.3+ finds distinct values by hashing, which took 27 s for 20M (user, item)
+    keys on a 2-core machine where a sort and a comparison take 0.4 s.
+    """
+    out = np.sort(np.asarray(values).ravel())
+    if len(out) > 1:
+        out = out[np.concatenate(([True], out[1:] != out[:-1]))]
+    return out
+
+
 def _ids_array(values: list) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from movierec.data.ids import distinct
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 
@@ -109,7 +110,7 @@ class Synthetic:
         if len(users) > max_users:
             pick = np.sort(np.random.default_rng(0).choice(len(users), max_users, replace=False))
             users, n_relevant = users[pick], n_relevant[pick]
-        relevant_keys = np.unique(r.user_idx[liked].astype(np.int64) * r.n_items + r.item_idx[liked])
+        relevant_keys = distinct(r.user_idx[liked].astype(np.int64) * r.n_items + r.item_idx[liked])
         seen_u, seen_i = r.user_idx[train_rows], r.item_idx[train_rows]
         hits = np.zeros((len(users), k), dtype=bool)
         for s in range(0, len(users), 256):
@@ -198,7 +199,7 @@ def _sample_pairs(
         u = np.repeat(np.arange(cfg.n_users), need * 3)
         i = rng.choice(cfg.n_items, len(u), p=item_p)
         kept = rng.random(len(u)) < truth.keep(u, i)
-        keys = np.unique(np.concatenate([first, u[kept].astype(np.int64) * cfg.n_items + i[kept]]))
+        keys = distinct(np.concatenate([first, u[kept].astype(np.int64) * cfg.n_items + i[kept]]))
         # At most m per user, chosen at random among the user's draws (not by item index).
         order = np.lexsort((rng.random(len(keys)), keys // cfg.n_items))
         keys = keys[order]
@@ -212,7 +213,7 @@ def _sample_pairs(
         u = rng.choice(cfg.n_users, want, p=user_p)
         i = rng.choice(cfg.n_items, want, p=item_p)
         kept = rng.random(want) < truth.keep(u, i)  # taste decides which draws become ratings
-        keys = np.unique(np.concatenate([keys, u[kept].astype(np.int64) * cfg.n_items + i[kept]]))
+        keys = distinct(np.concatenate([keys, u[kept].astype(np.int64) * cfg.n_items + i[kept]]))
     # Keep the forced first ratings, then a random subset of the rest.
     extra = np.setdiff1d(keys, first, assume_unique=True)
     keys = np.concatenate([first, rng.choice(extra, cfg.n_ratings - len(first), replace=False)])
