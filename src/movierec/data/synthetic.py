@@ -144,6 +144,9 @@ class Truth:
 
     def taste(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """b_i + p_u . q_i: what, beyond the user's own bias, decides their rating and their choices."""
+        if np.ndim(u) == 1 and np.ndim(i) == 1 and len(u) > CHUNK:
+            # In chunks: the gathered factors of 52M draws would take 13 GB at once.
+            return np.concatenate([self.taste(u[s : s + CHUNK], i[s : s + CHUNK]) for s in range(0, len(u), CHUNK)])
         return self.b_i[i] + np.einsum("...k,...k->...", self.p[u], self.q[i])
 
     def latent(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -185,6 +188,8 @@ def _star_moments(latent: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndar
 
 MEAN = 3.5
 """The latent rating's centre, in stars."""
+CHUNK = 1 << 20
+"""Ratings or draws worked on at once where a whole log's intermediates would take gigabytes."""
 
 
 def _sample_pairs(
@@ -241,8 +246,7 @@ def generate(config: SyntheticConfig | None = None) -> Synthetic:
     noisy = latent + rng.normal(0.0, cfg.noise, len(latent))
     rating = np.clip(np.round(noisy * 2) / 2, 0.5, 5.0)
     # In chunks: the bin probabilities of 20M ratings at once would take gigabytes.
-    chunk = 1 << 20
-    parts = [_star_moments(latent[s : s + chunk], cfg.noise) for s in range(0, len(latent), chunk)]
+    parts = [_star_moments(latent[s : s + CHUNK], cfg.noise) for s in range(0, len(latent), CHUNK)]
     mean = np.concatenate([m for m, _ in parts])
     var = np.concatenate([v for _, v in parts])
     timestamp = 946684800 + rng.integers(0, 20 * 365 * 86400, len(rating))
