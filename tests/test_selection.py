@@ -58,3 +58,43 @@ def test_a_large_validation_part_needs_two_percent(setting, monkeypatch):
     assert choice.ranker_config == OTHER and "by over 2%" in choice.describe("ease", "baseline")
     choice, _ = _choose(setting, monkeypatch, other_gain=1.015, val_size=0)
     assert choice.ranker_config == DEFAULT
+
+
+@pytest.fixture()
+def als_candidates(monkeypatch):
+    """als's candidates replaced by the two given, in order."""
+    from dataclasses import replace
+
+    from movierec import models
+
+    def plant(*configs):
+        monkeypatch.setitem(models.MODELS, "als", replace(models.get("als"), candidates=lambda *_: list(configs)))
+
+    return plant
+
+
+def test_train_keeps_the_rater_settings_that_validate_lowest(setting, als_candidates):
+    from movierec.models.als import ALSConfig
+
+    parts, _ = setting
+    good, absurd = ALSConfig(dim=4), ALSConfig(dim=4, reg=50.0, reg_bias=50.0)  # a ridge that flattens everything
+    for first, second in ((absurd, good), (good, absurd)):
+        als_candidates(first, second)
+        rec, history = fitting.fit(parts.fit, parts.val, "als", ranker="popular")
+        assert rec.rater_config == good
+        line = rec.info["rater_choice"]
+        assert line.startswith("als: ") and "2 settings" in line
+        assert ("defaults" in line.split(",")[0]) == (first == good)
+        # The history is the kept fit's: its best validation RMSE is the lowest listed.
+        scores = [float(s.rsplit(": ", 1)[1]) for s in line.split("(", 1)[1].rstrip(")").split("; ")]
+        assert min(h.val_rmse for h in history) == pytest.approx(min(scores), abs=1e-4)
+
+
+def test_a_rater_config_given_is_trained_alone(setting, als_candidates):
+    from movierec.models.als import ALSConfig
+
+    parts, _ = setting
+    als_candidates(ALSConfig(dim=4), ALSConfig(dim=4, reg=50.0, reg_bias=50.0))
+    given = ALSConfig(dim=3)
+    rec, _ = fitting.fit(parts.fit, parts.val, "als", ranker="popular", model_config=given)
+    assert rec.rater_config == given and rec.info["rater_choice"] is None

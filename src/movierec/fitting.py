@@ -118,25 +118,36 @@ def fit(
     train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec))
     rater = None
     history: list[Epoch] = []
+    rater_choice = None
     if spec is not None:
-        model_config = model_config or spec.config_type()
-        generator = torch.Generator().manual_seed(train_config.seed)
-        rater = spec.build(model_config, fit_part.n_users, fit_part.n_items, generator)
-        history = train(
-            rater,
-            spec,
-            model_config,
-            fit_part,
-            val_part,
-            train_config,
-            global_mean=global_mean,
-            scale=scale,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            on_epoch=on_epoch,
-            progress=progress,
-        )
-        rater.eval()
+        configs = [model_config] if model_config is not None else rater_candidates(spec, fit_part, val_part)
+        tried: list[float | None] = []
+        best_rmse: float | None = None
+        for config in configs:
+            generator = torch.Generator().manual_seed(train_config.seed)
+            candidate = spec.build(config, fit_part.n_users, fit_part.n_items, generator)
+            candidate_history = train(
+                candidate,
+                spec,
+                config,
+                fit_part,
+                val_part,
+                train_config,
+                global_mean=global_mean,
+                scale=scale,
+                # One fit's checkpoint would not resume another's: a comparison starts over.
+                checkpoint_dir=checkpoint_dir if len(configs) == 1 else None,
+                resume=resume,
+                on_epoch=on_epoch,
+                progress=progress,
+            )
+            val_rmse = min((h.val_rmse for h in candidate_history if h.val_rmse is not None), default=None)
+            tried.append(val_rmse)
+            # The defaults (first) stand unless another validates lower.
+            if rater is None or (val_rmse is not None and (best_rmse is None or val_rmse < best_rmse)):
+                rater, model_config, history, best_rmse = candidate.eval(), config, candidate_history, val_rmse
+        if len(configs) > 1:
+            rater_choice = describe_rater_choice(spec.name, configs, tried, model_config)
     b_u, b_i = fit_biases(
         fit_part.user_idx,
         fit_part.item_idx,
@@ -187,11 +198,34 @@ def fit(
             "train_config": asdict(train_config),
             "ranker_history": as_json(ranker_history),
             "ranker_choice": why,
+            "rater_choice": rater_choice,
             "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
             "lists_tried": choice.tried,
         },
     )
     return recommender, history
+
+
+def rater_candidates(spec: models.ModelSpec, fit_part: Ratings, val_part: Ratings | None) -> list:
+    """The settings ``train`` compares for this rater: its candidates where it has some and a
+    validation part can tell them apart, else its defaults alone."""
+    if spec.candidates is None or val_part is None or len(val_part) == 0:
+        return [spec.config_type()]
+    return spec.candidates(fit_part.n_users, fit_part.n_items, len(fit_part)) or [spec.config_type()]
+
+
+def describe_rater_choice(name: str, configs: list, val_rmse: list[float | None], chosen: object) -> str:
+    """One line for the run's output: which settings won on the validation part, and against what."""
+    default = asdict(configs[0])  # type: ignore[call-overload]
+
+    def changes(config: object) -> str:
+        fields = {k: v for k, v in asdict(config).items() if v != default[k]}  # type: ignore[call-overload]
+        return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items()) or "defaults"
+
+    scores = "; ".join(
+        f"{changes(c)}: {'n/a' if v is None else f'{v:.4f}'}" for c, v in zip(configs, val_rmse, strict=True)
+    )
+    return f"{name}: {changes(chosen)}, the lowest validation RMSE of {len(configs)} settings ({scores})"
 
 
 def popular_of(recommender: Recommender) -> Recommender:

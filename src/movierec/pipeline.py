@@ -161,7 +161,7 @@ def run(
         if not distributed.is_main():
             distributed.finish()  # waits for rank 0 to write the model (see the end)
             return {"model": model, "dataset": ratings.name, "history": history}
-        for key in ("ranker_choice", "lists_choice"):
+        for key in ("rater_choice", "ranker_choice", "lists_choice"):
             line = (recommender.info or {}).get(key)
             if line and announce:
                 announce(line)
@@ -176,6 +176,7 @@ def run(
         metrics: dict = {
             "model": model,
             "ranker": recommender.ranker_name,
+            "rater_choice": (recommender.info or {}).get("rater_choice"),
             "ranker_choice": (recommender.info or {}).get("ranker_choice"),
             "ranker_config": asdict(recommender.ranker_config),  # type: ignore[call-overload]
             "lists": asdict(recommender.lists),

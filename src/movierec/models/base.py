@@ -277,5 +277,6 @@ class ModelSpec:
     space: Callable[[Any], tuple[dict, dict]] | None = None
     """What ``movierec tune`` searches: an Optuna trial -> (config fields, training settings); None: nothing."""
     candidates: Callable[[int, int, int], list] | None = None
-    """For rankers: ``candidates(n_users, n_items, n_ratings)`` -> the few configs ``train`` compares
-    on the validation part (``movierec.selection``); None or empty: the defaults alone."""
+    """``candidates(n_users, n_items, n_ratings)`` -> the few configs ``train`` compares on the
+    validation part, the defaults first: a ranker's by NDCG@10 (``movierec.selection``), a
+    rater's by RMSE (``movierec.fitting``); None or empty: the defaults alone."""
