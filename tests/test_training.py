@@ -176,3 +176,15 @@ def test_the_finish_gives_the_last_rows_figure_and_refuses_patience():
     assert fitter.calls[-2:] == [("sweep", 2), ("finish", None)]
     with pytest.raises(ConfigError, match="patience does not apply"):
         run(model, _Counted(model, [], stops_early=False), 3, patience=1)
+
+
+def test_training_defaults_follow_the_log_size_and_flags_still_win():
+    from movierec.models import bmf
+
+    for name in ("bmf", "blend"):
+        spec = models.get(name)
+        assert TrainConfig.for_model(spec).epochs == 60  # size unknown: the plain defaults
+        assert TrainConfig.for_model(spec, bmf.SMALL_LOG).epochs == bmf.SMALL_LOG_SWEEPS
+        assert TrainConfig.for_model(spec, bmf.SMALL_LOG + 1).epochs == 60
+        assert TrainConfig.for_model(spec, 100, epochs=7).epochs == 7
+    assert TrainConfig.for_model(models.get("mlp"), 100).epochs == 25  # models without a size rule keep theirs

@@ -52,7 +52,7 @@ def compare(
             rec = replace(rec, lists=ListConfig(gate=False))
             seconds = sum(h["seconds"] for h in (rec.info or {}).get("ranker_history") or [])
         else:
-            config = TrainConfig.for_model(spec, seed=seed, device=device)
+            config = TrainConfig.for_model(spec, len(parts.fit) + len(parts.val), seed=seed, device=device)
             rec, history = fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
             seconds = sum(h.seconds for h in history)
             rec = by_rating(rec)

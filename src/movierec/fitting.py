@@ -115,7 +115,8 @@ def fit(
     scale = fit_part.rating_scale()
     ranker_name, why = choose_ranker(ranker, fit_part.n_users, fit_part.n_items)
     spec = None if model is None else rater_spec(model)
-    train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec))
+    n_train = len(fit_part) + (0 if val_part is None else len(val_part))
+    train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec, n_train))
     rater = None
     history: list[Epoch] = []
     rater_choice = None

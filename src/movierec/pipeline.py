@@ -123,8 +123,12 @@ def run(
     failed workers (``--max-restarts``), they resume from the checkpoint by themselves.
     """
     spec = None if model is None else fitting.rater_spec(model)
+    # The training part's size, before the split: some defaults depend on it (ModelSpec.training_by_size).
+    n_train = len(ratings) if test is not None else round(len(ratings) * (1 - split_config.test_fraction))
     train_config = (
-        TrainConfig.for_model(spec, **(train_overrides or {})) if spec else TrainConfig(**(train_overrides or {}))
+        TrainConfig.for_model(spec, n_train, **(train_overrides or {}))
+        if spec
+        else TrainConfig(**(train_overrides or {}))
     )
     # One run at a time per --out (rank 0 alone writes it): a second is refused before any work.
     if distributed.is_main():

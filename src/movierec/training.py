@@ -71,13 +71,15 @@ class TrainConfig:
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda")
 
     @classmethod
-    def for_model(cls, spec: ModelSpec, **overrides: object) -> TrainConfig:
-        """The model's defaults, then any non-None ``overrides`` (the CLI's flags)."""
+    def for_model(cls, spec: ModelSpec, n_train: int | None = None, **overrides: object) -> TrainConfig:
+        """The model's defaults (for ``n_train`` training ratings, when known), then any non-None
+        ``overrides`` (the CLI's flags)."""
         names = {f.name for f in fields(cls)}
         unknown = set(overrides) - names
         if unknown:
             raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
-        chosen = {**spec.training, **{k: v for k, v in overrides.items() if v is not None}}
+        sized = spec.training_by_size(n_train) if spec.training_by_size and n_train is not None else {}
+        chosen = {**spec.training, **sized, **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**chosen)
 
 

@@ -101,7 +101,8 @@ def tune(
     if len(parts.val) == 0:
         raise ConfigError("tuning needs a validation part; raise --val-fraction")
     ranker = spec.kind == "ranker"
-    defaults = TrainConfig.for_model(spec)
+    n_train = len(parts.fit) + len(parts.val)
+    defaults = TrainConfig.for_model(spec, n_train)
     relevance = 1.0 if parts.fit.implicit else default_relevance(parts.fit.rating_scale())
 
     def objective(trial) -> float:  # noqa: ANN001
@@ -117,7 +118,7 @@ def tune(
             rec, _ = fitting.fit(parts.fit, None, None, ranker=model, ranker_config=model_config)
             rec = replace(rec, lists=replace(rec.lists, gate=False))
             return evaluate_ranking(rec, parts.val, relevance=relevance, seed=seed)["ndcg"]
-        train_config = TrainConfig.for_model(spec, **{**train_fields, "seed": seed, "device": device})
+        train_config = TrainConfig.for_model(spec, n_train, **{**train_fields, "seed": seed, "device": device})
 
         def on_epoch(row: Epoch) -> None:
             if row.val_rmse is None or spec.sweeps is not None:

@@ -276,6 +276,9 @@ class ModelSpec:
     """True for models fitted in one pass (closed form): ``--epochs`` means nothing to them."""
     space: Callable[[Any], tuple[dict, dict]] | None = None
     """What ``movierec tune`` searches: an Optuna trial -> (config fields, training settings); None: nothing."""
+    training_by_size: Callable[[int], dict] | None = None
+    """Training defaults that depend on the log: ``training_by_size(n_train)`` -> fields over
+    ``training`` for ``n_train`` training ratings; flags given still override them."""
     candidates: Callable[[int, int, int], list] | None = None
     """``candidates(n_users, n_items, n_ratings)`` -> the few configs ``train`` compares on the
     validation part, the defaults first: a ranker's by NDCG@10 (``movierec.selection``), a

@@ -223,7 +223,8 @@ SPEC = ModelSpec(
     summary="bmf + knn + baseline mixed by weights fitted on the validation part; the most accurate model",
     config_type=BlendConfig,
     build=_build,
-    training={"epochs": 60},
+    training={"epochs": 60},  # the lead member's (bmf's) Gibbs sweeps
+    training_by_size=bmf.training_by_size,
     sweeps=_Sweeps,
     space=_space,
 )

@@ -377,12 +377,26 @@ def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
     return model, {"epochs": trial.suggest_int("epochs", 40, 160, step=20)}
 
 
+SMALL_LOG = 1_000_000
+"""Training ratings up to which the sampler draws ``SMALL_LOG_SWEEPS`` samples instead of 60."""
+SMALL_LOG_SWEEPS = 150
+
+
+def training_by_size(n_train: int) -> dict:
+    """More Gibbs samples where they are cheap: on ml-latest-small 150 sweeps instead of 60
+    lowered the blend's validation RMSE on every seed (0.7848 / 0.8232 / 0.8432 -> 0.7841 /
+    0.8197 / 0.8360) for 1.5-2x the seconds (bench/NOTES.md); at ML-20M size 60 already take
+    ten minutes."""
+    return {"epochs": SMALL_LOG_SWEEPS} if n_train <= SMALL_LOG else {}
+
+
 SPEC = ModelSpec(
     name="bmf",
     summary="Bayesian factorisation by Gibbs sampling, item vectors informed by their raters (flipped)",
     config_type=BMFConfig,
     build=_build,
     training={"epochs": 60},
+    training_by_size=training_by_size,
     sweeps=_Sweeps,
     space=_space,
 )
