@@ -95,6 +95,7 @@ def fit(
     resume: bool = False,
     on_epoch: Callable[[Epoch], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> tuple[Recommender, list[Epoch]]:
     """Train the rating model ``model`` on ``fit_part`` and the ranker on fit and validation parts together.
 
@@ -124,7 +125,9 @@ def fit(
         configs = [model_config] if model_config is not None else rater_candidates(spec, fit_part, val_part)
         tried: list[float | None] = []
         best_rmse: float | None = None
-        for config in configs:
+        for number, config in enumerate(configs, 1):
+            if announce and len(configs) > 1:
+                announce(f"{spec.name}, settings {number} of {len(configs)}: {_changes(config, configs[0])}")
             generator = torch.Generator().manual_seed(train_config.seed)
             candidate = spec.build(config, fit_part.n_users, fit_part.n_items, generator)
             candidate_history = train(
@@ -217,16 +220,18 @@ def rater_candidates(spec: models.ModelSpec, fit_part: Ratings, val_part: Rating
 
 def describe_rater_choice(name: str, configs: list, val_rmse: list[float | None], chosen: object) -> str:
     """One line for the run's output: which settings won on the validation part, and against what."""
-    default = asdict(configs[0])  # type: ignore[call-overload]
-
-    def changes(config: object) -> str:
-        fields = {k: v for k, v in asdict(config).items() if v != default[k]}  # type: ignore[call-overload]
-        return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items()) or "defaults"
-
     scores = "; ".join(
-        f"{changes(c)}: {'n/a' if v is None else f'{v:.4f}'}" for c, v in zip(configs, val_rmse, strict=True)
+        f"{_changes(c, configs[0])}: {'n/a' if v is None else f'{v:.4f}'}"
+        for c, v in zip(configs, val_rmse, strict=True)
     )
-    return f"{name}: {changes(chosen)}, the lowest validation RMSE of {len(configs)} settings ({scores})"
+    return f"{name}: {_changes(chosen, configs[0])}, the lowest validation RMSE of {len(configs)} settings ({scores})"
+
+
+def _changes(config: object, default: object) -> str:
+    """The fields where ``config`` differs from ``default``, as ``reg 0.03, dim 16``; or ``defaults``."""
+    base = asdict(default)  # type: ignore[call-overload]
+    fields = {k: v for k, v in asdict(config).items() if v != base[k]}  # type: ignore[call-overload]
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items()) or "defaults"
 
 
 def popular_of(recommender: Recommender) -> Recommender:

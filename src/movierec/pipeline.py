@@ -161,6 +161,7 @@ def run(
             resume=resume,
             on_epoch=on_epoch,
             progress=progress,
+            announce=announce,
         )
         if not distributed.is_main():
             distributed.finish()  # waits for rank 0 to write the model (see the end)
