@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from movierec import models, selection
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 from movierec.models import ease
-from movierec.models.base import Ranker, RankerData
+from movierec.models.base import Ranker, RankerData, RatingModel
 from movierec.models.baseline import Baseline, fit_biases
 from movierec.models.popular import Popular, PopularConfig, popularity
 from movierec.recommend import ListConfig, Recommender
@@ -118,40 +119,24 @@ def fit(
     spec = None if model is None else rater_spec(model)
     n_train = len(fit_part) + (0 if val_part is None else len(val_part))
     train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec, n_train))
-    rater = None
+    rater: RatingModel | None = None
     history: list[Epoch] = []
     rater_choice = None
     if spec is not None:
-        configs = [model_config] if model_config is not None else rater_candidates(spec, fit_part, val_part)
-        tried: list[float | None] = []
-        best_rmse: float | None = None
-        for number, config in enumerate(configs, 1):
-            if announce and len(configs) > 1:
-                announce(f"{spec.name}, settings {number} of {len(configs)}: {_changes(config, configs[0])}")
-            generator = torch.Generator().manual_seed(train_config.seed)
-            candidate = spec.build(config, fit_part.n_users, fit_part.n_items, generator)
-            candidate_history = train(
-                candidate,
-                spec,
-                config,
-                fit_part,
-                val_part,
-                train_config,
-                global_mean=global_mean,
-                scale=scale,
-                # One fit's checkpoint would not resume another's: a comparison starts over.
-                checkpoint_dir=checkpoint_dir if len(configs) == 1 else None,
-                resume=resume,
-                on_epoch=on_epoch,
-                progress=progress,
-            )
-            val_rmse = min((h.val_rmse for h in candidate_history if h.val_rmse is not None), default=None)
-            tried.append(val_rmse)
-            # The defaults (first) stand unless another validates lower.
-            if rater is None or (val_rmse is not None and (best_rmse is None or val_rmse < best_rmse)):
-                rater, model_config, history, best_rmse = candidate.eval(), config, candidate_history, val_rmse
-        if len(configs) > 1:
-            rater_choice = describe_rater_choice(spec.name, configs, tried, model_config)
+        rater, model_config, history, rater_choice = _fit_rater(
+            spec,
+            model_config,
+            fit_part,
+            val_part,
+            train_config,
+            global_mean=global_mean,
+            scale=scale,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            on_epoch=on_epoch,
+            progress=progress,
+            announce=announce,
+        )
     b_u, b_i = fit_biases(
         fit_part.user_idx,
         fit_part.item_idx,
@@ -208,6 +193,42 @@ def fit(
         },
     )
     return recommender, history
+
+
+def _fit_rater(
+    spec: models.ModelSpec,
+    model_config: object | None,
+    fit_part: Ratings,
+    val_part: Ratings | None,
+    train_config: TrainConfig,
+    *,
+    announce: Callable[[str], None] | None,
+    checkpoint_dir: Path | None,
+    **train_args: Any,
+) -> tuple[RatingModel, object, list[Epoch], str | None]:
+    """The rater trained with ``model_config``, or with each of its candidates, the lowest on validation kept.
+
+    Returns the rater, its settings, its history and (after a comparison) a line saying what was chosen.
+    """
+    configs = [model_config] if model_config is not None else rater_candidates(spec, fit_part, val_part)
+    kept: tuple[RatingModel, object, list[Epoch]] | None = None
+    best: float | None = None
+    tried: list[float | None] = []
+    for number, config in enumerate(configs, 1):
+        if announce and len(configs) > 1:
+            announce(f"{spec.name}, settings {number} of {len(configs)}: {_changes(config, configs[0])}")
+        model = spec.build(config, fit_part.n_users, fit_part.n_items, torch.Generator().manual_seed(train_config.seed))
+        # One fit's checkpoint would not resume another's: a comparison starts over.
+        directory = checkpoint_dir if len(configs) == 1 else None
+        history = train(model, spec, config, fit_part, val_part, train_config, checkpoint_dir=directory, **train_args)
+        val_rmse = min((h.val_rmse for h in history if h.val_rmse is not None), default=None)
+        tried.append(val_rmse)
+        # The defaults (first) stand unless another validates lower.
+        if kept is None or (val_rmse is not None and (best is None or val_rmse < best)):
+            kept, best = (model.eval(), config, history), val_rmse
+    assert kept is not None
+    line = describe_rater_choice(spec.name, configs, tried, kept[1]) if len(configs) > 1 else None
+    return (*kept, line)
 
 
 def rater_candidates(spec: models.ModelSpec, fit_part: Ratings, val_part: Ratings | None) -> list:
