@@ -40,7 +40,7 @@ class ALSConfig:
     start: str = "svd"
     """``svd``: the item factors start along the top right singular vectors of the centred
     ratings; ``random``: Gaussian. From a random start a light ridge first overfits noise
-    and a heavy one creeps away from zero for 10-15 sweeps (bench/NOTES.md); the
+    and a heavy one creeps away from zero for 10-25 sweeps (bench/NOTES.md); the
     singular vectors put every sweep on the way down, and 5-6 sweeps converge."""
     prior_ratings: float = 25.0
     """Ratings' worth of ridge every row starts with, so rows with few ratings stay near zero.
@@ -145,8 +145,8 @@ def _candidates(n_users: int, n_items: int, n_ratings: int) -> list[ALSConfig]:
 
     No one ridge serves every log: on ml-latest-small reg 0.1 validates at 0.809 and 0.03
     at 0.873; on a 20M-rating synthetic log with a strong signal 0.1 stops at 0.858 and
-    0.03 reaches 0.797 (bench/NOTES.md). The second fit costs one more fit at most, and
-    where the light ridge overfits it stops after three sweeps.
+    0.03 reaches 0.797 (bench/NOTES.md). Comparing costs a second fit; where the light
+    ridge overfits, patience stops it after three sweeps.
     """
     return [ALSConfig(), ALSConfig(reg=0.03, reg_bias=0.03, prior_ratings=10.0)]
 
