@@ -58,10 +58,14 @@ def synthetic_parts(users: int, items: int, ratings: int) -> pipeline.Parts:
 
 
 def train(parts: pipeline.Parts, model: str, epochs: int, device: str) -> tuple[list, float]:
-    """The model's default settings but for epochs and device; returns the history and the fit's wall seconds."""
-    config = TrainConfig.for_model(get(model), epochs=epochs, device=device)
+    """The model's default settings but for epochs and device; returns the history and the fit's wall seconds.
+
+    The defaults alone (no candidates compared): two devices choosing different settings would
+    look like a disagreement."""
+    spec = get(model)
+    config = TrainConfig.for_model(spec, epochs=epochs, device=device)
     start = time.perf_counter()
-    _, history = fitting.fit(parts.fit, parts.val, model, train_config=config)
+    _, history = fitting.fit(parts.fit, parts.val, model, train_config=config, model_config=spec.config_type())
     return history, time.perf_counter() - start
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from movierec import fitting, pipeline, selection
+from movierec.evaluation import evaluate
 from movierec.models.ease import EASEConfig
 
 DEFAULT, OTHER = EASEConfig(l2=100.0), EASEConfig(l2=400.0)
@@ -88,6 +89,19 @@ def test_train_keeps_the_rater_settings_that_validate_lowest(setting, als_candid
         # The history is the kept fit's: its best validation RMSE is the lowest listed.
         scores = [float(s.rsplit(": ", 1)[1]) for s in line.split("(", 1)[1].rstrip(")").split("; ")]
         assert min(h.val_rmse for h in history) == pytest.approx(min(scores), abs=1e-4)
+        # ...and so is the model: it scores that on the validation part.
+        assert evaluate(rec, parts.val)["rmse"] == pytest.approx(min(scores), abs=1e-4)
+        assert rec.info["rater_seconds"] >= sum(h.seconds for h in history)
+
+
+def test_resume_is_refused_where_settings_are_compared(setting, als_candidates, tmp_path):
+    from movierec.errors import ConfigError
+    from movierec.models.als import ALSConfig
+
+    parts, _ = setting
+    als_candidates(ALSConfig(dim=4), ALSConfig(dim=4, reg=50.0, reg_bias=50.0))
+    with pytest.raises(ConfigError, match="compares 2 settings"):
+        fitting.fit(parts.fit, parts.val, "als", ranker="popular", checkpoint_dir=tmp_path, resume=True)
 
 
 def test_a_rater_config_given_is_trained_alone(setting, als_candidates):

@@ -54,7 +54,7 @@ def compare(
         else:
             config = TrainConfig.for_model(spec, len(parts.fit) + len(parts.val), seed=seed, device=device)
             rec, history = fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
-            seconds = sum(h.seconds for h in history)
+            seconds = (rec.info or {}).get("rater_seconds") or sum(h.seconds for h in history)
             rec = by_rating(rec)
         row: dict = {"model": name, "kind": spec.kind, "rmse": None, "mae": None, "seconds": seconds}
         if spec.kind == "rater":

@@ -1,12 +1,15 @@
 """Fit a recommender: the rating model, the ranker, and the list settings chosen on validation.
 
-The rater trains on the fit part and early-stops on the validation part; the ranker's
+The rater trains on the fit part and early-stops on the validation part (where it has
+candidate settings, ``ModelSpec.candidates``, each is fitted and the lowest on the
+validation part kept); the ranker's
 settings and the way lists combine ranker and rater are chosen on the validation part,
 then the ranker is refitted on both parts. Test ratings never come here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -187,7 +190,8 @@ def fit(
             "train_config": asdict(train_config),
             "ranker_history": as_json(ranker_history),
             "ranker_choice": why,
-            "rater_choice": rater_choice,
+            "rater_choice": rater_choice and rater_choice["line"],
+            "rater_seconds": rater_choice and rater_choice["seconds"],
             "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
             "lists_tried": choice.tried,
         },
@@ -205,14 +209,22 @@ def _fit_rater(
     announce: Callable[[str], None] | None,
     checkpoint_dir: Path | None,
     **train_args: Any,
-) -> tuple[RatingModel, object, list[Epoch], str | None]:
+) -> tuple[RatingModel, object, list[Epoch], dict | None]:
     """The rater trained with ``model_config``, or with each of its candidates, the lowest on validation kept.
 
-    Returns the rater, its settings, its history and (after a comparison) a line saying what was chosen.
+    Returns the rater, its settings, its history and, after a comparison, what was chosen
+    (``line``) and the seconds every candidate's fit took together (``seconds``).
     """
     configs = [model_config] if model_config is not None else rater_candidates(spec, fit_part, val_part)
+    if len(configs) > 1 and train_args.get("resume"):
+        raise ConfigError(
+            f"--resume: {spec.name} compares {len(configs)} settings on the validation part, and a comparison "
+            "keeps no checkpoint (one fit's would not resume another's); run again without --resume, or train "
+            "one setting with --config"
+        )
     kept: tuple[RatingModel, object, list[Epoch]] | None = None
     best: float | None = None
+    seconds = 0.0
     tried: list[float | None] = []
     for number, config in enumerate(configs, 1):
         if announce and len(configs) > 1:
@@ -221,14 +233,19 @@ def _fit_rater(
         # One fit's checkpoint would not resume another's: a comparison starts over.
         directory = checkpoint_dir if len(configs) == 1 else None
         history = train(model, spec, config, fit_part, val_part, train_config, checkpoint_dir=directory, **train_args)
-        val_rmse = min((h.val_rmse for h in history if h.val_rmse is not None), default=None)
+        # What the kept state scores: the best epoch's with early stopping (restored), else the last's.
+        scores = [h.val_rmse for h in (history if train_config.patience else history[-1:])]
+        val_rmse = min((v for v in scores if v is not None and math.isfinite(v)), default=None)
         tried.append(val_rmse)
+        seconds += sum(h.seconds for h in history)
         # The defaults (first) stand unless another validates lower.
         if kept is None or (val_rmse is not None and (best is None or val_rmse < best)):
             kept, best = (model.eval(), config, history), val_rmse
     assert kept is not None
-    line = describe_rater_choice(spec.name, configs, tried, kept[1]) if len(configs) > 1 else None
-    return (*kept, line)
+    if len(configs) == 1:
+        return (*kept, None)
+    line = describe_rater_choice(spec.name, configs, tried, kept[1])
+    return (*kept, {"line": line, "seconds": seconds})
 
 
 def rater_candidates(spec: models.ModelSpec, fit_part: Ratings, val_part: Ratings | None) -> list:

@@ -27,6 +27,7 @@ from movierec.evaluation import (
     evaluate_ranking,
     rating_distribution,
 )
+from movierec.models.base import ModelSpec
 from movierec.plotting import loss_plot
 from movierec.training import Epoch, TrainConfig, as_json, resolve_device
 
@@ -123,13 +124,8 @@ def run(
     failed workers (``--max-restarts``), they resume from the checkpoint by themselves.
     """
     spec = None if model is None else fitting.rater_spec(model)
-    # The training part's size, before the split: some defaults depend on it (ModelSpec.training_by_size).
-    n_train = len(ratings) if test is not None else round(len(ratings) * (1 - split_config.test_fraction))
-    train_config = (
-        TrainConfig.for_model(spec, n_train, **(train_overrides or {}))
-        if spec
-        else TrainConfig(**(train_overrides or {}))
-    )
+    # Built now so a bad flag fails before any work; again after the split, for its true size.
+    train_config = train_config_for(spec, expected_train_size(ratings, split_config, test), train_overrides)
     # One run at a time per --out (rank 0 alone writes it): a second is refused before any work.
     if distributed.is_main():
         outdir.check_writable(out)
@@ -137,6 +133,7 @@ def run(
     with holding:
         outdir.check_replaceable(out)
         parts = split(ratings, split_config, test)
+        train_config = train_config_for(spec, len(parts.fit) + len(parts.val), train_overrides)
         extra: dict = {}
         if truth is not None and parts.test_rows is not None:
             extra = {"synthetic": True, **truth.report(parts.train_rows, parts.test_rows)}
@@ -196,7 +193,8 @@ def run(
             "ranking_popular": ranking_popular,
             "history": as_json(history),
             "ranker_history": (recommender.info or {}).get("ranker_history"),
-            "train_seconds": sum(h.seconds for h in history),
+            # Every candidate's fit where train compared the rater's settings, else the one fit's.
+            "train_seconds": (recommender.info or {}).get("rater_seconds") or sum(h.seconds for h in history),
             "ranker_seconds": sum(h["seconds"] for h in (recommender.info or {}).get("ranker_history") or []),
             "device": str(resolve_device(train_config.device)),
             "train_config": asdict(train_config),
@@ -228,6 +226,18 @@ def run(
         # tore its end down while another was still running could abort the whole job.
         distributed.finish()
         return metrics
+
+
+def expected_train_size(ratings: Ratings, split_config: SplitConfig, test: Ratings | None) -> int:
+    """About how many ratings the split will leave for training (fit + validation), before splitting."""
+    return len(ratings) if test is not None else round(len(ratings) * (1 - split_config.test_fraction))
+
+
+def train_config_for(spec: ModelSpec | None, n_train: int, overrides: dict | None) -> TrainConfig:
+    """The rater's training defaults for ``n_train`` training ratings, under ``overrides`` (the flags)."""
+    if spec is None:
+        return TrainConfig(**(overrides or {}))
+    return TrainConfig.for_model(spec, n_train, **(overrides or {}))
 
 
 def _summary(metrics: dict) -> dict:

@@ -130,7 +130,8 @@ def train(
     # The tuned settings first, then any flag given on the command line.
     overrides = {**tuned_train, **{k: v for k, v in flags.items() if v is not None}}
     spec = models.get(model) if model else None
-    n_epochs = overrides.get("epochs") or (spec.training.get("epochs", 1) if spec else 1)
+    n_train = pipeline.expected_train_size(ratings, split_config, test_ratings)
+    n_epochs = pipeline.train_config_for(spec, n_train, overrides).epochs if spec and spec.kind == "rater" else 1
     with EpochDisplay(n_epochs, quiet=quiet) as display:
         metrics = pipeline.run(
             ratings,

@@ -144,7 +144,7 @@ class Truth:
 
     def taste(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """b_i + p_u . q_i: what, beyond the user's own bias, decides their rating and their choices."""
-        if np.ndim(u) == 1 and np.ndim(i) == 1 and len(u) > CHUNK:
+        if np.ndim(u) == 1 and np.ndim(i) == 1 and len(u) == len(i) > CHUNK:
             # In chunks: the gathered factors of 52M draws would take 13 GB at once.
             return np.concatenate([self.taste(u[s : s + CHUNK], i[s : s + CHUNK]) for s in range(0, len(u), CHUNK)])
         return self.b_i[i] + np.einsum("...k,...k->...", self.p[u], self.q[i])

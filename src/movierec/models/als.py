@@ -5,7 +5,8 @@ plus ``reg |p|^2 + reg_bias b^2`` per rating, plus the same for ``prior_ratings`
 ratings of every row that has any. With the item side fixed it splits into one ridge
 regression per user, on the items they rated, with penalty ``reg * (n_u + prior)``
 (Zhou et al. 2008's weighted-lambda ALS, with a prior); then the same for items. Every half-sweep
-lowers the objective and needs no learning rate; 10 to 25 sweeps converge.
+lowers the objective and needs no learning rate; from the singular start (``start``) 5 to
+25 sweeps converge.
 
 The normal equations of every user come a block of users at a time from
 ``movierec.models.rows``: one gather, one batched product and one batched solve.
@@ -35,8 +36,8 @@ class ALSConfig:
     """Weight of the squared factor norms of each rating's user and item, per rating."""
     reg_bias: float = 0.1
     """Weight of the squared biases of each rating's user and item, per rating."""
-    init_std: float = 0.3
-    """Root mean square of the item factors' start (users are solved first)."""
+    init_std: float = 0.1
+    """Standard deviation of the item factors' random start (``start="random"``)."""
     start: str = "svd"
     """``svd``: the item factors start along the top right singular vectors of the centred
     ratings; ``random``: Gaussian. From a random start a light ridge first overfits noise
@@ -75,6 +76,11 @@ def _solve(
         factors[rows] = w[:, :k]
         bias[rows] = w[:, k]
     return objective
+
+
+SVD_START_RMS = 0.3
+"""Root mean square of the singular start's entries (the unit singular vectors' are
+1 / sqrt(n_items)), so the first users' solve sees factors of a rating's size, not all ridge."""
 
 
 def _singular_start(data: RaterData, n_users: int, n_items: int, dim: int) -> Tensor:
@@ -116,7 +122,7 @@ class _Sweeps(Sweeps):
         self.penalty = torch.full((config.dim + 1,), config.reg, device=self.p.device)
         self.penalty[-1] = config.reg_bias
         if config.start == "svd":
-            self.q.copy_(_singular_start(data, model.n_users, model.n_items, config.dim) * config.init_std)
+            self.q.copy_(_singular_start(data, model.n_users, model.n_items, config.dim) * SVD_START_RMS)
         else:
             self.q.normal_(0.0, config.init_std, generator=data.generator)
         # Rows without training ratings stay at zero: the bias-only prediction.
