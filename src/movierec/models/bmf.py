@@ -377,16 +377,14 @@ def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
     return model, {"epochs": trial.suggest_int("epochs", 40, 160, step=20)}
 
 
-SMALL_LOG = 1_000_000
-"""Training ratings up to which the sampler draws ``SMALL_LOG_SWEEPS`` samples instead of 60."""
-SMALL_LOG_SWEEPS = 150
+SMALL_LOG, SMALL_LOG_SWEEPS = 1_000_000, 150
+"""Logs of up to ``SMALL_LOG`` training ratings get ``SMALL_LOG_SWEEPS`` Gibbs samples, not 60."""
 
 
 def training_by_size(n_train: int) -> dict:
-    """More Gibbs samples where they are cheap: on ml-latest-small 150 sweeps instead of 60
-    lowered the blend's validation RMSE on every seed (0.7848 / 0.8232 / 0.8432 -> 0.7841 /
-    0.8197 / 0.8360) for 1.5-2x the seconds (bench/NOTES.md); at ML-20M size 60 already take
-    ten minutes."""
+    """More Gibbs samples where they are cheap: on ml-latest-small 150 instead of 60 lowered the
+    blend's validation RMSE on every seed (0.7848 / 0.8232 / 0.8432 -> 0.7841 / 0.8197 / 0.8360)
+    for 1.5-2x the seconds (bench/NOTES.md); at ML-20M size 60 already take ten minutes."""
     return {"epochs": SMALL_LOG_SWEEPS} if n_train <= SMALL_LOG else {}
 
 
