@@ -200,6 +200,8 @@ def test_new_user_fold_in_and_similar_items_by_the_rankers_weights(dot_api):
         '{"ratings": [], "k": "many"}',
         '{"ratings": [], "surprise": 1}',
         '{"ratings": [], "exclude": [[1]]}',
+        '{"ratings": [], "ignore_unknown": 0.0}',  # found by the fuzzer: lax parsing made it False
+        '{"ratings": [], "ignore_unknown": "yes"}',
     ],
 )
 def test_bad_new_user_bodies_are_422(api, body):

@@ -7,7 +7,7 @@ endpoint's answers against these models, so the schema stays the contract.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 RawId = StrictInt | StrictStr
 """A raw user or item id as the data has it: an int for MovieLens, a string for other files."""
@@ -61,7 +61,7 @@ class NewUserRequest(BaseModel):
     ratings: list[Rating] = Field(default_factory=list, max_length=MAX_PAIRS)
     k: int = Field(10, ge=1, le=MAX_K)
     exclude: list[RawId] = Field(default_factory=list, max_length=MAX_PAIRS)
-    ignore_unknown: bool = Field(
+    ignore_unknown: StrictBool = Field(
         False, description="Leave out rated items the model does not know (listed in ignored) instead of a 404."
     )
 
