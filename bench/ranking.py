@@ -59,7 +59,7 @@ def fitted_raters(parts, seed: int) -> dict[str, tuple]:
     out = {}
     for name in RATERS:
         started = time.perf_counter()
-        config = TrainConfig.for_model(models.get(name), len(parts.fit) + len(parts.val), seed=seed)
+        config = TrainConfig.for_model(models.get(name), parts.n_train, seed=seed)
         rated, _ = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
         out[name] = (rated, time.perf_counter() - started)
     return out

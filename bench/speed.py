@@ -80,7 +80,7 @@ def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> di
     from movierec.training import TrainConfig
 
     parts = pipeline.split(load(csv))
-    n_train = len(parts.fit) + len(parts.val)
+    n_train = parts.n_train
     if epochs:
         config = TrainConfig.for_model(get(model), n_train, epochs=epochs, patience=None, device=device)
     else:
@@ -116,7 +116,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
     from movierec.training import TrainConfig
 
     parts = pipeline.split(load(csv))
-    config = TrainConfig.for_model(get(rater), len(parts.fit) + len(parts.val), device=device)
+    config = TrainConfig.for_model(get(rater), parts.n_train, device=device)
     start = time.perf_counter()
     recommender, history = fitting.fit(parts.fit, parts.val, rater, train_config=config)
     total = time.perf_counter() - start

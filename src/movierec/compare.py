@@ -52,9 +52,9 @@ def compare(
             rec = replace(rec, lists=ListConfig(gate=False))
             seconds = sum(h["seconds"] for h in (rec.info or {}).get("ranker_history") or [])
         else:
-            config = TrainConfig.for_model(spec, len(parts.fit) + len(parts.val), seed=seed, device=device)
-            rec, history = fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
-            seconds = (rec.info or {}).get("rater_seconds") or sum(h.seconds for h in history)
+            config = TrainConfig.for_model(spec, parts.n_train, seed=seed, device=device)
+            rec, _ = fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+            seconds = (rec.info or {})["rater_seconds"]
             rec = by_rating(rec)
         row: dict = {"model": name, "kind": spec.kind, "rmse": None, "mae": None, "seconds": seconds}
         if spec.kind == "rater":

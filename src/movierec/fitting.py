@@ -121,12 +121,12 @@ def fit(
     ranker_name, why = choose_ranker(ranker, fit_part.n_users, fit_part.n_items)
     spec = None if model is None else rater_spec(model)
     n_train = len(fit_part) + (0 if val_part is None else len(val_part))
-    train_config = train_config or (TrainConfig() if spec is None else TrainConfig.for_model(spec, n_train))
+    train_config = train_config or TrainConfig.for_model(spec, n_train)
     rater: RatingModel | None = None
     history: list[Epoch] = []
-    rater_choice = None
+    rater_choice, rater_seconds = None, 0.0
     if spec is not None:
-        rater, model_config, history, rater_choice = _fit_rater(
+        rater, model_config, history, rater_choice, rater_seconds = _fit_rater(
             spec,
             model_config,
             fit_part,
@@ -190,8 +190,8 @@ def fit(
             "train_config": asdict(train_config),
             "ranker_history": as_json(ranker_history),
             "ranker_choice": why,
-            "rater_choice": rater_choice and rater_choice["line"],
-            "rater_seconds": rater_choice and rater_choice["seconds"],
+            "rater_choice": rater_choice,
+            "rater_seconds": rater_seconds,
             "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
             "lists_tried": choice.tried,
         },
@@ -209,11 +209,11 @@ def _fit_rater(
     announce: Callable[[str], None] | None,
     checkpoint_dir: Path | None,
     **train_args: Any,
-) -> tuple[RatingModel, object, list[Epoch], dict | None]:
+) -> tuple[RatingModel, object, list[Epoch], str | None, float]:
     """The rater trained with ``model_config``, or with each of its candidates, the lowest on validation kept.
 
-    Returns the rater, its settings, its history and, after a comparison, what was chosen
-    (``line``) and the seconds every candidate's fit took together (``seconds``).
+    Returns the rater, its settings, its history, after a comparison a line saying what was
+    chosen (else None), and the seconds every fit took together.
     """
     configs = [model_config] if model_config is not None else rater_candidates(spec, fit_part, val_part)
     if len(configs) > 1 and train_args.get("resume"):
@@ -242,10 +242,8 @@ def _fit_rater(
         if kept is None or (val_rmse is not None and (best is None or val_rmse < best)):
             kept, best = (model.eval(), config, history), val_rmse
     assert kept is not None
-    if len(configs) == 1:
-        return (*kept, None)
-    line = describe_rater_choice(spec.name, configs, tried, kept[1])
-    return (*kept, {"line": line, "seconds": seconds})
+    line = describe_rater_choice(spec.name, configs, tried, kept[1]) if len(configs) > 1 else None
+    return (*kept, line, seconds)
 
 
 def rater_candidates(spec: models.ModelSpec, fit_part: Ratings, val_part: Ratings | None) -> list:

@@ -27,7 +27,6 @@ from movierec.evaluation import (
     evaluate_ranking,
     rating_distribution,
 )
-from movierec.models.base import ModelSpec
 from movierec.plotting import loss_plot
 from movierec.training import Epoch, TrainConfig, as_json, resolve_device
 
@@ -73,6 +72,11 @@ class Parts:
     """Positions in the split log of the fit and validation ratings."""
     test_rows: np.ndarray | None
     """Positions in the split log of the test ratings; None when the test was given."""
+
+    @property
+    def n_train(self) -> int:
+        """Training ratings, fit and validation parts together: what size-dependent defaults go by."""
+        return len(self.fit) + len(self.val)
 
 
 def check_seed(seed: int) -> None:
@@ -125,7 +129,9 @@ def run(
     """
     spec = None if model is None else fitting.rater_spec(model)
     # Built now so a bad flag fails before any work; again after the split, for its true size.
-    train_config = train_config_for(spec, expected_train_size(ratings, split_config, test), train_overrides)
+    train_config = TrainConfig.for_model(
+        spec, expected_train_size(ratings, split_config, test), **(train_overrides or {})
+    )
     # One run at a time per --out (rank 0 alone writes it): a second is refused before any work.
     if distributed.is_main():
         outdir.check_writable(out)
@@ -133,7 +139,7 @@ def run(
     with holding:
         outdir.check_replaceable(out)
         parts = split(ratings, split_config, test)
-        train_config = train_config_for(spec, len(parts.fit) + len(parts.val), train_overrides)
+        train_config = TrainConfig.for_model(spec, parts.n_train, **(train_overrides or {}))
         extra: dict = {}
         if truth is not None and parts.test_rows is not None:
             extra = {"synthetic": True, **truth.report(parts.train_rows, parts.test_rows)}
@@ -193,8 +199,8 @@ def run(
             "ranking_popular": ranking_popular,
             "history": as_json(history),
             "ranker_history": (recommender.info or {}).get("ranker_history"),
-            # Every candidate's fit where train compared the rater's settings, else the one fit's.
-            "train_seconds": (recommender.info or {}).get("rater_seconds") or sum(h.seconds for h in history),
+            # Every candidate's fit where train compared the rater's settings.
+            "train_seconds": (recommender.info or {}).get("rater_seconds", 0.0),
             "ranker_seconds": sum(h["seconds"] for h in (recommender.info or {}).get("ranker_history") or []),
             "device": str(resolve_device(train_config.device)),
             "train_config": asdict(train_config),
@@ -231,13 +237,6 @@ def run(
 def expected_train_size(ratings: Ratings, split_config: SplitConfig, test: Ratings | None) -> int:
     """About how many ratings the split will leave for training (fit + validation), before splitting."""
     return len(ratings) if test is not None else round(len(ratings) * (1 - split_config.test_fraction))
-
-
-def train_config_for(spec: ModelSpec | None, n_train: int, overrides: dict | None) -> TrainConfig:
-    """The rater's training defaults for ``n_train`` training ratings, under ``overrides`` (the flags)."""
-    if spec is None:
-        return TrainConfig(**(overrides or {}))
-    return TrainConfig.for_model(spec, n_train, **(overrides or {}))
 
 
 def _summary(metrics: dict) -> dict:

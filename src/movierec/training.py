@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,16 +72,18 @@ class TrainConfig:
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda")
 
     @classmethod
-    def for_model(cls, spec: ModelSpec, n_train: int | None = None, **overrides: object) -> TrainConfig:
+    def for_model(cls, spec: ModelSpec | None, n_train: int | None = None, **overrides: object) -> TrainConfig:
         """The model's defaults (for ``n_train`` training ratings, when known), then any non-None
-        ``overrides`` (the CLI's flags)."""
+        ``overrides`` (the CLI's flags). ``spec`` None (no rater): the plain defaults."""
         names = {f.name for f in fields(cls)}
         unknown = set(overrides) - names
         if unknown:
             raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        if spec is None:
+            return cls(**given)
         sized = spec.training_by_size(n_train) if spec.training_by_size and n_train is not None else {}
-        chosen = {**spec.training, **sized, **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(**chosen)
+        return cls(**{**spec.training, **sized, **given})
 
 
 def resolve_device(name: str) -> torch.device:

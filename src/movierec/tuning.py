@@ -101,7 +101,7 @@ def tune(
     if len(parts.val) == 0:
         raise ConfigError("tuning needs a validation part; raise --val-fraction")
     ranker = spec.kind == "ranker"
-    n_train = len(parts.fit) + len(parts.val)
+    n_train = parts.n_train
     defaults = TrainConfig.for_model(spec, n_train)
     relevance = 1.0 if parts.fit.implicit else default_relevance(parts.fit.rating_scale())
 

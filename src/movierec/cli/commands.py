@@ -32,6 +32,7 @@ from movierec.cli.common import (
     parse_columns,
 )
 from movierec.errors import ConfigError
+from movierec.training import TrainConfig
 
 MAX_K = 1000
 """The longest list a command prints or writes per user (the server's cap too)."""
@@ -131,7 +132,7 @@ def train(
     overrides = {**tuned_train, **{k: v for k, v in flags.items() if v is not None}}
     spec = models.get(model) if model else None
     n_train = pipeline.expected_train_size(ratings, split_config, test_ratings)
-    n_epochs = pipeline.train_config_for(spec, n_train, overrides).epochs if spec and spec.kind == "rater" else 1
+    n_epochs = TrainConfig.for_model(spec, n_train, **overrides).epochs if spec and spec.kind == "rater" else 1
     with EpochDisplay(n_epochs, quiet=quiet) as display:
         metrics = pipeline.run(
             ratings,
