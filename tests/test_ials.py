@@ -71,3 +71,18 @@ def test_every_sweep_lowers_the_whole_matrix_objective(cg_steps):
     a = model.unrated_weight * q.T @ q + (qr * w[:, None]).T @ qr + model.reg * torch.eye(4, dtype=torch.float64)
     b = qr.T @ (w + model.unrated_weight)
     torch.testing.assert_close(solved.double(), torch.linalg.solve(a, b), atol=1e-4, rtol=1e-4)
+
+
+def test_train_stops_the_sweeps_where_the_validation_ndcg_peaks_and_refits_with_that_many(small):
+    from movierec import fitting, pipeline
+
+    parts = pipeline.split(small.ratings)
+    ndcg = iter([0.10, 0.30, 0.20, 0.25, 0.9, 0.9])  # planted: the second sweep is the best
+    config = IALSConfig(dim=8, sweeps=6)
+    ranker, kept, history = fitting.fit_ranker([parts.fit], "ials", config, rank=lambda _: next(ndcg))
+    assert len(history) == 2 + fitting.RANKER_PATIENCE and kept == IALSConfig(dim=8, sweeps=2)
+    assert [h.val_ndcg for h in history] == [0.10, 0.30, 0.20, 0.25]
+    # The model kept is the second sweep's, which a plain fit of two sweeps gives again.
+    again, _, plain = fitting.fit_ranker([parts.fit], "ials", kept)
+    torch.testing.assert_close(ranker.item_factors, again.item_factors, atol=0, rtol=0)
+    assert len(plain) == 2 and plain[0].val_ndcg is None

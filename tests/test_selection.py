@@ -31,7 +31,7 @@ def _choose(setting, monkeypatch, other_gain: float, val_size: int | None = None
     if val_size is not None:
         monkeypatch.setattr(selection, "SMALL_VAL", val_size)
     return selection.choose(
-        base, parts.fit, parts.val, "ease", lambda config: base.ranker, ranker_config=None, seed=0
+        base, parts.fit, parts.val, "ease", lambda config, rank: (base.ranker, config), ranker_config=None, seed=0
     ), parts
 
 

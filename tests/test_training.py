@@ -11,7 +11,7 @@ import torch
 from movierec import fitting, models, pipeline
 from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import Sweeps
-from movierec.training import TrainConfig, run, train
+from movierec.training import Epoch, TrainConfig, run, train
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +166,20 @@ def test_the_loop_stops_early_and_restores_the_best_sweeps_state():
     assert [h.val_rmse for h in history] == scores[:4] and history[1].train_loss == 0.5
     assert float(model.weight.detach()) == 1.0  # the second sweep's state, the best validation figure
     assert ("finish", None) not in fitter.calls  # stopped before the last planned sweep
+
+
+def test_a_rankers_fit_stops_when_its_validation_ndcg_stops_rising():
+    model = torch.nn.Linear(1, 1, bias=False)
+    ndcg = [0.10, 0.30, 0.25, 0.29, 0.40]  # the RMSE is not consulted: a ranker has none
+    seen = []
+    history = run(model, _Counted(model, []), 5, rank=lambda: ndcg[len(seen)], patience=2, on_epoch=seen.append)
+    assert [h.val_ndcg for h in history] == ndcg[:4] and all(h.val_rmse is None for h in history)
+    assert float(model.weight.detach()) == 1.0  # the second sweep's state: the highest NDCG
+    # An old checkpoint's rows have no val_ndcg, and still read back; a row with a stray field does not.
+    row = {"epoch": 1, "train_loss": 0.5, "val_rmse": 0.9, "seconds": 1.0}
+    assert Epoch.of(row).val_ndcg is None and Epoch.of({**row, "val_ndcg": 0.2}).val_ndcg == 0.2
+    with pytest.raises(ValueError, match="fields"):
+        Epoch.of({**row, "val_mae": 0.7})
 
 
 def test_the_finish_gives_the_last_rows_figure_and_refuses_patience():

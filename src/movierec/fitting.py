@@ -28,6 +28,11 @@ from movierec.models.popular import Popular, PopularConfig, popularity
 from movierec.recommend import ListConfig, Recommender
 from movierec.training import Epoch, TrainConfig, as_json, resolve_device, run, train
 
+RANKER_PATIENCE = 2
+"""Sweeps without a better validation NDCG@10 before a ranker's fit stops. iALS at ML-20M's shape
+(synthetic) peaks after 1-4 sweeps and then loses up to two thirds of its NDCG, where on
+ml-latest-small it rises for 8-10 (bench/NOTES.md): no one count of sweeps serves both."""
+
 
 def rater_spec(name: str) -> models.ModelSpec:
     """The registered rating model ``name``; a ranker's name is a clear error."""
@@ -61,8 +66,15 @@ def fit_ranker(
     seed: int = 0,
     device: str = "auto",
     on_epoch: Callable[[Epoch], None] | None = None,
+    rank: Callable[[Ranker], float] | None = None,
 ) -> tuple[Ranker, object, list[Epoch]]:
-    """Fit the ranker called ``name`` on the ratings of ``parts`` together; returns it, its config and history."""
+    """Fit the ranker called ``name`` on the ratings of ``parts`` together; returns it, its config and history.
+
+    With ``rank`` (the ranker as fitted so far -> its validation NDCG@10), a ranker fitted
+    by several sweeps stops once ``RANKER_PATIENCE`` of them bring no better NDCG and keeps
+    its best sweep; the config returned then says how many sweeps that was, for a refit
+    (such a ranker's config counts its sweeps in ``sweeps``, as ``IALSConfig`` does).
+    """
     spec = models.get(name)
     config = config or spec.config_type()
     first = parts[0]
@@ -81,8 +93,12 @@ def fit_ranker(
         generator=torch.Generator().manual_seed(seed),
     )
     assert spec.sweeps is not None  # every ranker is fitted by sweeps of its own
-    history = run(ranker, spec.sweeps(ranker, config, data), 1, on_epoch=on_epoch)
-    return ranker.eval(), config, history
+    fitter = spec.sweeps(ranker, config, data)
+    if rank is None or (fitter.planned or 1) == 1:
+        return ranker.eval(), config, run(ranker, fitter, 1, on_epoch=on_epoch)
+    history = run(ranker, fitter, 1, rank=lambda: rank(ranker.eval()), patience=RANKER_PATIENCE, on_epoch=on_epoch)
+    best = max(history, key=lambda h: h.val_ndcg or 0.0)  # the first of equals: fewer sweeps
+    return ranker.eval(), replace(config, sweeps=best.epoch), history  # type: ignore[type-var]
 
 
 def fit(
@@ -169,7 +185,7 @@ def fit(
         fit_part,
         val_part,
         ranker_name,
-        lambda config: fit_ranker([fit_part], ranker_name, config, seed=seed, device=device)[0],
+        lambda config, rank: fit_ranker([fit_part], ranker_name, config, seed=seed, device=device, rank=rank)[:2],
         ranker_config=ranker_config,
         lists=lists,
         seed=seed,

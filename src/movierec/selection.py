@@ -75,7 +75,7 @@ def choose(
     fit_part: Ratings,
     val_part: Ratings | None,
     ranker: str,
-    fit_ranker: Callable[[object], Ranker],
+    fit_ranker: Callable[[object, Callable[[Ranker], float] | None], tuple[Ranker, object]],
     *,
     ranker_config: object | None = None,
     lists: ListConfig | None = None,
@@ -83,8 +83,10 @@ def choose(
 ) -> Choice:
     """The best ranker settings and list config on ``val_part``, ``base`` giving the rater and history.
 
-    ``base`` must hold the fit part alone as its history; ``fit_ranker(config)`` fits the
-    ranker on the fit part. A ``ranker_config`` or ``lists`` given is kept as it is. With
+    ``base`` must hold the fit part alone as its history; ``fit_ranker(config, rank)`` fits
+    the ranker on the fit part, ``rank`` giving the validation NDCG@10 of its own lists for
+    a fit that stops when that stops rising, and returns it with its config (the sweeps it
+    kept). A ``ranker_config`` or ``lists`` given is kept as it is (its sweeps too). With
     no validation part (or none of its ratings relevant), the defaults.
     """
     spec = models.get(ranker)
@@ -103,8 +105,14 @@ def choose(
         return default
     tried = []
     best: tuple[float, object, ListConfig] | None = None  # the defaults, then what clearly beats them
+
+    def rank(fitted: Ranker) -> float:  # the ranker's own lists: what its sweeps must improve
+        alone = replace(base, ranker=fitted, ranker_name=ranker, lists=ListConfig(gate=False, discount=0.0))
+        return evaluate_ranking(alone, val_part, relevance=relevance, max_users=MAX_USERS, seed=seed)["ndcg"]
+
     for config in configs:
-        fitted = replace(base, ranker=fit_ranker(config), ranker_name=ranker, ranker_config=config)
+        fitted_ranker, config = fit_ranker(config, rank if ranker_config is None else None)
+        fitted = replace(base, ranker=fitted_ranker, ranker_name=ranker, ranker_config=config)
         for candidate in candidates:
             scored = evaluate_ranking(
                 replace(fitted, lists=candidate), val_part, relevance=relevance, max_users=MAX_USERS, seed=seed

@@ -135,14 +135,18 @@ class Epoch:
     """RMSE of the clipped predictions on the validation part; None without one (or for rankers)."""
     seconds: float
     """Wall time of the sweep (and, on the last row, of the fit's finish)."""
+    val_ndcg: float | None = None
+    """A ranker's NDCG@10 on the validation part after the sweep; None for raters, or with no validation."""
 
     @classmethod
     def of(cls, row: object) -> Epoch:
         """A row read back from JSON (a checkpoint); ValueError if it is not one."""
-        if not isinstance(row, dict) or set(row) != {f.name for f in fields(cls)}:
+        names = {f.name for f in fields(cls)}
+        # A checkpoint written before val_ndcg existed lacks it, and means None.
+        if not isinstance(row, dict) or not names - {"val_ndcg"} <= set(row) <= names:
             raise ValueError(f"a history row must have the fields {', '.join(f.name for f in fields(cls))}")
         epoch, seconds = row["epoch"], row["seconds"]
-        numbers = [row[k] for k in ("train_loss", "val_rmse") if row[k] is not None] + [seconds]
+        numbers = [row[k] for k in ("train_loss", "val_rmse", "val_ndcg") if row.get(k) is not None] + [seconds]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise ValueError(f"a history row's epoch must be a positive whole number, got {epoch!r}")
         if any(isinstance(x, bool) or not isinstance(x, int | float) for x in numbers):
@@ -156,11 +160,16 @@ def as_json(history: list[Epoch]) -> list[dict]:
 
 
 def stalled(history: list[Epoch], patience: int) -> bool:
-    """True when the last ``patience`` epochs brought no better validation RMSE."""
-    scores = [h.val_rmse for h in history if h.val_rmse is not None]
+    """True when the last ``patience`` epochs brought no better validation figure (RMSE, or a ranker's NDCG)."""
+    scores = [loss for loss in map(_loss, history) if loss is not None]
     if len(scores) <= patience:
         return False
     return min(scores[-patience:]) >= min(scores[:-patience])
+
+
+def _loss(row: Epoch) -> float | None:
+    """What early stopping lowers: the validation RMSE, or minus a ranker's validation NDCG."""
+    return -row.val_ndcg if row.val_ndcg is not None else row.val_rmse
 
 
 Checkpoint = Callable[[list[Epoch], float, dict | None], None]
@@ -173,6 +182,7 @@ def run(
     epochs: int,
     *,
     validate: Callable[[], float | None] = lambda: None,
+    rank: Callable[[], float] | None = None,
     patience: int | None = None,
     on_epoch: Callable[[Epoch], None] | None = None,
     resumed: tuple[list[Epoch], float, dict | None] | None = None,
@@ -181,8 +191,9 @@ def run(
     """Fit ``model`` by ``fitter``'s sweeps (``epochs`` of them unless it plans its own number).
 
     With ``patience``, stops after that many sweeps without a better validation RMSE and
-    restores the best sweep's state. ``resumed`` continues a checkpointed run from its
-    history, best RMSE and best state.
+    restores the best sweep's state. ``rank`` (a ranker's fit) gives the validation NDCG@10
+    after each sweep, and then it, not the RMSE, is what must improve. ``resumed``
+    continues a checkpointed run from its history, best RMSE and best state.
     """
     sweeps = fitter.planned or epochs
     if patience is not None and not fitter.stops_early:
@@ -190,23 +201,25 @@ def run(
             "patience does not apply to this model: it is whole only after its last sweep (a sampler's "
             "mean, a blend's weights); set the number of sweeps with --epochs instead"
         )
-    history, best_rmse, best_state = resumed if resumed is not None else ([], math.inf, None)
+    history, best, best_state = resumed if resumed is not None else ([], math.inf, None)
     for epoch in range(len(history), sweeps):
         started = time.perf_counter()
         train_loss = fitter.sweep(epoch)
         val_rmse = fitter.finish(validate) if epoch == sweeps - 1 else None
         if val_rmse is None:  # no finish, or one that left the model as the sweep did
             val_rmse = fitter.val_rmse() if fitter.validates_itself else validate()
-        row = Epoch(epoch + 1, train_loss, val_rmse, time.perf_counter() - started)
+        seconds = time.perf_counter() - started  # the sweep's own time: ranking the validation part is not fitting
+        row = Epoch(epoch + 1, train_loss, val_rmse, seconds, None if rank is None else rank())
         history.append(row)
         if on_epoch:
             on_epoch(row)
-        if val_rmse is not None and val_rmse < best_rmse:
-            best_rmse = val_rmse
+        loss = _loss(row)
+        if loss is not None and loss < best:
+            best = loss
             if patience is not None:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if checkpoint is not None:
-            checkpoint(history, best_rmse, best_state)
+            checkpoint(history, best, best_state)
         if patience is not None and stalled(history, patience):
             break
     if best_state is not None:
