@@ -112,6 +112,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
 
     from movierec import fitting, pipeline
     from movierec.data.load import load
+    from movierec.evaluation import evaluate_ranking
     from movierec.models import get
     from movierec.training import TrainConfig
 
@@ -124,6 +125,9 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
     users = np.arange(recommender.index.n_users)
     start = time.perf_counter()
     recommender.top_n(users, 10)
+    top10_seconds = time.perf_counter() - start
+    # What the timed lists are worth, on the test part no choice has seen.
+    test = evaluate_ranking(recommender, parts.test, max_users=5000)
     return {
         "model": f"{recommender.ranker_name} + {rater}",
         "ranker": recommender.ranker_name,
@@ -131,7 +135,9 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
         "rater_fit_seconds": sum(h.seconds for h in history),
         "selection_seconds": total - ranker_s - sum(h.seconds for h in history),
         "lists": recommender.info["lists_choice"],
-        "top10_all_seconds": time.perf_counter() - start,
+        "top10_all_seconds": top10_seconds,
+        "test_ndcg": test["ndcg"],
+        "test_users": test["n_users"],
         "n_users": len(users),
         "n_fit": len(parts.fit),
         "peak_mb": peak_mb(),
@@ -240,7 +246,8 @@ def print_table(f: dict, args: argparse.Namespace) -> None:
         print(f"| {fit} | {r['ranker_fit_seconds']:.1f} | {r['peak_mb']:.0f} | {r['lists']} |")
         print(f"| list settings chosen on the validation part | {r['selection_seconds']:.1f} | | |")
         top = f"{r['model']}: top-10 for all {r['n_users']:,} users"
-        print(f"| {top} | {r['top10_all_seconds']:.1f} | | seen items excluded |")
+        quality = f"; test NDCG@10 {r['test_ndcg']:.4f} ({r['test_users']:,} users)" if "test_ndcg" in r else ""
+        print(f"| {top} | {r['top10_all_seconds']:.1f} | | seen items excluded{quality} |")
     keras = f.get("keras", {})
     for r in f["models"]:
         if "error" in r:
