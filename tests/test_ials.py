@@ -71,6 +71,16 @@ def test_every_sweep_lowers_the_whole_matrix_objective(cg_steps):
     a = model.unrated_weight * q.T @ q + (qr * w[:, None]).T @ qr + model.reg * torch.eye(4, dtype=torch.float64)
     b = qr.T @ (w + model.unrated_weight)
     torch.testing.assert_close(solved.double(), torch.linalg.solve(a, b), atol=1e-4, rtol=1e-4)
+    # One row alone takes a shorter path than a batch (blocks of rows): both give the same vector.
+    other = UserRows.one(items[users == 5], ratings[users == 5])
+    both = UserRows(
+        torch.tensor([0, len(rows.items), len(rows.items) + len(other.items)]),
+        torch.cat([rows.items, other.items]),
+        torch.cat([rows.ratings, other.ratings]),
+    )
+    batch = model.user_vectors(both)
+    torch.testing.assert_close(batch[0], solved, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch[1], model.user_vectors(other)[0], atol=1e-5, rtol=1e-5)
 
 
 def test_train_stops_the_sweeps_where_the_validation_ndcg_peaks_and_refits_with_that_many(small):

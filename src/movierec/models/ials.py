@@ -89,9 +89,21 @@ class IALS(Ranker):
             self._gram = (key, self.unrated_weight * (q.T @ q))
         return self._gram[1]
 
+    def _normal_equations(self, items: Tensor, ratings: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One user's ridge: A (dim, dim), the rated items' factors (n, dim) and confidences (n,)."""
+        rated = self.item_factors[items]
+        w = self.alpha * self.weights(ratings)
+        a = self.unrated_gram() + (rated * w[:, None]).T @ rated
+        a.diagonal().add_(self.reg)
+        return a, rated, w + self.unrated_weight
+
     def user_vectors(self, rows: UserRows) -> Tensor:
         """float32 (B, dim): each row's ridge solution against the fixed items (zeros for empty rows)."""
         q = self.item_factors
+        if rows.n_rows == 1 and len(rows.items):
+            # A served request: one small solve, without grouping rows into blocks (about 0.3 ms of torch calls).
+            a, rated, c = self._normal_equations(rows.items, rows.ratings)
+            return torch.linalg.solve(a, rated.T @ c)[None, :]
         out = q.new_zeros(rows.n_rows, q.shape[1])
         blocks = RowBlocks(rows.row_of_entry(), rows.items, rows.ratings, rows.n_rows, self.n_items)
         solve_side(blocks, q, out, self, self.unrated_gram())
@@ -101,14 +113,9 @@ class IALS(Ranker):
         return self.user_vectors(rows) @ self.item_factors.T
 
     def contributions(self, rows: UserRows, item_idx: Tensor) -> Tensor:
-        q = self.item_factors
-        rated = q[rows.items]
-        w = self.weights(rows.ratings)
-        a = self.unrated_gram() + (rated * (self.alpha * w)[:, None]).T @ rated
-        a.diagonal().add_(self.reg)
+        a, rated, c = self._normal_equations(rows.items, rows.ratings)
         # score_i = q_i^T A^-1 sum_j c_j q_j: the j-th term is rated item j's share.
-        s = q[item_idx] @ torch.linalg.solve(a, rated.T)
-        return s * (self.unrated_weight + self.alpha * w)[None, :]
+        return (self.item_factors[item_idx] @ torch.linalg.solve(a, rated.T)) * c[None, :]
 
     def similar(self, item_idx: Tensor) -> Tensor:
         q = torch.nn.functional.normalize(self.item_factors, dim=1)
