@@ -113,7 +113,7 @@ class MLP(RatingModel):
         at a vector that fits those ratings exactly. The network is piecewise linear in the
         user's embedding (ReLU), so the loss is quadratic wherever the hidden units' on/off
         pattern holds and each Gauss-Newton step lands on that piece's minimum: a few steps
-        reach what L-BFGS reached, at a tenth of its cost (bench/NOTES.md).
+        reach what L-BFGS reached, at a fifth of its cost (bench/NOTES.md).
         """
         mean, var = self.user_prior()
         d = self.user_emb.embedding_dim
