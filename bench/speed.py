@@ -112,7 +112,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
 
     from movierec import fitting, pipeline
     from movierec.data.load import load
-    from movierec.evaluation import evaluate_ranking
+    from movierec.evaluation import default_relevance, evaluate_ranking
     from movierec.models import get
     from movierec.training import TrainConfig
 
@@ -126,8 +126,10 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
     start = time.perf_counter()
     recommender.top_n(users, 10)
     top10_seconds = time.perf_counter() - start
-    # What the timed lists are worth, on the test part no choice has seen.
-    test = evaluate_ranking(recommender, parts.test, max_users=5000)
+    peak = peak_mb()  # of the fit and the lists, before the evaluation below
+    # What lists made this way are worth, on the test part no choice has seen (a sample of users).
+    relevance = 1.0 if parts.fit.implicit else default_relevance(parts.fit.rating_scale())
+    test = evaluate_ranking(recommender, parts.test, relevance=relevance, max_users=5000)
     return {
         "model": f"{recommender.ranker_name} + {rater}",
         "ranker": recommender.ranker_name,
@@ -140,7 +142,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
         "test_users": test["n_users"],
         "n_users": len(users),
         "n_fit": len(parts.fit),
-        "peak_mb": peak_mb(),
+        "peak_mb": peak,
     }
 
 

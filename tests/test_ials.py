@@ -96,3 +96,15 @@ def test_train_stops_the_sweeps_where_the_validation_ndcg_peaks_and_refits_with_
     again, _, plain = fitting.fit_ranker([parts.fit], "ials", kept)
     torch.testing.assert_close(ranker.item_factors, again.item_factors, atol=0, rtol=0)
     assert len(plain) == 2 and plain[0].val_ndcg is None
+
+
+def test_large_logs_compare_heavier_ridges_and_a_nan_sweep_is_never_the_best(small):
+    from movierec import fitting, pipeline
+    from movierec.models.ials import _candidates
+
+    assert [c.reg for c in _candidates(100, 50, 1_000)][0] == IALSConfig().reg  # the default first
+    assert [c.reg for c in _candidates(138_493, 26_744, 15_000_000)] == [30.0, 100.0, 300.0, 1000.0]
+    parts = pipeline.split(small.ratings)
+    ndcg = iter([float("nan"), 0.2, 0.3, 0.1, 0.1, 0.1])
+    _, kept, history = fitting.fit_ranker([parts.fit], "ials", IALSConfig(dim=4, sweeps=6), rank=lambda _: next(ndcg))
+    assert kept.sweeps == 3 and len(history) == 5

@@ -75,3 +75,45 @@ def test_the_fold_in_prior_follows_the_user_table():
     torch.testing.assert_close(moved, mean + 1.0)
     net.load_state_dict({k: v * 0 for k, v in net.state_dict().items()})
     torch.testing.assert_close(net.user_prior()[0], torch.zeros(4))
+
+
+def test_the_gauss_newton_fold_in_reaches_the_minimum_of_its_loss():
+    from movierec.models.mlp import PRIOR_NOISE
+
+    net = MLP(40, 30, MLPConfig(dim=6, hidden=64), torch.Generator().manual_seed(3))
+    with torch.no_grad():  # weights the size training leaves, so a user's vector matters
+        for table in (net.user_emb.weight, net.item_emb.weight):
+            table.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(4))
+        net.out.weight.mul_(10.0)
+    items = torch.tensor([1, 4, 9, 16, 25])
+    target = torch.tensor([1.0, -0.5, 0.8, -1.2, 0.3])
+    mean, var = net.user_prior()
+    params = [p.detach() for p in (net.hidden.weight, net.hidden.bias, net.out.weight, net.out.bias)]
+    emb = net.item_emb(items).detach()
+
+    def loss_of(u: torch.Tensor) -> torch.Tensor:
+        w, b, w_out, b_out = params
+        pred = torch.relu(u @ w[:, :6].T + b + emb @ w[:, 6:].T) @ w_out[0] + b_out[0]
+        return torch.sum((pred - target) ** 2) + PRIOR_NOISE * torch.sum((u - mean) ** 2 / var)
+
+    # The reference: a long L-BFGS run on the same loss, by autograd.
+    u = mean.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [u], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = loss_of(u)
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        opt.step(closure)
+    reference, at_mean = float(loss_of(u.detach())), float(loss_of(mean))
+    folded = net.fold_in_user(items, target)
+    assert reference < 0.9 * at_mean  # the fit moves well off the prior: the check below can fail
+    assert float(loss_of(folded)) <= reference * (1 + 1e-4)
+    # The scorer predicts from that vector; a float64 target is the same fit; no ratings: the prior mean.
+    torch.testing.assert_close(net.fold_in(items, target)(items), net.fold_in(items, target.double())(items))
+    torch.testing.assert_close(net.fold_in_user(items[:0], target[:0]), mean)

@@ -112,3 +112,20 @@ def test_a_rater_config_given_is_trained_alone(setting, als_candidates):
     given = ALSConfig(dim=3)
     rec, _ = fitting.fit(parts.fit, parts.val, "als", ranker="popular", model_config=given)
     assert rec.rater_config == given and rec.info["rater_choice"] is None
+
+
+def test_the_ranker_stops_on_validation_unless_its_settings_were_given(setting, monkeypatch):
+    parts, base = setting
+    monkeypatch.setattr(selection, "evaluate_ranking", lambda *_, **__: {"ndcg": 0.2})
+    calls = []
+
+    def fit_ranker(config, rank):
+        calls.append(rank)
+        return base.ranker, config
+
+    selection.choose(base, parts.fit, parts.val, "ease", fit_ranker)
+    assert len(calls) == 2 and all(callable(rank) for rank in calls)  # both candidates, each may stop early
+    assert calls[0](base.ranker) == 0.2  # the ranker's own lists, scored on the validation part
+    calls.clear()
+    selection.choose(base, parts.fit, parts.val, "ease", fit_ranker, ranker_config=OTHER)
+    assert calls == [None]  # settings given are kept, sweeps and all

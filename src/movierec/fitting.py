@@ -26,7 +26,7 @@ from movierec.models.base import Ranker, RankerData, RatingModel
 from movierec.models.baseline import Baseline, fit_biases
 from movierec.models.popular import Popular, PopularConfig, popularity
 from movierec.recommend import ListConfig, Recommender
-from movierec.training import Epoch, TrainConfig, as_json, resolve_device, run, train
+from movierec.training import Epoch, TrainConfig, as_json, best_epoch, resolve_device, run, train
 
 RANKER_PATIENCE = 2
 """Sweeps without a better validation NDCG@10 before a ranker's fit stops. iALS at ML-20M's shape
@@ -94,10 +94,12 @@ def fit_ranker(
     )
     assert spec.sweeps is not None  # every ranker is fitted by sweeps of its own
     fitter = spec.sweeps(ranker, config, data)
-    if rank is None or (fitter.planned or 1) == 1:
+    if rank is None or (fitter.planned or 1) == 1 or not hasattr(config, "sweeps"):
         return ranker.eval(), config, run(ranker, fitter, 1, on_epoch=on_epoch)
     history = run(ranker, fitter, 1, rank=lambda: rank(ranker.eval()), patience=RANKER_PATIENCE, on_epoch=on_epoch)
-    best = max(history, key=lambda h: h.val_ndcg or 0.0)  # the first of equals: fewer sweeps
+    best = best_epoch(history)  # the sweep whose state run restored (the first of equals)
+    if best is None:  # no sweep gave a usable NDCG: the fit stands as it ran
+        return ranker.eval(), config, history
     return ranker.eval(), replace(config, sweeps=best.epoch), history  # type: ignore[type-var]
 
 
@@ -119,8 +121,9 @@ def fit(
 ) -> tuple[Recommender, list[Epoch]]:
     """Train the rating model ``model`` on ``fit_part`` and the ranker on fit and validation parts together.
 
-    The rater early-stops on ``val_part``; the ranker has no early stopping and learns
-    from both parts (its defaults were chosen on validation parts beforehand). ``model``
+    The rater early-stops on ``val_part``; the ranker's settings, and for one fitted by
+    sweeps how many, are chosen by its lists on ``val_part`` (``selection``), and it is
+    then refitted with them on both parts. ``model``
     None trains no rater: for a log without ratings, where only ranking applies. Returns
     the recommender and the rater's history (the ranker's is in ``info``).
     """

@@ -144,7 +144,8 @@ class Epoch:
         names = {f.name for f in fields(cls)}
         # A checkpoint written before val_ndcg existed lacks it, and means None.
         if not isinstance(row, dict) or not names - {"val_ndcg"} <= set(row) <= names:
-            raise ValueError(f"a history row must have the fields {', '.join(f.name for f in fields(cls))}")
+            needed = ", ".join(sorted(names - {"val_ndcg"}))
+            raise ValueError(f"a history row must have the fields {needed} (and may have val_ndcg)")
         epoch, seconds = row["epoch"], row["seconds"]
         numbers = [row[k] for k in ("train_loss", "val_rmse", "val_ndcg") if row.get(k) is not None] + [seconds]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
@@ -168,12 +169,19 @@ def stalled(history: list[Epoch], patience: int) -> bool:
 
 
 def _loss(row: Epoch) -> float | None:
-    """What early stopping lowers: the validation RMSE, or minus a ranker's validation NDCG."""
-    return -row.val_ndcg if row.val_ndcg is not None else row.val_rmse
+    """What early stopping lowers: the validation RMSE, or minus a ranker's validation NDCG; None for NaN."""
+    loss = -row.val_ndcg if row.val_ndcg is not None else row.val_rmse
+    return None if loss is None or math.isnan(loss) else loss
+
+
+def best_epoch(history: list[Epoch]) -> Epoch | None:
+    """The row ``run`` keeps the state of: the first with the lowest validation loss (None if none has one)."""
+    scored = [h for h in history if _loss(h) is not None]
+    return min(scored, key=_loss) if scored else None  # type: ignore[arg-type, return-value]
 
 
 Checkpoint = Callable[[list[Epoch], float, dict | None], None]
-"""Called after each epoch with (history, best validation RMSE, best state or None)."""
+"""Called after each epoch with (history, best validation loss (RMSE, or minus NDCG), best state or None)."""
 
 
 def run(

@@ -106,6 +106,18 @@ class MLP(RatingModel):
         return self._prior[1]
 
     def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
+        """A new user's scorer, from the embedding ``fold_in_user`` fits to their centred ratings."""
+        user, d = self.fold_in_user(item_idx, target), self.user_emb.embedding_dim
+        w = self.hidden.weight
+
+        @torch.no_grad()
+        def scorer(item_idx: Tensor) -> Tensor:
+            h = torch.relu(user @ w[:, :d].T + self.hidden.bias + self.item_emb(item_idx) @ w[:, d:].T)
+            return h @ self.out.weight[0] + self.out.bias[0]
+
+        return scorer
+
+    def fold_in_user(self, item_idx: Tensor, target: Tensor) -> Tensor:
         """Fit a new user's embedding to their centred ratings, the network frozen (Gauss-Newton).
 
         A Gaussian prior centred on the mean user embedding, scaled by the embeddings'
@@ -113,7 +125,8 @@ class MLP(RatingModel):
         at a vector that fits those ratings exactly. The network is piecewise linear in the
         user's embedding (ReLU), so the loss is quadratic wherever the hidden units' on/off
         pattern holds and each Gauss-Newton step lands on that piece's minimum: a few steps
-        reach what L-BFGS reached, at a fifth of its cost (bench/NOTES.md).
+        reach what L-BFGS reached, at a fifth of its cost (bench/NOTES.md). The loss:
+        ``sum (pred - target)^2 + PRIOR_NOISE * sum (u - mean)^2 / var``.
         """
         mean, var = self.user_prior()
         d = self.user_emb.embedding_dim
@@ -122,6 +135,7 @@ class MLP(RatingModel):
             w_user, w_out, b_out = w[:, :d], self.out.weight[0], self.out.bias[0]
             fixed = self.item_emb(item_idx) @ w[:, d:].T + self.hidden.bias  # (n, hidden): the items' share
             prior = PRIOR_NOISE / var
+            target = target.to(w.dtype)
 
             def at(u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
                 h = fixed + u @ w_user.T
@@ -130,31 +144,27 @@ class MLP(RatingModel):
 
             user = mean.clone()
             loss, h, resid = at(user)
+            damping = 0.0  # Levenberg-Marquardt: raised while a step would cross into a worse piece
             for _ in range(FOLD_IN_STEPS):
                 jac = ((h > 0) * w_out) @ w_user  # (n, d): each prediction's gradient in the embedding
-                step = torch.linalg.solve(jac.T @ jac + torch.diag(prior), jac.T @ resid + prior * (user - mean))
-                shrink = 1.0
-                while True:  # a step that crosses into other pieces may overshoot: halve it
-                    tried, (new_loss, new_h, new_resid) = user - shrink * step, at(user - shrink * step)
-                    if new_loss <= loss or shrink < 1 / 16:
+                hess, grad = jac.T @ jac + torch.diag(prior), jac.T @ resid + prior * (user - mean)
+                while True:
+                    tried = user - torch.linalg.solve(hess + damping * torch.diag(hess.diagonal()), grad)
+                    new_loss, new_h, new_resid = at(tried)
+                    if new_loss <= loss or damping > 1e6:
                         break
-                    shrink /= 2
-                if new_loss > loss:
+                    damping = max(10.0 * damping, 1e-3)
+                if not new_loss <= loss:  # NaN too: keep the last good vector
                     break
-                done = float(loss - new_loss) <= 1e-7 * float(loss)
-                user, loss, h, resid = tried, new_loss, new_h, new_resid
+                # A tiny gain from a damped step says only that the damping is high, not that it is done.
+                done = damping == 0.0 and float(loss - new_loss) <= 1e-7 * float(loss)
+                user, loss, h, resid, damping = tried, new_loss, new_h, new_resid, damping / 10.0
                 if done:
                     break
-
-        @torch.no_grad()
-        def scorer(item_idx: Tensor) -> Tensor:
-            h = torch.relu(user @ w_user.T + self.hidden.bias + self.item_emb(item_idx) @ w[:, d:].T)
-            return h @ w_out + b_out
-
-        return scorer
+        return user
 
 
-FOLD_IN_STEPS = 20
+FOLD_IN_STEPS = 30
 """At most this many Gauss-Newton steps per fold-in; most stop after two to four."""
 PRIOR_NOISE = 0.8
 """Assumed variance of a rating around the model's prediction, weighing the fold-in prior."""
