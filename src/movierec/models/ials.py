@@ -114,8 +114,9 @@ class IALS(Ranker):
 
     def contributions(self, rows: UserRows, item_idx: Tensor) -> Tensor:
         a, rated, c = self._normal_equations(rows.items, rows.ratings)
-        # score_i = q_i^T A^-1 sum_j c_j q_j: the j-th term is rated item j's share.
-        return (self.item_factors[item_idx] @ torch.linalg.solve(a, rated.T)) * c[None, :]
+        # score_i = q_i^T A^-1 sum_j c_j q_j: the j-th term is rated item j's share. A is
+        # symmetric, so solve for the few listed items, not for the user's many rated ones.
+        return (torch.linalg.solve(a, self.item_factors[item_idx].T).T @ rated.T) * c[None, :]
 
     def similar(self, item_idx: Tensor) -> Tensor:
         q = torch.nn.functional.normalize(self.item_factors, dim=1)
