@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from movierec import fitting, pipeline, selection
@@ -129,3 +131,22 @@ def test_the_ranker_stops_on_validation_unless_its_settings_were_given(setting, 
     calls.clear()
     selection.choose(base, parts.fit, parts.val, "ease", fit_ranker, ranker_config=OTHER)
     assert calls == [None]  # settings given are kept, sweeps and all
+
+
+@pytest.mark.parametrize("small_val", [True, False])
+def test_a_small_validation_part_gives_a_ranker_more_patience(setting, monkeypatch, small_val):
+    parts, _ = setting
+    real, seen = fitting.fit_ranker, []
+
+    def recorded(*args, **kwargs):
+        if kwargs.get("rank") is not None:
+            seen.append(kwargs["patience"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "fit_ranker", recorded)
+    monkeypatch.setitem(fitting.models.MODELS, "ials", replace(fitting.models.get("ials"), candidates=None))
+    if not small_val:
+        monkeypatch.setattr(selection, "SMALL_VAL", 0)
+    fitting.fit(parts.fit, parts.val, "baseline", ranker="ials", ranker_config=None)
+    want = fitting.SMALL_RANKER_PATIENCE if small_val else fitting.RANKER_PATIENCE
+    assert seen == [want]

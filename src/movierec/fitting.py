@@ -28,10 +28,13 @@ from movierec.models.popular import Popular, PopularConfig, popularity
 from movierec.recommend import ListConfig, Recommender
 from movierec.training import Epoch, TrainConfig, as_json, best_epoch, resolve_device, run, train
 
-RANKER_PATIENCE = 2
-"""Sweeps without a better validation NDCG@10 before a ranker's fit stops. iALS at ML-20M's shape
-(synthetic) peaks after 1-4 sweeps and then loses up to two thirds of its NDCG, where on
-ml-latest-small it rises for 8-10 (bench/NOTES.md): no one count of sweeps serves both."""
+RANKER_PATIENCE, SMALL_RANKER_PATIENCE = 2, 5
+"""Sweeps without a better validation NDCG@10 before a ranker's fit stops; the second for a
+validation part of fewer than ``selection.SMALL_VAL`` ratings, whose NDCG jumps from sweep to
+sweep. iALS at ML-20M's shape (synthetic) peaks after 1-4 sweeps and then loses up to two
+thirds of its NDCG, where on ml-latest-small it rises for 8-10, with dips on the way: patience
+2 stopped an implicit ml-latest-small log at sweep 3, test NDCG@10 0.3213 against 0.3275
+after 15 (bench/NOTES.md)."""
 
 
 def rater_spec(name: str) -> models.ModelSpec:
@@ -67,11 +70,12 @@ def fit_ranker(
     device: str = "auto",
     on_epoch: Callable[[Epoch], None] | None = None,
     rank: Callable[[Ranker], float] | None = None,
+    patience: int = RANKER_PATIENCE,
 ) -> tuple[Ranker, object, list[Epoch]]:
     """Fit the ranker called ``name`` on the ratings of ``parts`` together; returns it, its config and history.
 
     With ``rank`` (the ranker as fitted so far -> its validation NDCG@10), a ranker fitted
-    by several sweeps stops once ``RANKER_PATIENCE`` of them bring no better NDCG and keeps
+    by several sweeps stops once ``patience`` of them bring no better NDCG and keeps
     its best sweep; the config returned then says how many sweeps that was, for a refit
     (such a ranker's config counts its sweeps in ``sweeps``, as ``IALSConfig`` does).
     """
@@ -96,7 +100,7 @@ def fit_ranker(
     fitter = spec.sweeps(ranker, config, data)
     if rank is None or (fitter.planned or 1) == 1 or not hasattr(config, "sweeps"):
         return ranker.eval(), config, run(ranker, fitter, 1, on_epoch=on_epoch)
-    history = run(ranker, fitter, 1, rank=lambda: rank(ranker.eval()), patience=RANKER_PATIENCE, on_epoch=on_epoch)
+    history = run(ranker, fitter, 1, rank=lambda: rank(ranker.eval()), patience=patience, on_epoch=on_epoch)
     best = best_epoch(history)  # the sweep whose state run restored (the first of equals)
     if best is None:  # no sweep gave a usable NDCG: the fit stands as it ran
         return ranker.eval(), config, history
@@ -183,12 +187,16 @@ def fit(
         titles=fit_part.titles,
     )
     seed, device = train_config.seed, train_config.device
+    small_val = val_part is None or len(val_part) < selection.SMALL_VAL
+    patience = SMALL_RANKER_PATIENCE if small_val else RANKER_PATIENCE
     choice = selection.choose(
         base,
         fit_part,
         val_part,
         ranker_name,
-        lambda config, rank: fit_ranker([fit_part], ranker_name, config, seed=seed, device=device, rank=rank)[:2],
+        lambda config, rank: fit_ranker(
+            [fit_part], ranker_name, config, seed=seed, device=device, rank=rank, patience=patience
+        )[:2],
         ranker_config=ranker_config,
         lists=lists,
         seed=seed,

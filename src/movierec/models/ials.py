@@ -198,7 +198,7 @@ def _candidates(n_users: int, n_items: int, n_ratings: int) -> list[IALSConfig]:
 
     The best ridge grows with the log: 30 on ml-latest-small, 300 on a 15M-rating log at
     ML-20M's shape, where 30 and 100 overfit after a sweep or two (bench/NOTES.md). A ridge
-    that overfits stops ``fitting.RANKER_PATIENCE`` sweeps after its best, but the ladder
+    that overfits stops ``fitting.RANKER_PATIENCE`` (2) sweeps after its best, but the ladder
     still costs several fits: 262 s there, against 35 s for the refit.
     """
     ridges = (30.0, 10.0, 100.0) if n_ratings <= 2_000_000 else (30.0, 100.0, 300.0, 1000.0)
