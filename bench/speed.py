@@ -112,7 +112,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
 
     from movierec import fitting, pipeline
     from movierec.data.load import load
-    from movierec.evaluation import default_relevance, evaluate_ranking
+    from movierec.evaluation import evaluate_ranking, relevance_of
     from movierec.models import get
     from movierec.training import TrainConfig
 
@@ -128,8 +128,7 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
     top10_seconds = time.perf_counter() - start
     peak = peak_mb()  # of the fit and the lists, before the evaluation below
     # What lists made this way are worth, on the test part no choice has seen (a sample of users).
-    relevance = 1.0 if parts.fit.implicit else default_relevance(parts.fit.rating_scale())
-    test = evaluate_ranking(recommender, parts.test, relevance=relevance, max_users=5000)
+    test = evaluate_ranking(recommender, parts.test, relevance=relevance_of(parts.fit), max_users=5000)
     return {
         "model": f"{recommender.ranker_name} + {rater}",
         "ranker": recommender.ranker_name,

@@ -17,7 +17,7 @@ from dataclasses import replace
 import torch
 
 from movierec import models
-from movierec.evaluation import default_relevance, evaluate, evaluate_ranking
+from movierec.evaluation import evaluate, evaluate_ranking, relevance_of
 from movierec.fitting import fit
 from movierec.models.popular import RatingRanker
 from movierec.pipeline import RANKING_MAX_USERS, Parts
@@ -43,7 +43,7 @@ def compare(
     for name in names:
         models.get(name)  # every name checked before anything trains
     rows = []
-    relevance = 1.0 if parts.fit.implicit else default_relevance(parts.fit.rating_scale())
+    relevance = relevance_of(parts.fit)
     for name in names:
         spec = models.get(name)
         started = time.perf_counter()

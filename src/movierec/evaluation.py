@@ -62,6 +62,11 @@ def default_relevance(scale: tuple[float, float]) -> float:
     return 4.0 if hi == 5.0 and lo < 4.0 else lo + 0.75 * (hi - lo)
 
 
+def relevance_of(ratings: Ratings) -> float:
+    """The default relevance for lists scored on a log like ``ratings``: 1 for an implicit log (every row)."""
+    return 1.0 if ratings.implicit else default_relevance(ratings.rating_scale())
+
+
 def evaluate_ranking(
     recommender: Recommender,
     test: Ratings,

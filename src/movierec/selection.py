@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 
 from movierec import models
 from movierec.data.ratings import Ratings
-from movierec.evaluation import default_relevance, evaluate_ranking
+from movierec.evaluation import evaluate_ranking, relevance_of
 from movierec.models.base import Ranker
 from movierec.recommend import ListConfig, Recommender
 
@@ -100,7 +100,7 @@ def choose(
     if val_part is None or len(val_part) == 0 or (len(configs) == 1 and len(candidates) == 1):
         return default
     margin = MARGIN if len(val_part) >= SMALL_VAL else SMALL_MARGIN
-    relevance = 1.0 if fit_part.implicit else default_relevance(fit_part.rating_scale())
+    relevance = relevance_of(fit_part)
     if not (val_part.rating >= relevance).any():
         return default
     tried = []

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from movierec import models
 from movierec.errors import ConfigError, MovierecError
-from movierec.evaluation import default_relevance, evaluate, evaluate_ranking
+from movierec.evaluation import evaluate, evaluate_ranking, relevance_of
 from movierec.training import TrainConfig
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def tune(
     ranker = spec.kind == "ranker"
     n_train = parts.n_train
     defaults = TrainConfig.for_model(spec, n_train)
-    relevance = 1.0 if parts.fit.implicit else default_relevance(parts.fit.rating_scale())
+    relevance = relevance_of(parts.fit)
 
     def objective(trial) -> float:  # noqa: ANN001
         if trial.number == 0:

@@ -109,10 +109,12 @@ class MLP(RatingModel):
         """A new user's scorer, from the embedding ``fold_in_user`` fits to their centred ratings."""
         user, d = self.fold_in_user(item_idx, target), self.user_emb.embedding_dim
         w = self.hidden.weight
+        with torch.no_grad():
+            user_share = user @ w[:, :d].T + self.hidden.bias  # the same for every item scored
 
         @torch.no_grad()
         def scorer(item_idx: Tensor) -> Tensor:
-            h = torch.relu(user @ w[:, :d].T + self.hidden.bias + self.item_emb(item_idx) @ w[:, d:].T)
+            h = torch.relu(user_share + self.item_emb(item_idx) @ w[:, d:].T)
             return h @ self.out.weight[0] + self.out.bias[0]
 
         return scorer
