@@ -3,8 +3,10 @@
 Each model is trained on the fit part of movierec's split (random 80/20 with the seed,
 then 5% of the training part for validation with seed + 1), with its default settings,
 and tested once on the held-out 20%. Rows: dataset, split and seed, model, test RMSE,
-MAE, training seconds; synthetic data adds the generator's noise floor (the best test
-RMSE any model can reach there).
+MAE, training seconds; synthetic data adds the generator's noise floor (the test RMSE of
+its own factors, users' and items') and its user floor (the items' true factors with each
+user learned from their training ratings: about the best a model that must learn the
+users can reach; ``Synthetic.user_floor``).
 
 Peers, on the same split: Surprise's BaselineOnly, SVD, SVD++ and KNNBaseline (trained on
 fit + validation, as Surprise has no early stopping) and the original Keras notebook.
@@ -192,16 +194,17 @@ def main() -> None:
     names = [n for n in args.models.split(",") if n]
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start")
     print("split: random 80/20 by seed, validation 5% of train by seed + 1; seconds include other users' load")
-    header = f"| {'dataset':<44} | split  | seed | {'model':<24} | test RMSE |   MAE  | train s | floor  |"
+    header = f"| {'dataset':<44} | split  | seed | {'model':<24} | test RMSE |   MAE  | train s | floor  | user floor |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     all_rows = []
     for data_name, ratings, syn in datasets(args):
         for seed in seeds:
             parts = pipeline.split(ratings, pipeline.SplitConfig(seed=seed))
-            floor = None
+            floor = user_floor = None
             if syn is not None:
-                floor = syn.noise_floor(split_rows(ratings, "random", 0.2, seed)[1])
+                train_rows, test_rows = split_rows(ratings, "random", 0.2, seed)
+                floor, user_floor = syn.noise_floor(test_rows), syn.user_floor(train_rows, test_rows)
             rows = [movierec_rows(ratings, parts, name, seed, args.device) for name in names]
             run_surprise = args.peers in ("run", "surprise") or (args.peers == "auto" and _importable("surprise"))
             run_keras = args.peers == "run" or (args.peers == "auto" and _importable("tensorflow"))
@@ -214,11 +217,11 @@ def main() -> None:
                 rows += [r for r in saved if not (run_surprise and "Surprise" in r["model"])
                          and not (run_keras and "Keras" in r["model"])]  # fmt: skip
             for row in rows:
-                row.update(dataset=data_name, split="random", seed=seed, noise_floor=floor)
-                fl = "" if floor is None else f"{floor:.4f}"
+                row.update(dataset=data_name, split="random", seed=seed, noise_floor=floor, user_floor=user_floor)
+                fl = "" if floor is None else f"{floor:.4f} | {user_floor:.4f}    "
                 mark = " *" if "saved" in row else ""
                 print(f"| {data_name:<44} | random | {seed:>4} | {row['model'] + mark:<24} | {row['rmse']:>9.4f} | "
-                      f"{row['mae']:.4f} | {row['seconds']:>7.1f} | {fl:<6} |", flush=True)  # fmt: skip
+                      f"{row['mae']:.4f} | {row['seconds']:>7.1f} | {fl:<19} |", flush=True)  # fmt: skip
                 if "chose" in row:
                     print(f"|   {row['chose']}")
             all_rows += rows

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from movierec.data.synthetic import STARS, SyntheticConfig, generate
+from movierec.data.splits import random_split
+from movierec.data.synthetic import STARS, SyntheticConfig, _star_mean, _star_moments, generate
 from movierec.errors import ConfigError
 from movierec.metrics import rmse
 
@@ -79,3 +81,30 @@ def test_the_oracle_list_beats_popularity_and_is_near_perfect_without_noise():
     from movierec.evaluation import evaluate_ranking
 
     assert report["oracle_ndcg"] > evaluate_ranking(rec, parts.test)["ndcg"]
+
+
+def test_star_mean_is_the_rounded_clipped_mean_and_its_slope():
+    latent = np.linspace(-1.0, 6.5, 61)
+    mean, slope = _star_mean(torch.from_numpy(latent), 0.7)
+    np.testing.assert_allclose(mean.numpy(), _star_moments(latent, 0.7)[0], atol=1e-9)
+    h = 1e-5
+    up, down = (_star_mean(torch.from_numpy(latent + d), 0.7)[0].numpy() for d in (h, -h))
+    np.testing.assert_allclose(slope.numpy(), (up - down) / (2 * h), atol=1e-6)
+
+
+def test_user_floor_is_the_price_of_learning_users_from_their_ratings():
+    # Same items and noise; users with 200 ratings each against users with 20.
+    def bounds(n_users: int) -> tuple[float, float, float]:
+        syn = generate(SyntheticConfig(n_users=n_users, n_items=400, n_ratings=40_000, rank=4, noise=0.6, seed=3))
+        train, test = random_split(len(syn.ratings), 0.2, 0)
+        r = syn.ratings
+        item_mean = np.bincount(r.item_idx[train], r.rating[train], r.n_items) / np.maximum(
+            np.bincount(r.item_idx[train], minlength=r.n_items), 1
+        )
+        return syn.noise_floor(test), syn.user_floor(train, test), rmse(r.rating[test], item_mean[r.item_idx[test]])
+
+    floor, learned, items_only = bounds(200)
+    assert floor < learned < floor * 1.05  # many ratings a user: nearly the floor
+    assert learned < items_only
+    floor, learned, _ = bounds(2000)
+    assert learned > floor * 1.1  # 20 a user: a clear price

@@ -15,6 +15,11 @@ test RMSE of the best predictor there is, E[rating | user, item]; and the oracle
 each user's unrated items ranked by their chance of being a liked test item,
 ``w_ui * P(r_ui >= 4)`` with ``w_ui`` the pair's draw weight (the exact order when a
 user's items are few next to the catalogue), scored by NDCG@10 as evaluation scores lists.
+
+The noise floor assumes every user's factors known; a model must learn them from each
+user's ratings, 20 for many. ``user_floor`` is the test RMSE of a model told the items'
+true factors that learns only the users, as well as their ratings allow: closer to what
+any model can reach (bench/NOTES.md).
 """
 
 from __future__ import annotations
@@ -123,6 +128,52 @@ class Synthetic:
             hits[s : s + 256] = np.isin(block[:, None].astype(np.int64) * r.n_items + top, relevant_keys)
         return float(ranking_metrics(hits, n_relevant)["ndcg"])
 
+    def user_floor(self, train_rows: np.ndarray, test_rows: np.ndarray) -> float:
+        """Test RMSE of the items' true factors with each user learned from their training ratings.
+
+        A user's latent rating is linear in ten numbers given the item: with x_i =
+        [q_i, b_i, 1] it is x_i . [s_u p_u, s_u, MEAN + b_u]. Each user's are the MAP
+        estimate under a Gaussian prior with the generator's means and variances, fitted by
+        Gauss-Newton to the exact mean of a rounded, clipped rating (``_star_mean``); test
+        ratings are predicted by that mean. No model that must learn the users does much
+        better, whatever it knows of the items: the gap to ``noise_floor`` is the price of
+        learning users from their ratings.
+        """
+        r, t, cfg = self.ratings, self.truth, self.config
+        t_items = r.index.item_ids - 1  # the generator's item indices
+
+        def features(rows: np.ndarray) -> torch.Tensor:
+            i = t_items[r.item_idx[rows]]
+            return torch.from_numpy(np.c_[t.q[i], t.b_i[i], np.ones(len(rows))])
+
+        x, users = features(train_rows), torch.from_numpy(r.user_idx[train_rows].astype(np.int64))
+        y = torch.from_numpy(r.rating[train_rows].astype(np.float64))
+        s2 = cfg.signal / np.sqrt(cfg.rank)  # the factors' variance, as ``generate`` draws them
+        spread = np.exp(cfg.user_spread**2)  # E[s_u^2]
+        mean = torch.tensor([0.0] * cfg.rank + [1.0, MEAN], dtype=torch.float64)
+        precision = 1.0 / torch.tensor([s2 * spread] * cfg.rank + [spread - 1.0 + 1e-9, 0.35**2], dtype=torch.float64)
+        var = cfg.noise**2 + 1.0 / 48  # the noise and the half-star rounding
+        theta = mean.repeat(r.n_users, 1)
+        k = len(mean)
+        for _ in range(GN_STEPS):
+            a = torch.zeros(r.n_users, k, k, dtype=torch.float64)
+            b = torch.zeros(r.n_users, k, dtype=torch.float64)
+            for s in range(0, len(users), CHUNK):  # the outer products of 16M ratings would take 12 GB
+                u, xc = users[s : s + CHUNK], x[s : s + CHUNK]
+                g, slope = _star_mean((xc * theta[u]).sum(1), cfg.noise)
+                xs = xc * slope[:, None]
+                a.index_add_(0, u, xs[:, :, None] * xs[:, None, :])
+                b.index_add_(0, u, xs * (y[s : s + CHUNK] - g)[:, None])
+            a = a / var + torch.diag(precision)
+            b = b / var - (theta - mean) * precision
+            theta = theta + torch.linalg.solve(a, b)
+        seen = np.zeros(r.n_users, dtype=bool)
+        seen[r.user_idx[train_rows]] = True
+        test_rows = test_rows[seen[r.user_idx[test_rows]]]
+        z = (features(test_rows) * theta[torch.from_numpy(r.user_idx[test_rows].astype(np.int64))]).sum(1)
+        err = _star_mean(z, cfg.noise)[0].numpy() - r.rating[test_rows]
+        return float(np.sqrt(np.mean(err**2)))
+
     def report(self, train_rows: np.ndarray, test_rows: np.ndarray) -> dict:
         """What the generator knows of a split: ``noise_floor`` and ``oracle_ndcg`` on its test part."""
         return {"noise_floor": self.noise_floor(test_rows), "oracle_ndcg": self.oracle_ndcg(train_rows, test_rows)}
@@ -170,6 +221,23 @@ class Truth:
 def _ndtr(x: np.ndarray) -> np.ndarray:
     """Standard normal CDF, elementwise."""
     return torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
+
+
+GN_STEPS = 6
+"""Gauss-Newton steps of ``user_floor``'s per-user fit: from the prior mean, 3-4 converge."""
+
+
+def _star_mean(latent: torch.Tensor, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """E[round_half(clip(latent + N(0, noise^2)))] and its derivative in ``latent``.
+
+    The rating is 0.5 plus half a star for every bin edge that latent + noise passes, so
+    its mean is a sum of normal CDFs and its slope a sum of densities.
+    """
+    edges = torch.from_numpy((STARS[:-1] + STARS[1:]) / 2).to(latent.dtype)
+    u = (latent[:, None] - edges[None, :]) / max(noise, 1e-9)
+    mean = 0.5 + 0.5 * torch.special.ndtr(u).sum(1)
+    slope = 0.5 * torch.exp(-0.5 * u * u).sum(1) / (np.sqrt(2 * np.pi) * max(noise, 1e-9))
+    return mean, slope
 
 
 def _star_moments(latent: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
