@@ -10,7 +10,7 @@ import torch
 
 from movierec.errors import ConfigError
 from movierec.models import rows
-from movierec.models.als import SPEC, ALSConfig
+from movierec.models.als import SPEC, ALSConfig, clip_link
 from movierec.models.base import RaterData
 from movierec.training import run
 
@@ -151,3 +151,116 @@ def test_the_singular_start_is_the_same_for_the_same_seed():
 def test_a_bad_start_is_a_clear_error():
     with pytest.raises(ConfigError, match="start must be"):
         ALSConfig(start="zeros")
+
+
+def test_the_clip_link_is_the_mean_of_a_clipped_normal_and_its_slope():
+    z = torch.linspace(-4.0, 4.0, 33, dtype=torch.float64)
+    lo, hi, sd = -2.0, 1.5, 0.7
+    g, slope = clip_link(z, lo, hi, sd)
+    # The mean by quadrature over the noise, and the slope by central differences.
+    e = torch.linspace(-8 * sd, 8 * sd, 20001, dtype=torch.float64)
+    density = torch.exp(-0.5 * (e / sd) ** 2)
+    density /= density.sum()
+    expected = ((z[:, None] + e[None, :]).clamp(lo, hi) * density).sum(1)
+    torch.testing.assert_close(g, expected, rtol=0, atol=1e-6)
+    h = 1e-5
+    numeric = (clip_link(z + h, lo, hi, sd)[0] - clip_link(z - h, lo, hi, sd)[0]) / (2 * h)
+    torch.testing.assert_close(slope, numeric, rtol=0, atol=1e-7)
+    assert torch.all((g > lo) & (g < hi)) and torch.all((slope > 0) & (slope < 1))
+
+
+def _saturated(seed: int, n_users: int = 400, n_items: int = 150):
+    """Ratings clip(latent + noise) of a strong low-rank taste, much of it past the scale's ends."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n_users, 3)) @ rng.normal(size=(3, n_items)) * 0.9
+    mask = rng.random((n_users, n_items)) < 0.25
+    users, items = (torch.tensor(a) for a in np.nonzero(mask))
+    observed = np.clip(latent[mask] + rng.normal(0.0, 0.5, int(mask.sum())), -2.0, 2.0)
+    mean_of = np.asarray(clip_link(torch.tensor(latent[~mask]), -2.0, 2.0, 0.5)[0])
+    return users, items, torch.tensor(observed, dtype=torch.float32), torch.tensor(np.argwhere(~mask)), mean_of
+
+
+def _fit_bounded(users, items, target, config: ALSConfig, sweeps: int, n_users: int, n_items: int):
+    model = SPEC.build(config, n_users, n_items, torch.Generator().manual_seed(0))
+    data = RaterData(users, items, target, torch.Generator().manual_seed(1), bounds=(-2.0, 2.0))
+    assert SPEC.sweeps is not None
+    return model, run(model, SPEC.sweeps(model, config, data), sweeps)
+
+
+def test_the_clip_link_fits_saturated_ratings_better_and_inside_the_scale(small_blocks):
+    users, items, target, unseen, truth = _saturated(5)
+    errors = {}
+    for link in ("linear", "clip"):
+        config = ALSConfig(dim=3, reg=0.002, reg_bias=0.002, prior_ratings=100.0, link=link, link_sd=0.5)
+        model, history = _fit_bounded(users, items, target, config, 15, 400, 150)
+        with torch.no_grad():
+            pred = model(unseen[:, 0], unseen[:, 1]).double().numpy()
+        errors[link] = np.sqrt(np.mean((np.clip(pred, -2.0, 2.0) - truth) ** 2))
+        if link == "clip":
+            assert np.all((pred >= -2.0) & (pred <= 2.0))
+            losses = [h.train_loss for h in history]
+            assert all(b <= a * (1 + 1e-4) for a, b in zip(losses, losses[1:], strict=False))
+    # The same factors' rank and ridge; only the link differs.
+    assert errors["clip"] < 0.8 * errors["linear"]
+
+
+def test_the_clip_links_gauss_newton_reaches_the_rows_minimum(small_blocks):
+    users, items, target, _, _ = _saturated(6, 120, 60)
+    config = ALSConfig(dim=2, reg=0.01, reg_bias=0.01, prior_ratings=20.0, link="clip", link_sd=0.5)
+    model, _ = _fit_bounded(users, items, target, config, 120, 120, 60)
+    # The items' half-sweep came last: one Gauss-Newton step from a settled fit (alternating
+    # steps settle slowly: 0.5 after 10 sweeps, 0.01 after 30) leaves their gradient near zero.
+    p, b_u = model.user_factors.weight.detach().double(), model.user_bias.weight.detach()[:, 0].double()
+    fitted_q = model.item_factors.weight.detach().double()
+    fitted_b = model.item_bias.weight.detach()[:, 0].double()
+    n = torch.bincount(items, minlength=60).double() + config.prior_ratings
+
+    def item_gradient(q: torch.Tensor, b: torch.Tensor) -> float:
+        q, b = q.clone().requires_grad_(), b.clone().requires_grad_()
+        z = (p[users] * q[items]).sum(1) + b_u[users] + b[items]
+        loss = ((target.double() - clip_link(z, -2.0, 2.0, 0.5)[0]) ** 2).sum()
+        loss = loss + (n * (config.reg * (q * q).sum(1) + config.reg_bias * b * b)).sum()
+        loss.backward()
+        return max(float(q.grad.abs().max()), float(b.grad.abs().max()))
+
+    assert item_gradient(fitted_q, fitted_b) < 2e-3
+    assert item_gradient(fitted_q * 0.8, fitted_b * 0.8) > 0.5
+    # A new user with a trained user's ratings lands on that user's predictions.
+    user = int(torch.bincount(users).argmax())
+    mine = users == user
+    everything = torch.arange(60)
+    with torch.no_grad():
+        known = model(torch.full_like(everything, user), everything)
+        folded = model.fold_in(items[mine], target[mine])(everything)
+    torch.testing.assert_close(folded, known, rtol=0, atol=2e-3)
+
+
+def test_the_clip_link_needs_the_scale_and_a_width():
+    users, items, target = ratings(10, 8, 30, seed=2)
+    config = ALSConfig(dim=2, link="clip")
+    model = SPEC.build(config, 10, 8, torch.Generator().manual_seed(0))
+    assert SPEC.sweeps is not None
+    with pytest.raises(ConfigError, match="scale's ends"):
+        SPEC.sweeps(model, config, RaterData(users, items, target, torch.Generator().manual_seed(1)))
+    with pytest.raises(ConfigError, match="link must be"):
+        ALSConfig(link="logit")
+    with pytest.raises(ConfigError, match="link_sd"):
+        ALSConfig(link="clip", link_sd=0.0)
+
+
+def test_a_new_users_fold_in_keeps_the_prior_training_gave_every_user(small_blocks):
+    users, items, target, n_users, n_items = _low_rank(7, 200, 80, density=0.2)
+    config = ALSConfig(dim=3, reg=0.05, reg_bias=0.05, prior_ratings=25.0)
+    model, _ = fit(users, items, target, config, 40, n_users, n_items)
+    counts = torch.bincount(users, minlength=n_users)
+    # A light user, where 25 ratings' worth of prior outweighs their own.
+    user = int(torch.argmin(torch.where(counts > 2, counts, counts.max() + 1)))
+    mine = users == user
+    everything = torch.arange(n_items)
+    with torch.no_grad():
+        known = model(torch.full_like(everything, user), everything)
+        folded = model.fold_in(items[mine], target[mine])(everything)
+        model.prior = 0.0  # what the fold-in did before: the user's own count alone
+        unshrunk = model.fold_in(items[mine], target[mine])(everything)
+    torch.testing.assert_close(folded, known, rtol=0, atol=1e-3)
+    assert float((unshrunk - known).abs().max()) > 0.05

@@ -13,11 +13,19 @@ from movierec import fitting, models, persist, pipeline
 from movierec.data.ids import UNKNOWN
 from movierec.evaluation import evaluate_ranking
 from movierec.metrics import rmse
+from movierec.models.als import ALSConfig
 from movierec.models.base import UserRows
 from movierec.training import TrainConfig
 
-NAMES = sorted(n for n, s in models.MODELS.items() if s.kind == "rater")
+VARIANTS = {"als:clip": ("als", ALSConfig(link="clip"))}
+"""Settings that change what a model computes (its prediction, its fit), held to the same contracts."""
+NAMES = sorted(n for n, s in models.MODELS.items() if s.kind == "rater") + sorted(VARIANTS)
 RANKERS = sorted(n for n, s in models.MODELS.items() if s.kind == "ranker")
+
+
+def model_of(case: str) -> tuple[str, object | None]:
+    """(registered name, model config or None for the defaults) of a case of ``NAMES``."""
+    return VARIANTS.get(case, (case, None))
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +36,23 @@ def parts(small):
 _fitted: dict = {}
 
 
-def fitted(name, parts):
+def fitted(case, parts):
     """One fit per model for the whole module: training is the slow part."""
-    if name not in _fitted:
-        spec = models.get(name)
-        config = TrainConfig.for_model(spec, device="cpu")
-        _fitted[name] = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
-    return _fitted[name]
+    if case not in _fitted:
+        name, model_config = model_of(case)
+        config = TrainConfig.for_model(models.get(name), device="cpu")
+        _fitted[case] = fitting.fit(
+            parts.fit, parts.val, name, ranker="popular", train_config=config, model_config=model_config
+        )
+    return _fitted[case]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_and_score_agree(name, parts):
+    name, model_config = model_of(name)
     spec = models.get(name)
-    net = spec.build(spec.config_type(), parts.fit.n_users, parts.fit.n_items, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    net = spec.build(model_config or spec.config_type(), parts.fit.n_users, parts.fit.n_items, generator)
     users = torch.tensor([0, 1, 2])
     items = torch.tensor([5, 6, 7, 8])
     net.eval()
@@ -64,9 +76,9 @@ def test_learns_better_than_the_mean(name, parts):
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_model(name, parts):
     recommender, _ = fitted(name, parts)
-    spec = models.get(name)
-    config = TrainConfig.for_model(spec, device="cpu")
-    again, _ = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+    name, model_config = model_of(name)
+    config = TrainConfig.for_model(models.get(name), device="cpu")
+    again, _ = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config, model_config=model_config)
     a = recommender.predict_idx(parts.test.user_idx[:500], parts.test.item_idx[:500])
     b = again.predict_idx(parts.test.user_idx[:500], parts.test.item_idx[:500])
     np.testing.assert_array_equal(a, b)

@@ -349,7 +349,12 @@ def train(
         # Under torchrun every rank fits the same data the same deterministic way, so the
         # ranks agree without exchanging weights; only validation is shared out.
         full_val = _columns(val, global_mean, device) if val is not None and len(val) else None
-        data = RaterData(*fit_cols, generator=torch.Generator().manual_seed(config.seed), val=full_val)
+        data = RaterData(
+            *fit_cols,
+            generator=torch.Generator().manual_seed(config.seed),
+            val=full_val,
+            bounds=(scale[0] - global_mean, scale[1] - global_mean),
+        )
         fitter = spec.sweeps(model, model_config, data)
     else:
         optimizer = make_optimizer(

@@ -185,6 +185,9 @@ class RaterData:
     val: tuple[Tensor, Tensor, Tensor] | None = None
     """The validation part as (user_idx, item_idx, centred target), or None: for fits that
     average or weigh several predictors on held-out ratings (a sampler's running mean, a blend)."""
+    bounds: tuple[float, float] | None = None
+    """The rating scale's ends, centred like the targets (lowest - mean, highest - mean): for
+    models whose predictions saturate at the ends of the scale."""
 
 
 class Sweeps:

@@ -197,7 +197,7 @@ class _Sweeps(Sweeps):
         if config.refit and val is not None:
             d = self.data
             users, items = torch.cat([d.user_idx, val[0]]), torch.cat([d.item_idx, val[1]])
-            both = RaterData(users, items, torch.cat([d.target, val[2]]), d.generator)
+            both = RaterData(users, items, torch.cat([d.target, val[2]]), d.generator, bounds=d.bounds)
             for m in range(len(config.members)):
                 fit_quietly(self._member(m, both), self.done)
         return val_rmse

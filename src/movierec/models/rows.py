@@ -66,6 +66,22 @@ class RowBlocks:
             gram = torch.bmm(x.transpose(1, 2), x)
             yield block, gram[:, : k + 1, : k + 1], gram[:, : k + 1, k + 1], gram[:, k + 1, k + 1]
 
+    def linearised(self, other_factors: Tensor, other_bias: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Per block: ``(rows, x, offset, target)`` for rows whose prediction is a function of x . w + offset.
+
+        ``x`` (B, L, k+1) holds ``[q, 1]`` of each rating's other side, ``offset`` (B, L) its
+        bias and ``target`` (B, L) the rating; all three are zero on padding, so padding
+        adds nothing to a sum weighted by x.
+        """
+        k = other_factors.shape[1]
+        table = other_factors.new_zeros(self.n_other + 1, k + 2)
+        table[:-1, :k] = other_factors
+        table[:-1, k] = 1.0
+        table[:-1, k + 1] = other_bias
+        for block, other, target in self.blocks:
+            x = table.index_select(0, other.view(-1)).view(*other.shape, k + 2)
+            yield block, x[..., : k + 1], x[..., k + 1], target
+
     def gathered(self, other_factors: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
         """Per block: ``(rows, x, values, real)`` for least squares with per-rating weights.
 
