@@ -16,13 +16,15 @@ from safetensors.torch import load_file, save_file
 from movierec import fitting, persist, pipeline
 from movierec.data.synthetic import SyntheticConfig, generate
 from movierec.errors import ConfigError, ModelError
+from movierec.models.als import ALSConfig
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     ratings = generate(SyntheticConfig(n_users=120, n_items=80, n_ratings=2400, seed=2)).ratings
     parts = pipeline.split(ratings)
-    rec, _ = fitting.fit(parts.fit, parts.val, "als")
+    # The linear defaults, whatever train would choose: the manifests below rewrite its config.
+    rec, _ = fitting.fit(parts.fit, parts.val, "als", model_config=ALSConfig())
     out = tmp_path_factory.mktemp("persist") / "model"
     persist.save(rec, out)
     return out
