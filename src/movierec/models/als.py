@@ -199,11 +199,15 @@ class ALS(MF):
             return z, torch.ones_like(z)
         return clip_link(z, self.bounds[0], self.bounds[1], self.link_sd)
 
+    def _seen(self, z: Tensor) -> Tensor:
+        """The prediction for latents ``z``: no work (and no slopes) with the linear link."""
+        return self.through_link(z)[0] if self.link_sd else z
+
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
-        return self.through_link(super().forward(user_idx, item_idx))[0]
+        return self._seen(super().forward(user_idx, item_idx))
 
     def score(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
-        return self.through_link(super().score(user_idx, item_idx))[0]
+        return self._seen(super().score(user_idx, item_idx))
 
     def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
         """The training objective for one user (its prior included), with the item side frozen:
@@ -225,7 +229,7 @@ class ALS(MF):
         p, b = w[:-1].to(q.dtype), float(w[-1])
 
         def scorer(items: Tensor) -> Tensor:
-            return self.through_link(q[items] @ p + b_i[items] + b)[0]
+            return self._seen(q[items] @ p + b_i[items] + b)
 
         return scorer
 
@@ -267,7 +271,7 @@ class _Sweeps(Sweeps):
             objective = _step(self.items, self.q, self.b_i, p, b_u, self.penalty, prior, self.link)
         # The items' solve counted their own penalty; add the users' (n_u + prior times).
         count = self.users.count
-        ridge = (count + config.prior_ratings) * (config.reg * (p * p).sum(1) + config.reg_bias * b_u * b_u)
+        ridge = (count + prior) * (config.reg * (p * p).sum(1) + config.reg_bias * b_u * b_u)
         objective += float((ridge * (count > 0)).sum())
         return objective / max(self.n, 1)
 
