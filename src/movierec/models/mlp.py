@@ -153,14 +153,18 @@ class MLP(RatingModel):
                 while True:
                     tried = user - torch.linalg.solve(hess + damping * torch.diag(hess.diagonal()), grad)
                     new_loss, new_h, new_resid = at(tried)
-                    if new_loss <= loss or damping > 1e6:
+                    # An undamped step that loses by rounding alone has landed on the minimum.
+                    if new_loss <= loss or damping > 1e6 or (damping == 0.0 and new_loss <= loss * (1 + ROUNDING)):
                         break
                     damping = max(10.0 * damping, 1e-3)
                 if not new_loss <= loss:  # NaN too: keep the last good vector
                     break
-                # A tiny gain from a damped step says only that the damping is high, not that it is done.
-                done = damping == 0.0 and float(loss - new_loss) <= 1e-7 * float(loss)
-                user, loss, h, resid, damping = tried, new_loss, new_h, new_resid, damping / 10.0
+                # A gain this small ends the fit, damped or not: a heavily damped step that gains
+                # no more is creeping along a kink between pieces, where the minimum lies.
+                done = float(loss - new_loss) <= ROUNDING * float(loss)
+                # Damping falls back to none once a few steps have gone well: else it never ends.
+                damping = damping / 10.0 if damping >= 1e-5 else 0.0
+                user, loss, h, resid = tried, new_loss, new_h, new_resid
                 if done:
                     break
         return user
@@ -168,6 +172,8 @@ class MLP(RatingModel):
 
 FOLD_IN_STEPS = 30
 """At most this many Gauss-Newton steps per fold-in; most stop after two to four."""
+ROUNDING = 1e-6
+"""Relative change in the fold-in's loss below which float32 rounding, not the step, decides it."""
 PRIOR_NOISE = 0.8
 """Assumed variance of a rating around the model's prediction, weighing the fold-in prior."""
 
