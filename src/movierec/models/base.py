@@ -160,13 +160,18 @@ def predict_centred(model: RatingModel, users: Tensor, items: Tensor, batch: int
     in every one (at ML-20M size: 330 s down to seconds for the training ratings).
     """
     was_training = model.training
-    model.eval()
-    order = torch.argsort(users, stable=True)
-    out = torch.empty(len(users), device=users.device)
-    for s in range(0, len(users), batch):
-        rows = order[s : s + batch]
-        out[rows] = model(users[rows], items[rows])
-    model.train(was_training)
+    if was_training:  # eval() walks every submodule: a served request should not pay for it
+        model.eval()
+    if len(users) <= batch:  # one batch: no order to keep (a served list's few candidates)
+        out = model(users, items).to(torch.get_default_dtype())
+    else:
+        order = torch.argsort(users, stable=True)
+        out = torch.empty(len(users), device=users.device)
+        for s in range(0, len(users), batch):
+            rows = order[s : s + batch]
+            out[rows] = model(users[rows], items[rows])
+    if was_training:
+        model.train()
     return out
 
 

@@ -58,7 +58,8 @@ def rater_of(
     centred = values - global_mean
     # The bias-only fit: the answer for raters that cannot fold in.
     b_u = float(np.sum(centred - item_bias[rated]) / (BaselineConfig().reg_user + len(rated)))
-    rater.eval()
+    if rater.training:
+        rater.eval()
     scorer = rater.fold_in(torch.from_numpy(rated).to(device), torch.from_numpy(centred.astype(np.float32)).to(device))
 
     def predict(cand: np.ndarray) -> np.ndarray:

@@ -231,11 +231,13 @@ class Recommender:
 
     def _scores(self, rows: UserRows) -> np.ndarray:
         """float32 (B, n_items): the ranker's scores, popularity-discounted, -inf on items no one rated."""
-        self.ranker.eval()
+        if self.ranker.training:
+            self.ranker.eval()
         scores = self.ranker.score(rows).float().cpu().numpy()
         if self.lists.discount:
-            # Positive scores only: a negative one divided by a larger number would rise.
-            np.divide(scores, self._discount[None, :], out=scores, where=scores > 0)
+            # Positive scores only: a negative one divided by a larger number would rise. The
+            # divisors are >= 1, so the smaller of s / d and s is s / d exactly where s > 0.
+            np.minimum(scores / self._discount[None, :], scores, out=scores)
         scores[:, self._cold_items] = -np.inf
         return scores
 
