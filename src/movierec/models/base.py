@@ -162,7 +162,7 @@ def predict_centred(model: RatingModel, users: Tensor, items: Tensor, batch: int
     was_training = model.training
     if was_training:  # eval() walks every submodule: a served request should not pay for it
         model.eval()
-    if len(users) <= batch:  # one batch: no order to keep (a served list's few candidates)
+    if 0 < len(users) <= batch:  # one batch: no order to keep (a served list's few candidates)
         out = model(users, items).to(torch.get_default_dtype())
     else:
         order = torch.argsort(users, stable=True)
