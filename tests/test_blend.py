@@ -80,3 +80,27 @@ def test_refit_trains_members_on_validation_too_and_keeps_the_blind_figure(small
     # Same weights and the same validation figure: it was measured before the members saw the validation part.
     torch.testing.assert_close(plain.rater.weights, refitted.rater.weights)
     assert plain_history[-1].val_rmse == refit_history[-1].val_rmse
+
+
+def test_the_default_blend_has_the_clip_link_als_and_members_stop_at_their_own_epochs(small, monkeypatch):
+    from movierec.models import blend as blend_module
+    from movierec.models.als import ALSConfig
+
+    config = BlendConfig()
+    assert config.members == ("bmf", "knn", "baseline", "als")
+    assert config.configs[3] == blend_module.MEMBER_DEFAULTS["als"] and config.configs[3].link == "clip"
+    assert config.configs[0] == models.get("bmf").config_type()  # the others keep their own defaults
+    # bmf leads for 30 sweeps; als, fitted after it, stops at its own 25 epochs.
+    sweeps, real = [], blend_module.fit_quietly
+    monkeypatch.setattr(blend_module, "fit_quietly", lambda fitter, n: sweeps.append(n) or real(fitter, n))
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    spec = models.get("blend")
+    two = BlendConfig(members=("bmf", "als"), configs=({"dim": 4}, ALSConfig(dim=4)))
+    fitting.fit(
+        parts.fit,
+        parts.val,
+        "blend",
+        train_config=TrainConfig.for_model(spec, epochs=30, device="cpu"),
+        model_config=two,
+    )
+    assert sweeps == [models.get("als").training["epochs"]] == [25]

@@ -28,6 +28,11 @@ from movierec.models.knn import KNNConfig
 
 MEMBERS: dict[str, ModelSpec] = {s.name: s for s in (baseline.SPEC, als.SPEC, bmf.SPEC, knn.SPEC)}
 """The models a blend can mix: the rating models with sweeps of their own (no gradient steps)."""
+MEMBER_DEFAULTS: dict[str, object] = {
+    "als": als.ALSConfig(dim=8, reg=0.001, reg_bias=0.001, prior_ratings=1000.0, link="clip"),
+}
+"""A member's config when none is given, where it is not the model's own default: ``als`` as
+its small clip-link candidate, what bmf and knn lack at ML-20M's shape (bench/NOTES.md)."""
 
 
 def _member_spec(name: str) -> ModelSpec:
@@ -43,10 +48,11 @@ def _member_spec(name: str) -> ModelSpec:
 class BlendConfig:
     """Which models are blended, with their own configs."""
 
-    members: tuple[str, ...] = ("bmf", "knn", "baseline")
+    members: tuple[str, ...] = ("bmf", "knn", "baseline", "als")
     """Registered names of the models blended (each fitted by its own sweeps)."""
     configs: tuple = field(default=())
-    """One config per member (a dataclass, or a dict of its fields as saved); empty: each member's defaults."""
+    """One config per member (a dataclass, or a dict of its fields as saved); empty: ``MEMBER_DEFAULTS``, else
+    each member's own defaults."""
     ridge: float = 1e-3
     """Ridge penalty on the member weights (relative to the validation size); steadies correlated members."""
     refit: bool = False
@@ -58,7 +64,7 @@ class BlendConfig:
         if not members:
             raise ConfigError("a blend needs at least one member")
         specs = [_member_spec(name) for name in members]
-        configs = tuple(self.configs) or tuple(spec.config_type() for spec in specs)
+        configs = tuple(self.configs) or tuple(MEMBER_DEFAULTS.get(spec.name) or spec.config_type() for spec in specs)
         if len(configs) != len(members):
             raise ConfigError(f"a blend of {len(members)} members needs {len(members)} configs, got {len(configs)}")
         built = []
@@ -166,6 +172,11 @@ class _Sweeps(Sweeps):
         generator = torch.Generator().manual_seed(self.seeds[m])
         return make(self.model.members[m], self.config.configs[m], replace(data, generator=generator))
 
+    def _sweeps_of(self, m: int) -> int:
+        """The lead's sweeps, or fewer: no member runs past its own epochs (als: 25, where bmf takes 60)."""
+        own = _member_spec(self.config.members[m]).training.get("epochs")
+        return self.done if m == 0 or own is None else min(self.done, int(own))
+
     def sweep(self, epoch: int) -> float | None:
         self.done = epoch + 1
         lead = self.lead
@@ -185,7 +196,7 @@ class _Sweeps(Sweeps):
         self.lead.finish(lambda: None)
         self.lead = None  # its working state goes before the next member's comes
         for m in range(1, len(config.members)):
-            fit_quietly(self._member(m, self.data), self.done)
+            fit_quietly(self._member(m, self.data), self._sweeps_of(m))
         with torch.no_grad():
             if val is not None:
                 preds = torch.stack([predict_centred(m, val[0], val[1]) for m in model.members], 1)
@@ -199,7 +210,7 @@ class _Sweeps(Sweeps):
             users, items = torch.cat([d.user_idx, val[0]]), torch.cat([d.item_idx, val[1]])
             both = RaterData(users, items, torch.cat([d.target, val[2]]), d.generator, bounds=d.bounds)
             for m in range(len(config.members)):
-                fit_quietly(self._member(m, both), self.done)
+                fit_quietly(self._member(m, both), self._sweeps_of(m))
         return val_rmse
 
 
@@ -220,7 +231,7 @@ def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
 
 SPEC = ModelSpec(
     name="blend",
-    summary="bmf + knn + baseline mixed by weights fitted on the validation part; the most accurate model",
+    summary="bmf + knn + baseline + als mixed by weights fitted on the validation part; the most accurate model",
     config_type=BlendConfig,
     build=_build,
     training={"epochs": 60},  # the lead member's (bmf's) Gibbs sweeps
