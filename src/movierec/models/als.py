@@ -280,6 +280,10 @@ def _build(config: ALSConfig, n_users: int, n_items: int, generator: torch.Gener
     return ALS(n_users, n_items, config, generator)
 
 
+SMALL_CLIP = ALSConfig(dim=8, reg=0.001, reg_bias=0.001, prior_ratings=1000.0, link="clip")
+"""The small clip-link setting: one of ``train``'s candidates, and ``blend``'s als member."""
+
+
 def _candidates(n_users: int, n_items: int, n_ratings: int) -> list[ALSConfig]:
     """The defaults, a light ridge and two ``clip``-link fits, for ``train`` to compare on the validation part.
 
@@ -290,7 +294,7 @@ def _candidates(n_users: int, n_items: int, n_ratings: int) -> list[ALSConfig]:
     the factors) reaches 0.68 (bench/NOTES.md). Comparing costs a fit each; a candidate
     that overfits stops after a few sweeps.
     """
-    clip = ALSConfig(dim=8, reg=0.001, reg_bias=0.001, prior_ratings=1000.0, link="clip")
+    clip = SMALL_CLIP
     return [
         ALSConfig(),
         ALSConfig(reg=0.03, reg_bias=0.03, prior_ratings=10.0),

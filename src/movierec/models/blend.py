@@ -29,7 +29,7 @@ from movierec.models.knn import KNNConfig
 MEMBERS: dict[str, ModelSpec] = {s.name: s for s in (baseline.SPEC, als.SPEC, bmf.SPEC, knn.SPEC)}
 """The models a blend can mix: the rating models with sweeps of their own (no gradient steps)."""
 MEMBER_DEFAULTS: dict[str, object] = {
-    "als": als.ALSConfig(dim=8, reg=0.001, reg_bias=0.001, prior_ratings=1000.0, link="clip"),
+    "als": als.SMALL_CLIP,
 }
 """A member's config when none is given, where it is not the model's own default: ``als`` as
 its small clip-link candidate, what bmf and knn lack at ML-20M's shape (bench/NOTES.md)."""
