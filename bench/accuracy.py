@@ -3,10 +3,11 @@
 Each model is trained on the fit part of movierec's split (random 80/20 with the seed,
 then 5% of the training part for validation with seed + 1), with its default settings,
 and tested once on the held-out 20%. Rows: dataset, split and seed, model, test RMSE,
-MAE, training seconds; synthetic data adds the generator's noise floor (the test RMSE of
-its own factors, users' and items') and its user floor (the items' true factors with each
-user learned from their training ratings: about the best a model that must learn the
-users can reach; ``Synthetic.user_floor``).
+MAE, training seconds, the fit's peak resident memory (the data already loaded, not the
+generator's temporaries: ``machine.reset_peak``); synthetic data adds the generator's
+noise floor (the test RMSE of its own factors, users' and items') and its user floor (the
+items' true factors with each user learned from their training ratings: about the best a
+model that must learn the users can reach; ``Synthetic.user_floor``).
 
 Peers, on the same split: Surprise's BaselineOnly, SVD, SVD++ and KNNBaseline (trained on
 fit + validation, as Surprise has no early stopping) and the original Keras notebook.
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import peak_mb, reset_peak  # bench/machine.py
 
 from movierec import fitting, models, pipeline
 from movierec.data.load import load
@@ -87,13 +89,18 @@ def datasets(args: argparse.Namespace):
 def movierec_rows(ratings, parts, name: str, seed: int, device: str) -> dict:
     spec = models.get(name)
     config = TrainConfig.for_model(spec, parts.n_train, seed=seed, device=device)
+    # The fit's own peak: the data is resident already (as in `movierec train`), a
+    # generator's larger temporaries are not counted.
+    whole_process = not reset_peak()
     started = time.perf_counter()
     # The popular list: this table is about ratings, and a ranker's fit would only add to the seconds.
     recommender, history = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
     seconds = time.perf_counter() - started
+    peak_gb = peak_mb() / 1024
     scores = evaluate(recommender, parts.test)
     chose = (recommender.info or {}).get("rater_choice")
     return {"model": name, "rmse": scores["rmse"], "mae": scores["mae"], "seconds": seconds, "epochs": len(history),
+            "peak_gb": peak_gb, "peak_covers": "the whole process" if whole_process else "the fit",
             **({"chose": chose} if chose else {})}  # fmt: skip
 
 
@@ -194,7 +201,8 @@ def main() -> None:
     names = [n for n in args.models.split(",") if n]
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start")
     print("split: random 80/20 by seed, validation 5% of train by seed + 1; seconds include other users' load")
-    header = f"| {'dataset':<44} | split  | seed | {'model':<24} | test RMSE |   MAE  | train s | floor  | user floor |"
+    header = (f"| {'dataset':<44} | split  | seed | {'model':<24} | test RMSE |   MAE  | train s | peak GB "
+              "| floor  | user floor |")  # fmt: skip
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     all_rows = []
@@ -220,8 +228,9 @@ def main() -> None:
                 row.update(dataset=data_name, split="random", seed=seed, noise_floor=floor, user_floor=user_floor)
                 fl = "" if floor is None else f"{floor:.4f} | {user_floor:.4f}    "
                 mark = " *" if "saved" in row else ""
+                peak = f"{row['peak_gb']:>7.2f}" if "peak_gb" in row else " " * 7
                 print(f"| {data_name:<44} | random | {seed:>4} | {row['model'] + mark:<24} | {row['rmse']:>9.4f} | "
-                      f"{row['mae']:.4f} | {row['seconds']:>7.1f} | {fl:<19} |", flush=True)  # fmt: skip
+                      f"{row['mae']:.4f} | {row['seconds']:>7.1f} | {peak} | {fl:<19} |", flush=True)  # fmt: skip
                 if "chose" in row:
                     print(f"|   {row['chose']}")
             all_rows += rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 from pathlib import Path
 
 
@@ -44,3 +45,24 @@ def summary() -> str:
         f"{f['cpu']}, {f['cores']} cores,{torch_part} {f.get('gpu') or 'no GPU'}, "
         f"load average {f['load_average']:.1f} at start"
     )
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory (since the last ``reset_peak``). VmHWM, not
+    ru_maxrss: the latter keeps the parent's peak across fork and exec, so every worker
+    would report the driver's, and it cannot be reset."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> bool:
+    """Start ``peak_mb`` afresh from the memory resident now (Linux: /proc/self/clear_refs),
+    so one step's peak is measured without a larger earlier one (a data generator's).
+    False where the system does not allow it: the peak then covers the whole process."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True

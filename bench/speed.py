@@ -14,27 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from machine import summary  # bench/machine.py: the same description in every script
+from machine import peak_mb, summary  # bench/machine.py: the same description in every script
 
 from movierec.models import get
 
 HERE = Path(__file__).resolve().parent
-
-
-def peak_mb() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: the latter keeps the
-    parent's peak across fork and exec, so every worker would report the driver's."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_csv(path: Path, users: int, items: int, ratings: int) -> None:
