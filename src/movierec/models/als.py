@@ -294,12 +294,11 @@ def _candidates(n_users: int, n_items: int, n_ratings: int) -> list[ALSConfig]:
     the factors) reaches 0.68 (bench/NOTES.md). Comparing costs a fit each; a candidate
     that overfits stops after a few sweeps.
     """
-    clip = SMALL_CLIP
     return [
         ALSConfig(),
         ALSConfig(reg=0.03, reg_bias=0.03, prior_ratings=10.0),
-        clip,
-        replace(clip, dim=16, reg=0.003, reg_bias=0.003),
+        SMALL_CLIP,
+        replace(SMALL_CLIP, dim=16, reg=0.003, reg_bias=0.003),
     ]
 
 
