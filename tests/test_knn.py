@@ -58,6 +58,22 @@ def test_blocks_find_the_same_neighbours_as_a_dense_matrix():
         assert item not in idx[item].tolist()
 
 
+def test_a_candidate_cut_draws_neighbours_from_the_most_rated_items_only():
+    users, items, target = _tiny(seed=3)
+    counts = np.bincount(items, minlength=25)
+    top = np.argsort(-counts, kind="stable")[:10]  # ties to the lower index, as the fit breaks them
+    config = KNNConfig(neighbours=4, shrinkage=3.0, candidates=10, block=3)
+    idx, sim = top_neighbours(users.astype(np.int32), items.astype(np.int32), target, 40, 25, config)
+    dense = _dense_similarity(users, items, target, 40, 25, 3.0)
+    allowed = np.full_like(dense, -np.inf)
+    allowed[:, top] = dense[:, top]
+    expected = -np.sort(-allowed, axis=1)[:, :4]
+    np.testing.assert_allclose(sim.numpy(), np.maximum(expected, 0), rtol=1e-5, atol=1e-6)
+    picked = idx[sim > 0].numpy()
+    assert set(picked.tolist()) <= set(top.tolist())
+    assert idx.dtype == torch.int64
+
+
 def test_prediction_is_the_weighted_mean_of_the_top_k_rated_neighbours():
     users, items, target = _tiny(seed=1)
     config = KNNConfig(k=3, neighbours=24, shrinkage=2.0, damping=0.3, reg_user=5.0, reg_item=3.0)

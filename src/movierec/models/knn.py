@@ -175,7 +175,10 @@ def top_neighbours(
     Neighbours are drawn from the ``candidates`` most-rated items (all items of smaller
     catalogues), a block of them at a time: each block's co-rating sums and counts with
     every item are two sparse x dense products (the block's columns dense), and only the
-    running top of each row is kept, so memory stays at (users + items) x block floats.
+    running top of each row is kept, so memory stays at (users + items) x block floats
+    beside the item-major copy of the ratings: at ML-20M's shape 0.8 GB above the data
+    (bench/NOTES.md), where taking each block's ratings by a mask over all of them, with
+    int64 copies of the inputs, took 1.8 GB.
     (torch's sparse x sparse product would do less arithmetic, but leaks memory on each
     call in torch 2.13: 10 GB at ML-20M scale.)
     """
@@ -189,47 +192,52 @@ def _top_neighbours(
     user_idx: np.ndarray, item_idx: np.ndarray, residual: np.ndarray, n_users: int, n_items: int, config: KNNConfig
 ) -> tuple[Tensor, Tensor]:
     width = max(min(config.neighbours, n_items - 1), 1)
-    u = torch.from_numpy(user_idx.astype(np.int64))
-    i = torch.from_numpy(item_idx.astype(np.int64))
-    r = torch.from_numpy(residual.astype(np.float32))
+    # Views of the caller's arrays where their dtypes allow: at ML-20M every copy is 120 MB.
+    u = torch.from_numpy(np.asarray(user_idx, dtype=np.int64))
+    i = torch.from_numpy(np.asarray(item_idx, dtype=np.int64))
+    r = torch.from_numpy(np.asarray(residual, dtype=np.float32))
     norm = torch.zeros(n_items).index_add_(0, i, r * r).sqrt()
     counts = torch.bincount(i, minlength=n_items)
     # The most-rated items first (ties to the lower index), so a cut keeps the best-supported.
     candidates = torch.argsort(-counts, stable=True)[: min(config.candidates, n_items)]
-    slot = torch.full((n_items,), -1, dtype=torch.int64)
-    slot[candidates] = torch.arange(len(candidates))
-    rating_slot = slot[i]
     # Item-major CSR built directly (one sort, no COO copies): residuals and 1s share the structure.
     order = torch.argsort(i * n_users + u)
     crow = torch.zeros(n_items + 1, dtype=torch.int64)
     crow[1:] = torch.cumsum(counts, 0)
-    col = u[order]
-    by_item_csr = torch.sparse_csr_tensor(crow, col, r[order], (n_items, n_users), check_invariants=False)
-    ones_csr = torch.sparse_csr_tensor(crow, col, torch.ones(len(col)), (n_items, n_users), check_invariants=False)
+    col, val = u[order], r[order]
     del order
+    by_item_csr = torch.sparse_csr_tensor(crow, col, val, (n_items, n_users), check_invariants=False)
+    ones_csr = torch.sparse_csr_tensor(crow, col, torch.ones(len(col)), (n_items, n_users), check_invariants=False)
     top_sim = torch.full((n_items, width), float("-inf"))
-    top_idx = torch.zeros(n_items, width, dtype=torch.int64)
+    top_idx = torch.zeros(n_items, width, dtype=torch.int32)  # int32 while merging: half the memory
     for start in range(0, len(candidates), config.block):
         block = candidates[start : start + config.block]
         size = len(block)
-        mine = (rating_slot >= start) & (rating_slot < start + size)
-        columns = rating_slot[mine] - start
+        # The block's ratings are its items' rows of the CSR: no pass over all ratings.
+        lo, lengths = crow[block], counts[block]
+        column = torch.repeat_interleave(torch.arange(size), lengths)
+        pos = torch.repeat_interleave(lo - torch.cumsum(lengths, 0) + lengths, lengths) + torch.arange(len(column))
         dense_r = torch.zeros(n_users, size)
-        dense_r[u[mine], columns] = r[mine]
+        dense_r[col[pos], column] = val[pos]
         dense_1 = torch.zeros(n_users, size)
-        dense_1[u[mine], columns] = 1.0
+        dense_1[col[pos], column] = 1.0
+        del pos, column
         dot = torch.sparse.mm(by_item_csr, dense_r)  # (n_items, size): sum over co-raters of r_ui r_uj
         support = torch.sparse.mm(ones_csr, dense_1)  # (n_items, size): number of co-raters
         del dense_r, dense_1
         shrunk = (support - 1).clamp_min(0)
         shrunk = shrunk / (shrunk + config.shrinkage) if config.shrinkage > 0 else (shrunk > 0).float()
         sim = dot / (norm[:, None] * norm[None, block]).clamp_min(1e-12) * shrunk
+        del dot, support, shrunk
         sim[block, torch.arange(size)] = float("-inf")  # never its own neighbour
         merged_sim = torch.cat([top_sim, sim], 1)
-        merged_idx = torch.cat([top_idx, block.expand(n_items, size)], 1)
-        top_sim, pos = merged_sim.topk(width, dim=1)
-        top_idx = merged_idx.gather(1, pos)
-    return top_idx, top_sim.clamp_min(0)
+        merged_idx = torch.cat([top_idx, block.int().expand(n_items, size)], 1)
+        del sim, top_sim, top_idx
+        top_sim, kept = merged_sim.topk(width, dim=1)
+        del merged_sim
+        top_idx = merged_idx.gather(1, kept)
+        del merged_idx, kept
+    return top_idx.long(), top_sim.clamp_min(0)
 
 
 class _Sweeps(Sweeps):
@@ -260,7 +268,7 @@ class _Sweeps(Sweeps):
         model.neighbour_idx.copy_(idx)
         model.neighbour_sim.copy_(sim)
         model.seen_indptr.copy_(torch.from_numpy(indptr))
-        model._buffers["seen_items"] = torch.from_numpy(i[order].astype(np.int64)).to(device)
+        model._buffers["seen_items"] = torch.from_numpy(i[order].astype(np.int64, copy=False)).to(device)
         model._buffers["seen_residual"] = torch.from_numpy(residual[order]).to(device)
         # The training loss on a seeded sample: predicting all 15.2M training ratings of ML-20M
         # from their 500 candidate neighbours took 130 s, three times the fit; 2^19 ratings
