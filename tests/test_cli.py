@@ -116,6 +116,9 @@ def _interrupt(args: list[str], after: str | None, delay: float, tmp_path) -> su
         text=True,
         cwd=tmp_path,
         env={**os.environ, "COLUMNS": "200"},
+        # A shell starts background jobs with SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt: the child gets the default back, as under a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = ""
     if after is not None:
