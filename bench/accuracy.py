@@ -30,6 +30,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +100,15 @@ def movierec_rows(ratings, parts, name: str, seed: int, device: str) -> dict:
     peak_gb = peak_mb() / 1024
     scores = evaluate(recommender, parts.test)
     chose = (recommender.info or {}).get("rater_choice")
-    return {"model": name, "rmse": scores["rmse"], "mae": scores["mae"], "seconds": seconds, "epochs": len(history),
-            "peak_gb": peak_gb, "peak_covers": "the whole process" if whole_process else "the fit",
-            **({"chose": chose} if chose else {})}  # fmt: skip
+    row = {"model": name, "rmse": scores["rmse"], "mae": scores["mae"], "seconds": seconds, "epochs": len(history),
+           "peak_gb": peak_gb, "peak_covers": "the whole process" if whole_process else "the fit",
+           **({"chose": chose} if chose else {})}  # fmt: skip
+    if recommender.sessions is not None:
+        # The peers know nothing of the ratings' times: the rater alone, beside them.
+        alone = evaluate(replace(recommender, sessions=None), parts.test)
+        row.update(rmse_without_sittings=alone["rmse"], mae_without_sittings=alone["mae"],
+                   sittings=recommender.info["sessions_choice"])  # fmt: skip
+    return row
 
 
 def surprise_rows(ratings, parts, seed: int, names: tuple[str, ...] = SURPRISE) -> list[dict]:
@@ -233,6 +240,9 @@ def main() -> None:
                       f"{row['mae']:.4f} | {row['seconds']:>7.1f} | {peak} | {fl:<19} |", flush=True)  # fmt: skip
                 if "chose" in row:
                     print(f"|   {row['chose']}")
+                if "sittings" in row:
+                    print(f"|   {row['sittings']}; without them: test RMSE {row['rmse_without_sittings']:.4f}, "
+                          f"MAE {row['mae_without_sittings']:.4f}")  # fmt: skip
             all_rows += rows
     if any("saved" in r for r in all_rows):
         print("* read from bench/results/ (bench/peers.py, bench/keras_notebook.py), same split; not rerun here")

@@ -31,7 +31,12 @@ def _predictions(recommender: Recommender, test: Ratings, predictions: np.ndarra
         raise DataError("the test set is empty; nothing to evaluate", path=test.name)
     if test.implicit:
         raise DataError("this log has no ratings, so RMSE and MAE do not apply; rank with evaluate_ranking")
-    return recommender.predict_idx(*aligned_indices(recommender, test)) if predictions is None else predictions
+    return predict_test(recommender, test) if predictions is None else predictions
+
+
+def predict_test(recommender: Recommender, test: Ratings) -> np.ndarray:
+    """The recommender's predictions for ``test``'s pairs, at their times where it has them (sittings)."""
+    return recommender.predict_idx(*aligned_indices(recommender, test), test.timestamp)
 
 
 def evaluate(recommender: Recommender, test: Ratings, *, predictions: np.ndarray | None = None) -> dict:

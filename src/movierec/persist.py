@@ -44,6 +44,7 @@ from movierec.data.ids import IdIndex
 from movierec.data.ratings import ByUser
 from movierec.errors import ConfigError, ModelError
 from movierec.recommend import ListConfig, Recommender
+from movierec.sessions import Sessions
 
 FORMAT = "movierec-model"
 FORMAT_VERSION = 2
@@ -53,6 +54,9 @@ MAX_MANIFEST_BYTES = 1 << 30
 
 
 # --- saving ------------------------------------------------------------------------------
+
+SESSION_ARRAYS = ("user_idx", "start", "end", "shift")
+"""The arrays of a recommender's sittings, saved as ``sessions.<name>``."""
 
 
 def save(recommender: Recommender, directory: str | Path, *, extra_files: dict[str, bytes] | None = None) -> Path:
@@ -88,6 +92,9 @@ def _tensors(r: Recommender) -> dict[str, torch.Tensor]:
     tensors["history.indptr"] = plain(r.history.indptr, np.int64)
     tensors["history.items"] = plain(r.history.items, np.int32)
     tensors["history.ratings"] = plain(r.history.ratings, np.float32)
+    if r.sessions is not None:
+        for name in SESSION_ARRAYS:
+            tensors[f"sessions.{name}"] = plain(getattr(r.sessions, name), np.float32 if name == "shift" else np.int64)
     return tensors
 
 
@@ -98,6 +105,7 @@ def _manifest(r: Recommender) -> dict:
         "rater": None if r.rater is None else {"name": r.rater_name, "config": asdict(r.rater_config)},  # type: ignore[call-overload]
         "ranker": {"name": r.ranker_name, "config": asdict(r.ranker_config)},  # type: ignore[call-overload]
         "lists": asdict(r.lists),
+        "sessions": None if r.sessions is None else {"gap": r.sessions.gap, "n": len(r.sessions.start)},
         "n_users": r.index.n_users,
         "n_items": r.index.n_items,
         "global_mean": r.global_mean,
@@ -231,6 +239,13 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         "history.items": (nnz,),
         "history.ratings": (nnz,),
     }
+    session_part = manifest.get("sessions")
+    if session_part is not None:
+        if not isinstance(session_part, dict) or not all(
+            isinstance(session_part.get(k), int) and session_part[k] >= 0 for k in ("n", "gap")
+        ):
+            bad.fail(f"manifest sessions must be null or give a count n and a gap in seconds, got {session_part!r}")
+        expected.update({f"sessions.{k}": (session_part["n"],) for k in SESSION_ARRAYS})
     for prefix, meta in (("ranker.", ranker_meta), ("rater.", rater_meta)):
         if meta is not None:
             expected.update({prefix + k: tuple(v.shape) for k, v in meta.state_dict().items()})
@@ -252,12 +267,17 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         rater = rater_spec.build(rater_config, n_users, n_items, torch.Generator().manual_seed(0))
         rater.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("rater.")})
         rater.to(device).eval()
-    for model in (ranker, rater):
-        if model is not None:
-            try:
+    sittings = None
+    if session_part is not None:
+        sittings = Sessions(**{k: tensors[f"sessions.{k}"].numpy() for k in SESSION_ARRAYS}, gap=session_part["gap"])
+    try:
+        for model in (ranker, rater):
+            if model is not None:
                 model.check()
-            except ValueError as exc:
-                bad.fail(str(exc))
+        if sittings is not None:
+            sittings.check(n_users)
+    except ValueError as exc:
+        bad.fail(str(exc))
     return Recommender(
         ranker=ranker.to(device).eval(),
         ranker_name=ranker_spec.name,
@@ -274,6 +294,7 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         titles=None if titles is None else np.asarray([str(t) for t in titles], dtype=str),
         info=manifest.get("info") if isinstance(manifest.get("info"), dict) else {},
         lists=lists,
+        sessions=sittings,
     )
 
 

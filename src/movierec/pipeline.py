@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +20,11 @@ from movierec.data.splits import random_split, split_rows
 from movierec.data.synthetic import Synthetic
 from movierec.errors import ConfigError
 from movierec.evaluation import (
-    aligned_indices,
     default_relevance,
     error_by_activity,
     evaluate,
     evaluate_ranking,
+    predict_test,
     rating_distribution,
 )
 from movierec.plotting import loss_plot
@@ -169,7 +169,7 @@ def run(
         if not distributed.is_main():
             distributed.finish()  # waits for rank 0 to write the model (see the end)
             return {"model": model, "dataset": ratings.name, "history": history}
-        for key in ("rater_choice", "ranker_choice", "lists_choice"):
+        for key in ("rater_choice", "sessions_choice", "ranker_choice", "lists_choice"):
             line = (recommender.info or {}).get(key)
             if line and announce:
                 announce(line)
@@ -185,6 +185,7 @@ def run(
             "model": model,
             "ranker": recommender.ranker_name,
             "rater_choice": (recommender.info or {}).get("rater_choice"),
+            "sessions_choice": (recommender.info or {}).get("sessions_choice"),
             "ranker_choice": (recommender.info or {}).get("ranker_choice"),
             "ranker_config": asdict(recommender.ranker_config),  # type: ignore[call-overload]
             "lists": asdict(recommender.lists),
@@ -207,9 +208,12 @@ def run(
             **extra,
         }
         if recommender.rater is not None:
-            predictions = recommender.predict_idx(*aligned_indices(recommender, parts.test))
+            predictions = predict_test(recommender, parts.test)
             scores = evaluate(recommender, parts.test, predictions=predictions)
             base = evaluate(fitting.baseline_of(recommender), parts.test)
+            if recommender.sessions is not None:
+                alone = evaluate(replace(recommender, sessions=None), parts.test)
+                metrics.update(test_rmse_without_sittings=alone["rmse"], test_mae_without_sittings=alone["mae"])
             metrics.update(
                 test_rmse=scores["rmse"],
                 test_mae=scores["mae"],

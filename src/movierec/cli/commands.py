@@ -174,6 +174,11 @@ def train(
         table.add_column(col, justify="right")
     table.add_row(*cells)
     out.print(table)
+    if "test_rmse_without_sittings" in metrics:
+        out.print(
+            f"test RMSE {metrics['test_rmse']:.4f} with the sitting shifts, "
+            f"{metrics['test_rmse_without_sittings']:.4f} from the rater alone (what a rating with no time gets)"
+        )
     if "noise_floor" in metrics:
         out.print(
             f"synthetic data: noise floor (best possible test RMSE) {metrics['noise_floor']:.4f}; "

@@ -22,7 +22,7 @@ from movierec.data.ratings import ByUser
 from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import Ranker, RatingModel, UserRows, predict_centred
 from movierec.models.popular import popularity
-from movierec.recommend import fold_in
+from movierec.recommend import explain, fold_in
 from movierec.recommend.catalogue import Catalogue
 from movierec.recommend.lists import (
     FOLD_IN,
@@ -38,6 +38,7 @@ from movierec.recommend.lists import (
 )
 from movierec.recommend.similar import Similarity
 from movierec.recommend.topk import top_k
+from movierec.sessions import Sessions
 
 BLOCK_PAIRS = 1 << 22
 """Most scores held at once by batch top-N (users per block = this // n_items)."""
@@ -85,6 +86,8 @@ class Recommender:
     """What the models were trained on and how (dataset, split, settings, metrics): for reports."""
     lists: ListConfig = ListConfig()
     """How lists combine the ranker and the rater."""
+    sessions: Sessions | None = None
+    """Each training sitting's shift on ratings at a known time (``movierec.sessions``); None: no shifts."""
 
     def __post_init__(self) -> None:
         # Derived once: predict and recommend consult them on every call.
@@ -130,11 +133,18 @@ class Recommender:
         """False for a recommender trained on a log without ratings (plays, clicks)."""
         return self.rater is not None
 
-    def predict_idx(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        """Predicted ratings for index pairs; ``UNKNOWN`` (-1) indices take the fallback."""
-        return self._predict_idx(user_idx, item_idx)[0]
+    def predict_idx(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Predicted ratings for index pairs; ``UNKNOWN`` (-1) indices take the fallback.
 
-    def _predict_idx(self, user_idx: np.ndarray, item_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        With the ratings' times (``timestamp``, seconds), each also takes its sitting's shift.
+        """
+        return self._predict_idx(user_idx, item_idx, timestamp)[0]
+
+    def _predict_idx(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         rater = self._rater()
         user_idx = np.asarray(user_idx, dtype=np.int64)
         item_idx = np.asarray(item_idx, dtype=np.int64)
@@ -150,6 +160,10 @@ class Recommender:
             u = torch.from_numpy(user_idx[both]).to(self._device)
             i = torch.from_numpy(item_idx[both]).to(self._device)
             out[both] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
+        if self.sessions is not None and timestamp is not None:
+            if len(timestamp) != len(user_idx):
+                raise ConfigError(f"{len(user_idx)} pairs but {len(timestamp)} times; give one time per pair")
+            out += self.sessions.shift_of(user_idx, timestamp)
         return np.clip(out, *self.scale).astype(np.float32), both
 
     def predict(self, user_ids: object, item_ids: object) -> np.ndarray:
@@ -189,7 +203,8 @@ class Recommender:
         rows = self._rows(top.items[0], top.ratings[0], source, MODEL if source == MODEL else POPULAR)
         if source == MODEL:
             items = top.items[0][top.items[0] >= 0]
-            self._explain(rows, items, self.history.items_of(u), self.history.ratings_of(u))
+            rated, values = self.history.items_of(u), self.history.ratings_of(u)
+            explain.because(self.ranker, self.catalogue.item_ids, rows, items, rated, values, self._device)
         return rows
 
     @torch.no_grad()
@@ -289,27 +304,8 @@ class Recommender:
         listed = items[0] >= 0
         top = items[0][listed]
         out = self._rows(top, shown[0][listed], FOLD_IN, rating_source)
-        self._explain(out, top, rated, values)
+        explain.because(self.ranker, self.catalogue.item_ids, out, top, rated, values, self._device)
         return NewUserRecommendations(out, FOLD_IN, ignored)
-
-    def _explain(self, rows: list[dict], items: np.ndarray, rated: np.ndarray, values: np.ndarray) -> None:
-        """Give each row ``because``: up to three liked rated items adding the most to its ranker score."""
-        if not rows:
-            return
-        device = self._device
-        one = UserRows.one(
-            torch.from_numpy(rated.astype(np.int64)).to(device), torch.from_numpy(values.astype(np.float32)).to(device)
-        )
-        share = self.ranker.contributions(one, torch.from_numpy(items.astype(np.int64)).to(device))
-        if share is None:  # a ranker that lists the same for everyone has nothing to explain
-            for row in rows:
-                row["because"] = []
-            return
-        liked = values >= values.mean()
-        for row, contrib in zip(rows, share.cpu().numpy(), strict=True):
-            usable = np.flatnonzero(liked & (contrib > 0))
-            best = usable[np.lexsort((rated[usable], -contrib[usable]))][:3]
-            row["because"] = [self.catalogue.item_ids[int(rated[j])] for j in best]
 
     # --- popular --------------------------------------------------------------------------------
 
