@@ -264,3 +264,17 @@ def test_a_new_users_fold_in_keeps_the_prior_training_gave_every_user(small_bloc
         unshrunk = model.fold_in(items[mine], target[mine])(everything)
     torch.testing.assert_close(folded, known, rtol=0, atol=1e-3)
     assert float((unshrunk - known).abs().max()) > 0.05
+
+
+def test_the_clip_links_fold_in_stops_only_once_settled(small_blocks, monkeypatch):
+    users, items, target, _, _ = _saturated(8)
+    config = ALSConfig(dim=3, reg=0.002, reg_bias=0.002, prior_ratings=5.0, link="clip", link_sd=0.5)
+    model, _ = _fit_bounded(users, items, target, config, 15, 400, 150)
+    everything = torch.arange(150)
+    with torch.no_grad():
+        folded = [model.fold_in(items[users == u], target[users == u])(everything) for u in range(20)]
+        monkeypatch.setattr("movierec.models.als.FOLD_IN_TOL", 0.0)
+        monkeypatch.setattr("movierec.models.als.FOLD_IN_STEPS", 60)
+        every_step = [model.fold_in(items[users == u], target[users == u])(everything) for u in range(20)]
+    for early, full in zip(folded, every_step, strict=True):
+        torch.testing.assert_close(early, full, rtol=0, atol=1e-6)

@@ -176,7 +176,9 @@ def _singular_start(data: RaterData, n_users: int, n_items: int, dim: int) -> Te
 
 
 FOLD_IN_STEPS = 20
-"""Gauss-Newton steps of a new user's fit under the ``clip`` link: a dozen settle it."""
+"""At most this many Gauss-Newton steps of a new user's fit under the ``clip`` link."""
+FOLD_IN_TOL = 1e-9
+"""A step this small (relative to the largest weight, plus one) ends that fit: it has settled."""
 
 
 class ALS(MF):
@@ -225,7 +227,11 @@ class ALS(MF):
         for _ in range(FOLD_IN_STEPS):
             g, slope = self.through_link(x @ w + offset)
             xs = x * slope[:, None]
-            w = w + torch.linalg.solve(xs.T @ xs + torch.diag(lam), xs.T @ (y - g) - lam * w)
+            step = torch.linalg.solve(xs.T @ xs + torch.diag(lam), xs.T @ (y - g) - lam * w)
+            w = w + step
+            # Most fits settle in a few steps; running all of them cost a served request 1.7 ms.
+            if float(step.abs().max()) <= FOLD_IN_TOL * (1.0 + float(w.abs().max())):
+                break
         p, b = w[:-1].to(q.dtype), float(w[-1])
 
         def scorer(items: Tensor) -> Tensor:
