@@ -13,7 +13,7 @@ from test_persist import rewrite
 
 from movierec import fitting, persist, pipeline
 from movierec.data.ratings import Ratings
-from movierec.errors import ModelError
+from movierec.errors import ConfigError, ModelError
 from movierec.evaluation import evaluate
 from movierec.sessions import SessionConfig, Sessions, sittings
 
@@ -143,3 +143,11 @@ def test_shifts_survive_a_round_trip_and_a_forged_table_is_refused(moody, tmp_pa
     rewrite(tmp_path / "m", manifest={"sessions": {"n": -1, "gap": 3600}})
     with pytest.raises(ModelError, match="sessions"):
         persist.load(tmp_path / "m")
+    n = len(rec.sessions.user_idx)
+    for gap in (2**63, True):  # past int64 (end + gap would overflow), and a bool posing as a number
+        persist.save(rec, tmp_path / f"gap-{gap}")
+        rewrite(tmp_path / f"gap-{gap}", manifest={"sessions": {"n": n, "gap": gap}})
+        with pytest.raises(ModelError, match="gap"):
+            persist.load(tmp_path / f"gap-{gap}")
+    with pytest.raises(ConfigError, match="whole-number gap"):
+        SessionConfig(gap=1800.0)  # type: ignore[arg-type]

@@ -242,7 +242,7 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
     session_part = manifest.get("sessions")
     if session_part is not None:
         if not isinstance(session_part, dict) or not all(
-            isinstance(session_part.get(k), int) and session_part[k] >= 0 for k in ("n", "gap")
+            type(session_part.get(k)) is int and session_part[k] >= 0 for k in ("n", "gap")
         ):
             bad.fail(f"manifest sessions must be null or give a count n and a gap in seconds, got {session_part!r}")
         expected.update({f"sessions.{k}": (session_part["n"],) for k in SESSION_ARRAYS})

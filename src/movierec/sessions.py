@@ -22,21 +22,28 @@ import numpy as np
 
 from movierec.errors import ConfigError
 
+MAX_GAP = 10**9
+"""The longest pause (seconds, about 32 years) a sitting may span: far below where int64 times overflow."""
+
 
 @dataclass(frozen=True)
 class SessionConfig:
     """What makes a sitting, and how far its shift is trusted."""
 
     gap: int = 3600
-    """Seconds: a pause longer than this between two of a user's ratings starts a new sitting."""
+    """Seconds: a pause longer than this between two of a user's ratings starts a new sitting
+    (a whole number up to ``MAX_GAP``)."""
     shrinkage: float = 10.0
     """Ratings' worth of prior pulling a sitting's mean residual toward 0."""
     min_share: float = 0.05
     """Fewest validation ratings, as a share, that must fall in a training sitting for shifts to be fitted."""
 
     def __post_init__(self) -> None:
-        if self.gap < 0 or self.shrinkage < 0 or not 0 <= self.min_share <= 1:
-            raise ConfigError("sessions need gap >= 0, shrinkage >= 0 and min_share in [0, 1]")
+        gap_ok = type(self.gap) is int and 0 <= self.gap <= MAX_GAP
+        if not gap_ok or self.shrinkage < 0 or not 0 <= self.min_share <= 1:
+            raise ConfigError(
+                f"sessions need a whole-number gap in 0..{MAX_GAP}, shrinkage >= 0 and min_share in [0, 1]"
+            )
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,11 @@ class Sessions:
             raise ValueError("sessions' user_idx, start, end and shift differ in length")
         if n and (int(self.user_idx.min()) < 0 or int(self.user_idx.max()) >= n_users):
             raise ValueError("sessions hold user indices out of range")
-        if bool((self.end < self.start).any()) or self.gap < 0:
-            raise ValueError("a session ends before it starts, or its gap is negative")
+        if bool((self.end < self.start).any()) or not 0 <= self.gap <= MAX_GAP:
+            raise ValueError(f"a session ends before it starts, or its gap is outside 0..{MAX_GAP}")
+        kinds = (self.user_idx, self.start, self.end)
+        if not all(a.dtype.kind in "iu" for a in kinds) or self.shift.dtype.kind != "f":
+            raise ValueError("sessions' user_idx, start and end must be integers and shift floats")
         order = np.lexsort((self.start, self.user_idx))
         if not np.array_equal(order, np.arange(n)):
             raise ValueError("sessions must be sorted by user, then start")
