@@ -5,6 +5,8 @@ Raters (predict ratings) and rankers (order lists) each have their own suite.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from movierec.data.ids import UNKNOWN
 from movierec.evaluation import evaluate_ranking
 from movierec.metrics import rmse
 from movierec.models.als import ALSConfig
-from movierec.models.base import UserRows
+from movierec.models.base import Ranker, UserRows
 from movierec.training import TrainConfig
 
 VARIANTS = {"als:clip": ("als", ALSConfig(link="clip"))}
@@ -177,6 +179,36 @@ def test_contributions_add_up_to_the_score(name, parts):
         pytest.skip(f"{name} explains nothing (the same list for everyone)")
     assert share.shape == (4, len(items))
     torch.testing.assert_close(share.sum(1), rec.ranker.score(one)[0, targets], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", RANKERS)
+def test_a_rankers_answers_do_not_depend_on_what_it_was_asked_before(name, parts):
+    # iALS keeps the last user's factorised ridge for the explanation that follows a list:
+    # it must never serve one user's solve to another.
+    rec = ranked(name, parts)
+    pristine = copy.deepcopy(rec.ranker)
+
+    def fresh() -> Ranker:  # a copy that has answered nothing yet
+        return copy.deepcopy(pristine)
+
+    def one(user: int) -> UserRows:
+        items, values = rec.history.items_of(user), rec.history.ratings_of(user)
+        return UserRows.one(torch.from_numpy(items.astype(np.int64)), torch.from_numpy(values.astype(np.float32)))
+
+    targets = torch.tensor([1, 2, 3, 50])
+    rec.ranker.score(one(4))
+    share = rec.ranker.contributions(one(5), targets)
+    if share is not None:
+        torch.testing.assert_close(share, fresh().contributions(one(5), targets))
+    rec.ranker.contributions(one(6), targets)
+    torch.testing.assert_close(rec.ranker.score(one(7)), fresh().score(one(7)))
+    moved = one(7)  # the same ratings, one item changed
+    moved.items[0] = int(np.setdiff1d(np.arange(parts.fit.n_items), moved.items.numpy())[0])
+    torch.testing.assert_close(rec.ranker.score(moved), fresh().score(moved))
+    rec.ranker.score(one(7))
+    bumped = one(7)  # the same items, one rating changed
+    bumped.ratings[0] = 1.0 if float(bumped.ratings[0]) > 1 else 5.0
+    torch.testing.assert_close(rec.ranker.score(bumped), fresh().score(bumped))
 
 
 @pytest.mark.parametrize("name", RANKERS)
