@@ -49,7 +49,7 @@ def compare(
         started = time.perf_counter()
         if spec.kind == "ranker":
             rec, _ = fit(parts.fit, parts.val, None if parts.fit.implicit else "baseline", ranker=name)
-            rec = replace(rec, lists=ListConfig(gate=False))
+            rec = replace(rec, lists=replace(rec.lists, gate=False))  # its own order, as train chose it
             seconds = sum(h["seconds"] for h in (rec.info or {}).get("ranker_history") or [])
         else:
             config = TrainConfig.for_model(spec, parts.n_train, seed=seed, device=device)
