@@ -3,7 +3,8 @@
 Each rating is ``round_half(clip(mu + b_u + b_i + p_u . q_i + noise, 0.5, 5))``: a
 low-rank model with biases plus Gaussian noise, rounded to half stars as MovieLens
 ratings are. User activity and item popularity are skewed (log-normal and Zipf), as in
-the real logs.
+the real logs, and the taste's dimensions weaken one after another (``decay``), as a
+real rating matrix's singular values do.
 
 Which items a user rates depends on their taste, as in MovieLens, where people rate what
 they chose to watch: a pair drawn by activity and popularity is kept with probability
@@ -53,7 +54,12 @@ class SyntheticConfig:
     """Standard deviation of the Gaussian noise added before rounding."""
     signal: float = 0.8
     """Standard deviation of the taste term p_u . q_i, in stars. With noise 0.8 the factor models
-    land 0.02-0.05 RMSE below the biases, as on ml-latest-small (0.17, the old default, gave 0.002)."""
+    land 0.01-0.06 RMSE below the biases, as on ml-latest-small (0.17, the old default, gave 0.002)."""
+    decay: float = 2.0
+    """How the taste's variance falls across its dimensions: the k-th carries a share in
+    proportion to k ** -decay (0: all alike). Real rating matrices have a few strong
+    directions and a weak tail; with every dimension alike (the old default) models trained
+    by gradient steps (``mf``, the notebook's ``mlp``) learned nothing past the biases."""
     exposure: float = 3.0
     """How strongly taste decides which items a user rates (0: not at all)."""
     user_spread: float = 0.4
@@ -75,8 +81,17 @@ class SyntheticConfig:
             raise ConfigError(f"--seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
         if self.min_user_ratings < 1:
             raise ConfigError("min_user_ratings must be at least 1")
-        if self.noise < 0 or self.signal < 0 or self.exposure < 0:
-            raise ConfigError("noise, signal and exposure must be >= 0")
+        if self.noise < 0 or self.signal < 0 or self.exposure < 0 or not 0 <= self.decay <= 10:
+            raise ConfigError("noise, signal and exposure must be >= 0, and decay within 0..10")
+
+    def factor_sd(self) -> np.ndarray:
+        """(rank,) standard deviation of each dimension of the true factors (users' and items' alike).
+
+        Var(p_k q_k) = sd_k^4 for independent factors, so sd_k^4 = signal^2 * share_k gives
+        p . q a variance of signal^2, split across the dimensions as ``decay`` says.
+        """
+        share = np.arange(1, self.rank + 1, dtype=np.float64) ** -self.decay
+        return (self.signal**2 * share / share.sum()) ** 0.25
 
 
 @dataclass(frozen=True)
@@ -148,10 +163,10 @@ class Synthetic:
 
         x, users = features(train_rows), torch.from_numpy(r.user_idx[train_rows].astype(np.int64))
         y = torch.from_numpy(r.rating[train_rows].astype(np.float64))
-        s2 = cfg.signal / np.sqrt(cfg.rank)  # the factors' variance, as ``generate`` draws them
+        s2 = cfg.factor_sd() ** 2  # the factors' variances, as ``generate`` draws them
         spread = np.exp(cfg.user_spread**2)  # E[s_u^2]
         mean = torch.tensor([0.0] * cfg.rank + [1.0, MEAN], dtype=torch.float64)
-        precision = 1.0 / torch.tensor([s2 * spread] * cfg.rank + [spread - 1.0 + 1e-9, 0.35**2], dtype=torch.float64)
+        precision = 1.0 / torch.tensor([*(s2 * spread), spread - 1.0 + 1e-9, 0.35**2], dtype=torch.float64)
         var = cfg.noise**2 + 1.0 / 48  # the noise and the half-star rounding
         theta = mean.repeat(r.n_users, 1)
         k = len(mean)
@@ -301,10 +316,9 @@ def generate(config: SyntheticConfig | None = None) -> Synthetic:
     user_w = rng.lognormal(0.0, 1.3, cfg.n_users)  # ML-latest-small: max 38x the median
     item_w = 1.0 / np.arange(1, cfg.n_items + 1) ** 0.9
     item_w = item_w[rng.permutation(cfg.n_items)]
-    # Var(p . q) = rank * s^4 for factors of standard deviation s: s^2 = signal / sqrt(rank).
-    s = np.sqrt(cfg.signal / np.sqrt(cfg.rank))
-    p = rng.normal(0.0, s, (cfg.n_users, cfg.rank))
-    q = rng.normal(0.0, s, (cfg.n_items, cfg.rank))
+    sd = cfg.factor_sd()
+    p = rng.normal(0.0, 1.0, (cfg.n_users, cfg.rank)) * sd
+    q = rng.normal(0.0, 1.0, (cfg.n_items, cfg.rank)) * sd
     b_u = rng.normal(0.0, 0.35, cfg.n_users)
     b_i = rng.normal(0.0, 0.45, cfg.n_items)
     s_u = rng.lognormal(-(cfg.user_spread**2) / 2, cfg.user_spread, cfg.n_users)
@@ -320,7 +334,7 @@ def generate(config: SyntheticConfig | None = None) -> Synthetic:
     timestamp = 946684800 + rng.integers(0, 20 * 365 * 86400, len(rating))
     name = (
         f"synthetic-{cfg.n_users}x{cfg.n_items}-{cfg.n_ratings}-noise{cfg.noise:g}-signal{cfg.signal:g}"
-        f"-exposure{cfg.exposure:g}-seed{cfg.seed}"
+        f"-exposure{cfg.exposure:g}-decay{cfg.decay:g}-seed{cfg.seed}"
     )
     # Raw ids start at 1, as MovieLens ids do, so an index is never mistaken for an id.
     titles = {i: f"Synthetic movie {i}" for i in range(1, cfg.n_items + 1)}
