@@ -153,3 +153,9 @@ def test_save_never_replaces_what_is_not_a_model(saved, tmp_path):
     persist.save(rec, empty)
     assert np.array_equal(persist.load(empty).item_counts, rec.item_counts)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt", "thesis"]  # nothing left over
+    (empty / "recs.csv").write_text("a user's own file, written into the model's folder")
+    with pytest.raises(ConfigError, match=r"did not write there \(recs.csv\)"):
+        persist.save(rec, empty)  # replacing the model would delete it
+    assert (empty / "recs.csv").exists() and (empty / "manifest.json").exists()
+    with pytest.raises(ValueError, match="writes only"):
+        persist.save(rec, tmp_path / "new", extra_files={"notes.txt": b""})  # what check_replaceable could not know

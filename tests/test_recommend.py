@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -375,3 +377,24 @@ def test_similar_command(model_dir):
     body = json.loads(result.output)
     assert body["source"] == "ease" and len(body["items"]) == 4
     assert 3 not in [r["item_id"] for r in body["items"]]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_recommend_out_replaces_its_own_file_and_no_one_elses(model_dir, tmp_path, suffix):
+    mine = tmp_path / f"ratings{suffix}"
+    mine.write_bytes(b"userId,movieId,rating\n1,2,5\n")
+    result = run_cli("recommend", "--model", model_dir, "--user", 1, "--out", mine)
+    assert isinstance(result.exception, ConfigError) and "will not be overwritten" in str(result.exception)
+    assert mine.read_bytes() == b"userId,movieId,rating\n1,2,5\n"
+    ours = tmp_path / f"recs{suffix}"
+    old = os.umask(0o022)
+    try:
+        for user in (1, 2):  # a rerun replaces the file it wrote
+            result = run_cli("recommend", "--model", model_dir, "--user", user, "--out", ours)
+            assert result.exit_code == 0, result.output
+    finally:
+        os.umask(old)
+    table = pq.read_table(ours) if suffix == ".parquet" else pa_csv.read_csv(ours)
+    assert set(table.column("user_id").to_pylist()) == {2}
+    assert stat.S_IMODE(ours.stat().st_mode) == 0o644  # as the umask says, not mkstemp's 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, ours.name])  # no temporary left

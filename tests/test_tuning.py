@@ -36,6 +36,20 @@ def test_written_config_loads_back_as_the_model_and_its_settings(tuned, tmp_path
     assert train == tuned.train
 
 
+def test_a_tuned_config_replaces_only_an_earlier_one(tuned, tmp_path, monkeypatch, capsys):
+    notes, side = tmp_path / "notes.json", tmp_path / "notes.json.tmp"
+    notes.write_text('{"mine": true}')
+    side.write_text("also mine")
+    with pytest.raises(ConfigError, match="will not be overwritten"):
+        tuning.save(tuned, notes)
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--model", "knn", "--trials", "1", "--out", str(notes), *TINY)
+    assert code == 2 and "will not be overwritten" in err and "trial" not in err  # refused before any trial
+    assert notes.read_text() == '{"mine": true}' and side.read_text() == "also mine"
+    best = tuning.save(tuned, tmp_path / "best.json")
+    tuning.save(tuned, best)  # a rerun replaces its own file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "notes.json", "notes.json.tmp"]
+
+
 def test_train_with_config_trains_the_tuned_model(tmp_path, monkeypatch, capsys):
     pytest.importorskip("optuna")
     best = tmp_path / "best.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +17,9 @@ from movierec.errors import ConfigError
 
 MANIFEST = "manifest.json"
 """The file that makes a folder a movierec model (``persist`` writes it)."""
+MODEL_FILES = frozenset({MANIFEST, "model.safetensors", "metrics.json", "loss.png"})
+"""Every file ``persist.save`` may write into a model directory: replacing one that holds
+only these deletes nothing of anyone else's."""
 
 
 def is_model_dir(path: Path) -> bool:
@@ -38,13 +41,20 @@ def check_replaceable(path: Path) -> None:
         return
     if path.is_symlink() or not path.is_dir():
         raise ConfigError(f"--out {path} exists and is not a folder; name a new folder for the model")
-    if is_model_dir(path):
-        return
     try:
-        empty = not any(path.iterdir())
+        names = {entry.name for entry in path.iterdir()}
     except OSError as exc:
         raise ConfigError(f"--out {path}: cannot read it ({exc.strerror}); name a folder you can write") from None
-    if not empty:
+    if is_model_dir(path):
+        foreign = sorted(names - MODEL_FILES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise ConfigError(
+                f"--out {path} holds a movierec model and files movierec did not write there ({shown}); "
+                "replacing the model would delete them. Move them out, or name another folder"
+            )
+        return
+    if names:
         raise ConfigError(
             f"--out {path} is a folder that holds files but no movierec model; movierec replaces the whole folder, "
             "so it will not write there. Name a new or empty folder"
@@ -102,3 +112,45 @@ def lock(directory: Path) -> Iterator[None]:
     finally:
         os.unlink(path)
         os.close(fd)
+
+
+def check_file_replaceable(path: Path, ours: Callable[[Path], bool], what: str) -> None:
+    """Refuse an output file that exists but is not ``what`` as movierec writes it (``ours`` reads it to tell).
+
+    Rerunning a command may replace its own earlier output; a file of anyone else's
+    (the ratings themselves, notes) is never overwritten.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_file():
+        raise ConfigError(f"{path} exists and is not a plain file; name a new file to write {what} to")
+    try:
+        mine = ours(path)
+    except (OSError, ValueError):
+        mine = False
+    if not mine:
+        raise ConfigError(
+            f"{path} exists and is not {what} that movierec wrote; it will not be overwritten. "
+            "Name a new file, or move that one away"
+        )
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write; renamed onto ``path`` only if the block completes.
+
+    The file gets the permissions the umask gives any new file (mkstemp makes it 0600).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

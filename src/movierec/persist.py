@@ -62,6 +62,9 @@ SESSION_ARRAYS = ("user_idx", "start", "end", "shift")
 def save(recommender: Recommender, directory: str | Path, *, extra_files: dict[str, bytes] | None = None) -> Path:
     """Write ``recommender`` to ``directory`` atomically; ``extra_files`` go beside it (metrics, plots)."""
     directory = Path(directory)
+    unknown = set(extra_files or ()) - outdir.MODEL_FILES
+    if unknown:  # what check_replaceable trusts a model directory to hold
+        raise ValueError(f"persist.save writes only {sorted(outdir.MODEL_FILES)}, not {sorted(unknown)}")
     outdir.check_replaceable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))

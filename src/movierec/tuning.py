@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from movierec import models
+from movierec import models, outdir
 from movierec.errors import ConfigError, MovierecError
 from movierec.evaluation import evaluate, evaluate_ranking, relevance_of
 from movierec.training import TrainConfig
@@ -172,13 +172,23 @@ def tune(
     )
 
 
+def check_out(path: str | Path) -> None:
+    """Refuse an ``--out`` that exists and is not an earlier tuned-config file (before any trial runs)."""
+    outdir.check_file_replaceable(Path(path), _is_tuned, "a tuned-config file")
+
+
+def _is_tuned(path: Path) -> bool:
+    with path.open("rb") as f:
+        raw = json.loads(f.read(1 << 20))
+    return isinstance(raw, dict) and raw.get("format") == FORMAT
+
+
 def save(tuned: Tuned, path: str | Path) -> Path:
     """Write ``tuned`` as JSON (atomically: a temporary file renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tuned.to_json())
-    tmp.replace(path)
+    check_out(path)
+    with outdir.atomic_file(path) as tmp:
+        tmp.write_text(tuned.to_json())
     return path
 
 

@@ -61,6 +61,7 @@ def tune(
 
     spec = tuning.check_tunable(model)  # an unknown or untunable name fails before any data is read
     tuning._optuna()  # and so does a missing Optuna
+    tuning.check_out(out_path)  # and an --out that is someone else's file
     metric = "NDCG@10" if spec.kind == "ranker" else "RMSE"
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from movierec import outdir
 from movierec.errors import ConfigError
 from movierec.recommend.lists import check_k
 from movierec.recommend.recommender import BLOCK_PAIRS, Recommender
@@ -28,7 +27,8 @@ def write_recommendations(
     (when the model has titles), ``rating`` (predicted; empty without a rating model),
     ``source``. Users are scored in blocks and the file is streamed, so memory stays
     bounded; it is written to a temporary sibling and renamed into place only when
-    complete. Returns the number of rows written.
+    complete. An existing file is replaced only if it is an earlier recommendations file.
+    Returns the number of rows written.
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -43,15 +43,12 @@ def write_recommendations(
         users = np.arange(recommender.index.n_users, dtype=np.int64)
     else:
         users = np.array([recommender.user_index(u) for u in user_ids], dtype=np.int64)
+    outdir.check_file_replaceable(path, is_recommendations, "a recommendations file")
     index, titles = recommender.index, recommender.titles
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     block = max(1, BLOCK_PAIRS // max(index.n_items, 1))
     written = 0
     writer = None
-    try:
+    with outdir.atomic_file(path) as tmp:
         for s in range(0, max(len(users), 1), block):
             top = recommender.top_n(users[s : s + block], k, exclude_seen=exclude_seen)
             valid = top.items >= 0
@@ -76,8 +73,19 @@ def write_recommendations(
             written += table.num_rows
         if writer is not None:
             writer.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return written
+
+
+COLUMNS = ("user_id", "rank", "item_id")
+"""The first columns of every recommendations file: how an earlier one is recognised."""
+
+
+def is_recommendations(path: Path) -> bool:
+    """True when ``path`` reads as a file ``write_recommendations`` wrote (and so may be replaced)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return tuple(pq.read_schema(path).names[:3]) == COLUMNS
+    with path.open("rb") as f:
+        head = f.readline(4096)
+    return head.replace(b'"', b"").split(b",")[:3] == [c.encode() for c in COLUMNS]
