@@ -217,3 +217,17 @@ def test_flags_a_model_would_ignore_are_refused(tmp_path, monkeypatch, capsys, m
     args = ["train", "--model", model, *flags, "--out", str(tmp_path / "m"), *TINY]
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2 and says in err and "do not apply" in err and not (tmp_path / "m").exists()
+
+
+def test_the_users_text_is_printed_as_it_is_never_as_markup(trained, monkeypatch, capsys, tmp_path):
+    # Rich would read "[/x]" as a closing tag (a MarkupError traceback) and "[bold]" as a style.
+    for args, shown in [
+        (["--user", "[/x]"], "unknown user id '[/x]'"),
+        (["--user", "[bold]abc"], "unknown user id '[bold]abc'"),
+        (["--rate", "[/x]=5"], "unknown item id(s) in --rate: [/x]"),
+    ]:
+        code, _, err = run_cli(monkeypatch, capsys, "recommend", "--model", str(trained), *args)
+        assert code == 2 and shown in err and "Traceback" not in err
+    out = tmp_path / "odd[/x]name"
+    code, stdout, err = run_cli(monkeypatch, capsys, "train", "--model", "baseline", *TINY, "--out", str(out))
+    assert code == 0 and f"saved to {out}/" in (stdout + err).replace("\n", "")

@@ -314,7 +314,8 @@ def recommend(
         if result.ignored:
             raise ConfigError(
                 f"unknown item id(s) in --rate: {', '.join(map(str, result.ignored))}; the model was not trained "
-                "with them (find ids with `movierec search` or in the data's movies file)"
+                "with them (find ids in the data's movies file, or by title through `movierec serve`: "
+                "GET /items/search?q=...)"
             )
         lists: list[tuple[object, list[dict], str]] = [("new user", result.items, result.source)]
         if as_json:

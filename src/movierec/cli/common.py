@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
@@ -28,8 +29,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Train, evaluate and serve rating-based recommenders.",
 )
-err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
-out = Console()
+# No markup: ids, titles and paths are the user's text, and "[/x]" in one is no style tag.
+err = Console(stderr=True, soft_wrap=True, markup=False)  # an error is one line, however narrow the terminal
+out = Console(markup=False)
+
+
+def error_line(message: object) -> Text:
+    """``error: <message>``, the label in red, the message as it is."""
+    return Text.assemble(("error:", "red"), " ", str(message))
+
 
 DatasetOpt = Annotated[
     str | None,
@@ -215,14 +223,12 @@ def run() -> None:
         # silently) and usage errors as exceptions, so the message here is the one shown.
         code = app(standalone_mode=False)
     except MovierecError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(error_line(exc), highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         code = 130
     except PermissionError as exc:  # a file inside a folder given, or one written to: named by the OS
-        err.print(
-            f"[red]error:[/] {exc.filename}: permission denied; make it readable, or name another", highlight=False
-        )
+        err.print(error_line(f"{exc.filename}: permission denied; make it readable, or name another"), highlight=False)
         sys.exit(2)
     except typer.TyperException as exc:  # a bad flag: Typer's own message and exit code (2)
         _show_usage_error(exc)
