@@ -186,7 +186,6 @@ def test_new_user_fold_in_and_similar_items_by_the_rankers_weights(dot_api):
 @pytest.mark.parametrize(
     "body",
     [
-        "not json",
         "[]",
         '{"ratings": 5}',
         '{"ratings": [{"item_id": 1}]}',
@@ -207,6 +206,22 @@ def test_new_user_fold_in_and_similar_items_by_the_rankers_weights(dot_api):
 def test_bad_new_user_bodies_are_422(api, body):
     r = api.post("/recommendations", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, (body, r.status_code, r.text[:200])
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"ratings": [{"item_id": 1, "rating": 4}', b"\xff\xfe{}"])
+def test_a_body_that_is_not_json_is_400_as_documented(api, body):
+    r = api.post("/recommendations", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"], (body, r.status_code, r.text[:200])
+
+
+def test_an_id_with_a_lone_surrogate_is_echoed_not_a_500(api):
+    # "\ud800" is valid JSON but not valid UTF-8: echoing it back must not fail to encode.
+    body = '{"ratings": [{"item_id": "\\ud800", "rating": 5}], "ignore_unknown": true}'
+    r = api.post("/recommendations", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["ignored"] == ["\ud800"]
+    r = api.post("/predict", content='{"pairs": [{"user_id": 1, "item_id": "\\ud800"}]}',
+                 headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 200 and r.json()["predictions"][0]["item_id"] == "\ud800"
 
 
 def test_too_many_ratings_is_422(api):

@@ -32,7 +32,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from movierec import persist
@@ -96,18 +96,20 @@ def create_app(
     _declare_scale(app, rec.scale)
 
     @app.exception_handler(UnknownIdError)
-    def unknown_id(_request: Request, exc: UnknownIdError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    def unknown_id(_request: Request, exc: UnknownIdError) -> Response:
+        return _json({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(MovierecError)
-    def bad_input(_request: Request, exc: MovierecError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    def bad_input(_request: Request, exc: MovierecError) -> Response:
+        return _json({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
-    def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    def invalid(_request: Request, exc: RequestValidationError) -> Response:
         # FastAPI's own handler, minus the echoed input, which may not be JSON-safe (NaN, bytes).
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
+        if any(e.get("type") == "json_invalid" for e in errors):  # not JSON at all: 400, as documented
+            return _json({"detail": f"the body is not valid JSON: {errors[0].get('msg', '')}"}, status_code=400)
+        return _json({"detail": errors}, status_code=422)
 
     def get(path: str, model: type | None) -> Callable:
         """A GET route that also answers HEAD (headers only), the HEAD left out of the schema."""
@@ -287,14 +289,16 @@ async def _reject(send: Send, status: int, detail: str) -> None:
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _json(content: dict) -> Response:
+def _json(content: dict, status_code: int = 200) -> Response:
     # Encoded directly: the rows are already plain JSON types, and FastAPI's response-model
     # pass would re-validate every item of every list (tests check them against the models).
-    return _raw_json(json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode())
+    # ASCII with \u escapes: an id sent with a lone surrogate ("\ud800", valid JSON, not
+    # valid UTF-8) is echoed back in an error or "ignored" list, and must not be a 500.
+    return _raw_json(json.dumps(content, allow_nan=False, separators=(",", ":")).encode(), status_code)
 
 
-def _raw_json(body: bytes) -> Response:
-    return Response(content=body, media_type="application/json")
+def _raw_json(body: bytes, status_code: int = 200) -> Response:
+    return Response(content=body, media_type="application/json", status_code=status_code)
 
 
 def _model_info(model_dir: Path) -> dict:
