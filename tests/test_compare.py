@@ -30,6 +30,9 @@ def test_compare_command_prints_a_table_and_json(monkeypatch, capsys):
     assert code == 0 and "NDCG@10" in out and "baseline" in out
     code, _, err = run_cli(monkeypatch, capsys, "compare", "--models", "baseline,nope", "--synthetic", "300x200x6000")
     assert code == 2 and "unknown model 'nope'" in err
+    for names in ("", ","):
+        code, _, err = run_cli(monkeypatch, capsys, "compare", "--models", names, "--synthetic", "300x200x6000")
+        assert code == 2 and "names no model" in err and "Traceback" not in err
 
 
 def test_a_rankers_row_keeps_the_list_settings_train_chose():

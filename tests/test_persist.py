@@ -80,6 +80,7 @@ def test_round_trip_and_permissions_follow_the_umask(saved, tmp_path):
         ({"ranker": {"name": "als", "config": {}}}, "not a ranker"),
         ({"format_version": 1}, "version 1"),
         ({"lists": {"candidates": 0}}, "candidates"),
+        ({"lists": {"candidates": 10**15}}, "candidates"),  # each list would rate this many items
     ],
 )
 def test_a_consistent_but_wrong_manifest_is_refused(saved, tmp_path, manifest, message):

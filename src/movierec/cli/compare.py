@@ -26,6 +26,7 @@ from movierec.cli.common import (
     out,
     parse_columns,
 )
+from movierec.errors import ConfigError
 
 
 @app.command()
@@ -57,6 +58,10 @@ def compare(
     from movierec.compare import compare as run
 
     names = [n.strip() for n in model_names.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(
+            "--models names no model; give one or more, e.g. --models baseline,ease (see `movierec models`)"
+        )
     for name in names:
         models.get(name)  # a typo fails before any data is read
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
@@ -68,6 +73,11 @@ def compare(
             if not as_json:
                 err.print(f"{ratings.name} has no ratings: leaving out the rating models {', '.join(raters)}")
             names = [n for n in names if n not in raters]
+            if not names:
+                raise ConfigError(
+                    f"{ratings.name} has no ratings, so rating models cannot be compared on it; "
+                    "name rankers too, e.g. --models ease,ials,popular"
+                )
     parts = pipeline.split(ratings, split_config)
 
     def shown(row: dict) -> None:

@@ -38,6 +38,10 @@ Predict = Callable[[np.ndarray], np.ndarray]
 """Candidate items (B, C), -1 padded -> float64 (B, C) predicted ratings (NaN where padded)."""
 
 
+MAX_CANDIDATES = 10_000
+"""Most candidates the rater may reorder: each list rates this many items (a forged 10^15 would not fit)."""
+
+
 @dataclass(frozen=True)
 class ListConfig:
     """How a list is made from the ranker's scores and the rater's predicted ratings."""
@@ -55,8 +59,16 @@ class ListConfig:
     """Width of P(like)'s logistic curve, as a share of the rating scale (0.495 on 0.5-5)."""
 
     def __post_init__(self) -> None:
-        if self.candidates < 1 or not self.softness > 0 or not 0 <= self.like_at <= 1 or not 0 <= self.discount <= 2:
-            raise ConfigError("candidates must be >= 1, softness > 0, like_at within 0..1 and discount within 0..2")
+        if (
+            not 1 <= self.candidates <= MAX_CANDIDATES
+            or not self.softness > 0
+            or not 0 <= self.like_at <= 1
+            or not 0 <= self.discount <= 2
+        ):
+            raise ConfigError(
+                f"candidates must be within 1..{MAX_CANDIDATES:,}, softness > 0, like_at within 0..1 "
+                "and discount within 0..2"
+            )
 
 
 @dataclass(frozen=True)
