@@ -99,11 +99,12 @@ def test_corrupt_model_is_refused_clearly(trained, tmp_path, monkeypatch, capsys
     assert code == 2 and "corrupt" in err
 
 
-def test_failed_run_keeps_the_earlier_model(trained, monkeypatch, capsys):
+@pytest.mark.parametrize(("model", "lr"), [("mlp", "1e9"), ("mf", "1e30")])  # mf: Adam keeps its loss finite
+def test_failed_run_keeps_the_earlier_model(trained, monkeypatch, capsys, model, lr):
     before = (trained / "model.safetensors").read_bytes()
-    args = ["train", "--model", "mlp", "--lr", "1e9", "--epochs", "2", "--out", str(trained), *TINY]
+    args = ["train", "--model", model, "--lr", lr, "--epochs", "2", "--out", str(trained), *TINY]
     code, _, err = run_cli(monkeypatch, capsys, *args)
-    assert code == 2 and "diverged" in err
+    assert code == 2 and "diverged" in err and "lower --lr" in err and "Traceback" not in err
     assert (trained / "model.safetensors").read_bytes() == before
 
 
