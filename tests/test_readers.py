@@ -162,6 +162,23 @@ def test_parquet_errors_name_the_row(tmp_path):
     assert error(path) == f"{path}: row 2: missing item id (empty cell); fill it in or delete the line"
 
 
+@pytest.mark.parametrize(
+    ("columns", "says"),
+    [
+        ({"user": ["1", "2", None]}, "row 3: missing user id (empty cell)"),  # a null among strings
+        ({"user": [1.0, 2.0, 1e300]}, "row 3: user id 1e+300 is beyond signed 64-bit integers"),
+        ({"user": [1.0, 2.0, float("inf")]}, "row 3: user id inf is beyond signed 64-bit integers"),
+        ({"user": [1.0, 2.5, 3.0]}, "row 2: user id 2.5 is not a whole number"),
+        ({"time": [1.0, 1e30, 3.0]}, "row 2: timestamp 1e+30 is beyond signed 64-bit integers"),
+    ],
+)
+def test_parquet_bad_cells_are_named_by_their_own_row(tmp_path, columns, says):
+    path = tmp_path / "log.parquet"
+    table = {"user": [1, 2, 3], "item": [1, 2, 3], "rating": [4.0, 3.0, 5.0], "time": [1, 2, 3], **columns}
+    pq.write_table(pa.table(table), path)
+    assert error(path).startswith(f"{path}: {says}")
+
+
 def test_parquet_unsigned_ids_beyond_int64_are_named(tmp_path):
     path = tmp_path / "log.parquet"
     ids = pa.array([1, 2**64 - 1], pa.uint64())

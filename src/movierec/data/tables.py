@@ -75,12 +75,17 @@ def _numeric(col: pa.Array) -> bool:
 
 
 def _whole(field: str, col: pa.Array) -> tuple[pa.Array, tuple[int, str] | None]:
-    """Numbers as int64, or the first that has a fraction (a safe cast refuses to truncate)."""
+    """Numbers as int64, or the first that has a fraction or lies past 64 bits (a safe cast refuses both)."""
     try:
         return col.cast(pa.int64()), None
     except pa.ArrowInvalid:
-        bad = _first_true(pc.not_equal(col, pc.floor(col))) or 0
-        return col, (bad, f"{_NOUN[field]} {col[bad].as_py()} is not a whole number; fix or delete the line")
+        x = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            outside = ~(np.abs(x) < 2.0**63)  # inf and NaN too
+        bad = _first_true(outside | (x != np.floor(x)))
+        bad = 0 if bad is None else bad
+        what = "is beyond signed 64-bit integers" if outside[bad] else "is not a whole number"
+        return col, (bad, f"{_NOUN[field]} {col[bad].as_py()} {what}; fix or delete the line")
 
 
 def _string_ids(field: str, col: pa.Array) -> tuple[pa.Array, tuple[int, str] | None]:
@@ -176,7 +181,7 @@ def to_ratings(table: pa.Table, where: Where, scale: RatingScale, name: str, hin
         missing = pc.is_null(col) if col.null_count else None
         if _strings(col):  # a blank cell is as missing as an empty one
             col = pc.utf8_trim_whitespace(col)
-            blank = pc.equal(col, "")
+            blank = pc.fill_null(pc.equal(col, ""), True)  # or_ of a null and true is null, not true
             missing = blank if missing is None else pc.or_(missing, blank)
             missing = missing if pc.any(missing).as_py() else None
         if missing is not None:
