@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import zipfile
 from pathlib import Path
 
@@ -161,6 +162,32 @@ def test_undecodable_movies_csv(tmp_path):
     folder = latest_small(tmp_path)
     (folder / "movies.csv").write_bytes(b"movieId,title,genres\n1,Toy Story (1995),A\n2,Caf\xe9 (1999),B\n")
     with pytest.raises(DataError, match=r"movies.csv:3: byte b'\\xe9' is not UTF-8"):
+        load(folder)
+
+
+def test_a_damaged_or_cut_short_archive_is_one_clear_error(tmp_path):
+    whole = grouplens_zip(latest_small(tmp_path), tmp_path / "whole.zip").read_bytes()
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="cut short or damaged"):
+        load(cut, use_cache=False)
+    flipped = bytearray(whole)
+    flipped[whole.index(b"ratings.csv") + 40] ^= 0xFF  # inside the first member's deflated bytes
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match="corrupt|cut short"):
+        load(bad, use_cache=False)
+    gz = tmp_path / "log.csv.gz"
+    rows = "".join(f"{u},2,4\n" for u in range(1, 5001))
+    gz.write_bytes(gzip.compress(f"userId,movieId,rating\n{rows}".encode())[:2000])
+    with pytest.raises(DataError, match="truncated or damaged"):
+        load(gz, use_cache=False)
+
+
+def test_a_movie_id_past_64_bits_in_movies_csv_is_named(tmp_path):
+    folder = latest_small(tmp_path)
+    (folder / "movies.csv").write_bytes(b"movieId,title,genres\n1,A,x\n99999999999999999999999,Big,x\n")
+    with pytest.raises(DataError, match=r"movies.csv:3: movie id 99999999999999999999999 is beyond signed 64-bit"):
         load(folder)
 
 

@@ -7,6 +7,8 @@ have not changed since they were last read.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -75,10 +77,33 @@ def load(
         raise DataError("permission denied: movierec cannot read it; check its permissions", path=str(path)) from None
 
     columns = {"user": user_col, "item": item_col, "rating": rating_col, "time": time_col}
+    try:
+        return _read(path, columns, rating_range, use_cache, cache_dir)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"the archive is corrupt ({exc}); download it again", path=str(path)) from None
+    except OSError as exc:
+        if isinstance(exc, PermissionError | FileNotFoundError):
+            raise  # named by the OS, with the file's own path
+        # A truncated .gz ("Truncated compressed stream"), an I/O error from the disk.
+        raise DataError(f"cannot read it ({exc}); the file may be truncated or damaged", path=str(path)) from None
+
+
+def _read(
+    path: Path,
+    columns: dict[str, str | None],
+    rating_range: tuple[float, float] | None,
+    use_cache: bool,
+    cache_dir: str | Path | None,
+) -> Ratings:
+    """``path``'s ratings, from the cache when it holds them."""
     found = movielens.find(path)
     params: dict[str, object] = {"rating_range": rating_range}
     build: Callable[[], Ratings]
     if found is None:
+        if path.is_file():
+            with path.open("rb") as f:
+                if f.read(4) == b"PK\x03\x04":  # a zip's first entry, but zipfile found no archive: cut short
+                    raise DataError("a zip archive that is cut short or damaged; download it again", path=str(path))
         files, params["columns"] = [path], columns
         build = partial(
             read_ratings_file, path, **{f"{k}_col": v for k, v in columns.items()}, rating_range=rating_range

@@ -293,4 +293,6 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str]]:
         except (ValueError, IndexError):
             found = f"expected a movie id and a title, found {fields[:2]!r}"
             raise DataError(found, path=source.label, line=number) from None
+        if not -(2**63) <= ids[-1] < 2**63:
+            raise DataError(f"movie id {ids[-1]} is beyond signed 64-bit integers", path=source.label, line=number)
     return np.array(ids, dtype=np.int64), titles
