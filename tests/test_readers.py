@@ -95,6 +95,12 @@ def test_missing_column_lists_columns_and_flag(tmp_path):
     assert "--time-col" in error(path, user_col="uid", time_col="when")
 
 
+def test_one_column_named_for_two_fields_is_refused(tmp_path):
+    path = write(tmp_path, "log.csv", "userId,movieId,rating\n1,1,4\n")
+    msg = error(path, user_col="movieId")  # the item column is found by its name, movieId, too
+    assert "'movieId' would hold both the user and the item" in msg and "--item-col" in msg
+
+
 def test_non_numeric_rating(tmp_path):
     path = write(tmp_path, "log.csv", ML_HEADER + "1,1,4,5\n\n2,1,four,5\n")
     assert error(path) == f"{path}:4: rating 'four' is not a number; fix or delete the line"

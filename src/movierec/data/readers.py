@@ -218,12 +218,23 @@ def resolve_columns(found: Sequence[str], label: str, **asked: str | None) -> Co
 
     No rating column (none named, none recognised) makes the file an implicit log.
     """
-    return Columns(
-        user=_pick("user", found, asked.get("user"), label, True),  # type: ignore[arg-type]
-        item=_pick("item", found, asked.get("item"), label, True),  # type: ignore[arg-type]
-        rating=_pick("rating", found, asked.get("rating"), label, False),
-        time=_pick("time", found, asked.get("time"), label, asked.get("time") is not None),
-    )
+    picked = {
+        "user": _pick("user", found, asked.get("user"), label, True),
+        "item": _pick("item", found, asked.get("item"), label, True),
+        "rating": _pick("rating", found, asked.get("rating"), label, False),
+        "time": _pick("time", found, asked.get("time"), label, asked.get("time") is not None),
+    }
+    fields = [f for f, c in picked.items() if c is not None]
+    for i, first in enumerate(fields):
+        for second in fields[i + 1 :]:
+            if picked[first] == picked[second]:
+                flags = " or ".join(FLAGS[f] for f in (first, second))
+                raise DataError(
+                    f"column {picked[first]!r} would hold both the {first} and the {second}; "
+                    f"name a different column for one of them with {flags}",
+                    path=label,
+                )
+    return Columns(**picked)  # type: ignore[arg-type]
 
 
 def sniff_delimiter(path: Path, line: str) -> str:
