@@ -54,6 +54,8 @@ def test_no_noise_means_a_zero_floor():
 def test_impossible_sizes_are_refused():
     with pytest.raises(ConfigError, match="over half"):
         SyntheticConfig(n_users=10, n_items=10, n_ratings=80)
+    with pytest.raises(ConfigError, match="limited to"):  # before 745 GiB are asked for
+        SyntheticConfig(n_users=10**11, n_items=10**11, n_ratings=10**12)
 
 
 def test_exposure_makes_users_rate_what_they_would_like():

@@ -34,6 +34,8 @@ from movierec.data.ids import distinct
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 
+MAX_RATINGS, MAX_ROWS = 500_000_000, 100_000_000
+"""The largest log asked for (ML-32M has 32M ratings; this would take about 80 GB to generate)."""
 STARS = np.arange(0.5, 5.01, 0.5)
 """The ten half-star values a rating can take."""
 
@@ -72,6 +74,11 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         if min(self.n_users, self.n_items, self.n_ratings, self.rank) < 1:
             raise ConfigError("synthetic data needs at least one user, item, rating and factor")
+        if self.n_ratings > MAX_RATINGS or max(self.n_users, self.n_items) > MAX_ROWS:
+            raise ConfigError(
+                f"synthetic data is limited to {MAX_RATINGS:,} ratings and {MAX_ROWS:,} users or items "
+                "(generating takes about 160 bytes a rating); ask for less"
+            )
         if self.n_ratings > self.n_users * self.n_items // 2:
             raise ConfigError(
                 f"{self.n_ratings} ratings is over half of the {self.n_users} x {self.n_items} matrix; "
