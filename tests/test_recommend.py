@@ -365,6 +365,8 @@ def test_recommend_command_refuses_bad_requests_cleanly(model_dir):
         (["--rate", "1=99"], "outside the rating scale"),
         (["--rate", "1=5", "--rate", "x=3"], "unknown item id(s) in --rate: x"),
         (["--user", "1", "-k", "1000000000"], "-k must be between 1 and 1000"),
+        (["--user", "1", "--rate", "1=5"], "give one of them, not several"),
+        (["--rate", "1=5", "--rate", "1=3"], "more than one rating"),
     ]:
         result = run_cli("recommend", "--model", model_dir, *args)
         assert result.exit_code != 0
@@ -372,6 +374,8 @@ def test_recommend_command_refuses_bad_requests_cleanly(model_dir):
 
 
 def test_similar_command(model_dir):
+    result = run_cli("similar", "--model", model_dir, "--item", 3, "-k", 10**9)
+    assert isinstance(result.exception, ConfigError) and "-k must be between 1 and" in str(result.exception)
     result = run_cli("similar", "--model", model_dir, "--item", 3, "-k", 4, "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)

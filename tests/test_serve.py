@@ -197,6 +197,7 @@ def test_new_user_fold_in_and_similar_items_by_the_rankers_weights(dot_api):
         '{"ratings": [{"item_id": 1.5, "rating": 4}]}',
         '{"ratings": [], "k": 0}',
         '{"ratings": [], "k": "many"}',
+        '{"ratings": [], "k": true}',  # not k = 1
         '{"ratings": [], "surprise": 1}',
         '{"ratings": [], "exclude": [[1]]}',
         '{"ratings": [], "ignore_unknown": 0.0}',  # found by the fuzzer: lax parsing made it False

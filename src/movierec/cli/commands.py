@@ -292,13 +292,22 @@ def recommend(
 
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
-    if sum([bool(user), all_users, bool(rate)]) != 1:
+    asked = sum([bool(user), all_users, bool(rate)])
+    if asked == 0:
         raise ConfigError("name whom to recommend for: --user ID (repeatable), --all-users, or --rate ITEM=RATING")
+    if asked > 1:
+        raise ConfigError(
+            "--user, --all-users and --rate each name whom to recommend for: give one of them, not several"
+        )
     if all_users and out_file is None:
         raise ConfigError("--all-users writes a file: add --out recs.csv or --out recs.parquet")
     if rate and out_file is not None:
         raise ConfigError("--out is for --user/--all-users; a new user's list prints (add --json for JSON)")
     pairs = [_parse_rating(r) for r in rate or []]
+    rated = [item for item, _ in pairs]
+    twice = sorted({str(i) for i in rated if rated.count(i) > 1})
+    if twice:
+        raise ConfigError(f"--rate gives item(s) {', '.join(twice)} more than one rating; rate each item once")
     recommender = persist.load(model_dir)
     if out_file is not None:
         n = write_recommendations(
@@ -366,8 +375,8 @@ def similar(
     """Print the items most like one item: cosine of the model's item vectors, or of their raters."""
     from movierec import persist
 
-    if k < 1:
-        raise ConfigError("-k must be at least 1")
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
     recommender = persist.load(model_dir)
     rows = recommender.similar_items(item, k)
     if as_json:

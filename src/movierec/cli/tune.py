@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,7 @@ from movierec.cli.common import (
     out,
     parse_columns,
 )
+from movierec.errors import ConfigError
 
 
 @app.command()
@@ -62,6 +64,8 @@ def tune(
     spec = tuning.check_tunable(model)  # an unknown or untunable name fails before any data is read
     tuning._optuna()  # and so does a missing Optuna
     tuning.check_out(out_path)  # and an --out that is someone else's file
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--timeout must be a number of seconds above 0, got {timeout}")
     metric = "NDCG@10" if spec.kind == "ranker" else "RMSE"
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)

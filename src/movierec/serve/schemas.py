@@ -7,7 +7,7 @@ endpoint's answers against these models, so the schema stays the contract.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 RawId = StrictInt | StrictStr
 """A raw user or item id as the data has it: an int for MovieLens, a string for other files."""
@@ -64,6 +64,14 @@ class NewUserRequest(BaseModel):
     ignore_unknown: StrictBool = Field(
         False, description="Leave out rated items the model does not know (listed in ignored) instead of a 404."
     )
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        # JSON Schema's integer takes 5.0 but not true; lax parsing would read true as k = 1.
+        if isinstance(value, bool):
+            raise ValueError("k must be a whole number, not true or false")
+        return value
 
 
 class NewUserRecommendations(BaseModel):
