@@ -213,7 +213,7 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
     bad.ids(index)
     n_users, n_items = index.n_users, index.n_items
     if manifest.get("n_users") != n_users or manifest.get("n_items") != n_items:
-        bad.fail(f"n_users/n_items ({manifest.get('n_users')}, {manifest.get('n_items')}) differ from the id lists")
+        bad.fail(f"n_users/n_items ({manifest.get('n_users')!r}, {manifest.get('n_items')!r}) differ from the id lists")
     scale = bad.scale(manifest.get("rating_scale"))
     global_mean = manifest.get("global_mean")
     if not isinstance(global_mean, int | float) or not scale[0] <= global_mean <= scale[1]:
