@@ -3,6 +3,7 @@
 from movierec.cli import (
     commands,  # noqa: F401
     compare,  # noqa: F401
+    lists,  # noqa: F401
     serve,  # noqa: F401
     tune,  # noqa: F401
 )
