@@ -91,6 +91,9 @@ def test_a_damaged_entry_is_rebuilt(tmp_path):
     (entry / "rating.npy").write_bytes(b"not an array")
     assert_same(cache.cached([path], {}, build, tmp_path / "c"), read_ratings_file(path))
     assert len(calls) == 2
+    (entry / "rating.npy").write_bytes(b"")  # cut to nothing by a crash: np.load raises EOFError
+    assert_same(cache.cached([path], {}, build, tmp_path / "c"), read_ratings_file(path))
+    assert len(calls) == 3
 
 
 def test_an_unwritable_cache_costs_speed_not_the_result(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -202,3 +203,20 @@ def test_training_defaults_follow_the_log_size_and_flags_still_win():
         assert TrainConfig.for_model(spec, bmf.SMALL_LOG + 1).epochs == 60
         assert TrainConfig.for_model(spec, 100, epochs=7).epochs == 7
     assert TrainConfig.for_model(models.get("mlp"), 100).epochs == 25  # models without a size rule keep theirs
+
+
+def test_a_late_non_finite_validation_rmse_keeps_the_best_epoch():
+    # An epoch that blows up after good ones ends the fit with the best state restored, not an error.
+    from movierec.models.base import Sweeps
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    scores = itertools.chain([1.0, 0.8, 0.9], itertools.repeat(float("nan")))
+
+    class Fitter(Sweeps):
+        def sweep(self, epoch: int) -> float:
+            with torch.no_grad():
+                model.weight.fill_(float(epoch))
+            return 0.0
+
+    history = run(model, Fitter(), 10, validate=lambda: next(scores), patience=3)
+    assert len(history) == 10 and float(model.weight.detach()) == 1.0  # epoch 2's state (weight 1)

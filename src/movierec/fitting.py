@@ -20,7 +20,7 @@ import torch
 
 from movierec import models, selection, sessions
 from movierec.data.ratings import Ratings
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, MovierecError
 from movierec.models import ease
 from movierec.models.base import Ranker, RankerData, RatingModel
 from movierec.models.baseline import Baseline, fit_biases
@@ -314,6 +314,10 @@ def _fit_rater(
         if kept is None or (val_rmse is not None and (best is None or val_rmse < best)):
             kept, best = (model.eval(), config, history), val_rmse
     assert kept is not None
+    if best is None and any(h.val_rmse is not None for h in kept[2]):
+        # Validated, but never to a finite RMSE: a finite training loss can hide it (Adam).
+        hint = f"lower --lr (now {train_config.lr})" if spec.sweeps is None else "check the data and settings"
+        raise MovierecError(f"training diverged: {spec.name}'s validation RMSE was never finite; {hint}")
     line = describe_rater_choice(spec.name, configs, tried, kept[1]) if len(configs) > 1 else None
     return (*kept, line, seconds)
 

@@ -136,10 +136,11 @@ def check_file_replaceable(path: Path, ours: Callable[[Path], bool], what: str) 
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
+def atomic_file(path: Path, before_replace: Callable[[], None] | None = None) -> Iterator[Path]:
     """A temporary sibling of ``path`` to write; renamed onto ``path`` only if the block completes.
 
-    The file gets the permissions the umask gives any new file (mkstemp makes it 0600).
+    ``before_replace`` runs just before the rename (a check that may refuse it). The file
+    gets the permissions the umask gives any new file (mkstemp makes it 0600).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -147,6 +148,8 @@ def atomic_file(path: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        if before_replace is not None:
+            before_replace()
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -116,8 +116,8 @@ def cached(
     if _is_fresh(folder, stamp):
         try:
             return load(folder)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged entry: parse again and replace it
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # a damaged entry (an empty .npy after a crash: EOFError): parse again and replace it
     ratings = build()
     try:
         save(ratings, folder, {"sources": stamp, "params": params})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,9 @@ def write_recommendations(
     block = max(1, BLOCK_PAIRS // max(index.n_items, 1))
     written = 0
     writer = None
-    with outdir.atomic_file(path) as tmp:
+    # Checked again just before the rename: scoring every user can take minutes.
+    recheck = partial(outdir.check_file_replaceable, path, is_recommendations, "a recommendations file")
+    with outdir.atomic_file(path, before_replace=recheck) as tmp:
         for s in range(0, max(len(users), 1), block):
             top = recommender.top_n(users[s : s + block], k, exclude_seen=exclude_seen)
             valid = top.items >= 0

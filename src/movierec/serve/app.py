@@ -109,6 +109,8 @@ def create_app(
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         if any(e.get("type") == "json_invalid" for e in errors):  # not JSON at all: 400, as documented
             return _json({"detail": f"the body is not valid JSON: {errors[0].get('msg', '')}"}, status_code=400)
+        if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
+            return _json({"detail": "the body is empty; send a JSON object"}, status_code=400)
         return _json({"detail": errors}, status_code=422)
 
     def get(path: str, model: type | None) -> Callable:

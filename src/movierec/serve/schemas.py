@@ -7,7 +7,7 @@ endpoint's answers against these models, so the schema stays the contract.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 RawId = StrictInt | StrictStr
 """A raw user or item id as the data has it: an int for MovieLens, a string for other files."""
@@ -53,7 +53,7 @@ class UserRatings(BaseModel):
 class Rating(BaseModel):
     model_config = ConfigDict(extra="forbid")
     item_id: RawId
-    rating: float = Field(allow_inf_nan=False)
+    rating: StrictFloat = Field(allow_inf_nan=False)  # a number: not true, not "4.5"
 
 
 class NewUserRequest(BaseModel):
@@ -68,9 +68,9 @@ class NewUserRequest(BaseModel):
     @field_validator("k", mode="before")
     @classmethod
     def _not_a_bool(cls, value: object) -> object:
-        # JSON Schema's integer takes 5.0 but not true; lax parsing would read true as k = 1.
-        if isinstance(value, bool):
-            raise ValueError("k must be a whole number, not true or false")
+        # JSON Schema's integer takes 5.0 but not true or "5"; lax parsing would read true as k = 1.
+        if isinstance(value, bool | str):
+            raise ValueError("k must be a JSON number, not a string, true or false")
         return value
 
 
