@@ -3,8 +3,9 @@
 Each model is scored at its own job. A rating model: RMSE and MAE on the test ratings,
 and the NDCG@10 and recall@10 of lists ordered by its predicted ratings (how rating
 models listed items before rankers: usually worse than the most-popular list). A
-ranker: the NDCG@10 and recall@10 of its own lists (its settings and popularity discount
-as ``train`` chose them on the validation part; no rater reorders them), and no RMSE. Every model trains on the same fit part (rankers on fit and validation, as
+ranker: the NDCG@10 and recall@10 of its own lists (its settings and popularity
+discount as ``train`` chose them on the validation part; no rater reorders them), and
+no RMSE. Every model trains on the same fit part (rankers on fit and validation, as
 ``train`` fits them) and is tested once on the same test part.
 """
 
