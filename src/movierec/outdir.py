@@ -1,7 +1,8 @@
-"""The folder a run writes (``--out``): what may be replaced, whether it can be written, one run at a time.
+"""What a command writes (``--out``): what may be replaced, whether it can be written, one run at a time.
 
 A model directory is replaced as a whole, so only a missing path, an empty folder or an
-earlier movierec model may be the target; anything else is refused before any work.
+earlier movierec model holding nothing else may be the target; an output file replaces
+only an earlier file of its own kind. Anything else is refused before any work.
 """
 
 from __future__ import annotations
