@@ -128,3 +128,7 @@ def test_evaluate_command_reports_ranking_metrics(small, tmp_path):
     )
     body = json.loads(result.output)
     assert body["ranking"]["relevance"] == 4.5 and body["ranking"]["k"] == 10
+    trained = json.loads((out / "metrics.json").read_text())["test_rmse"]
+    alone = runner.invoke(app, ["evaluate", "--model", str(out), "--synthetic", "300x200x8000", "--json"])
+    assert alone.exit_code == 0, alone.output  # --synthetic alone names the data, as for train
+    assert json.loads(alone.output)["rmse"] == pytest.approx(trained, abs=1e-9)

@@ -222,7 +222,7 @@ def evaluate(
         if dataset or data:
             raise ConfigError("give --test alone, or --data/--dataset to re-split as in training")
         part = load_test(test, columns)
-    elif dataset or data:
+    elif dataset or data or synthetic:  # --synthetic SIZE alone: synthetic data, as train takes it
         saved = (recommender.info or {}).get("split") or {}
         if saved.get("how") not in ("random", "user", "time"):
             raise ConfigError("this model was tested on a given --test file; evaluate it with --test PATH")
@@ -230,7 +230,7 @@ def evaluate(
         ratings, _ = load_ratings(dataset, data, columns, synthetic, saved["seed"], progress=not as_json)
         part = pipeline.split(ratings, pipeline.SplitConfig(**saved)).test
     else:
-        raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME")
+        raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME / --synthetic SIZE")
     result: dict[str, Any] = {
         "model": recommender.rater_name,
         "ranker": recommender.ranker_name,
