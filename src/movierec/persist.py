@@ -135,8 +135,7 @@ def _sha256(path: Path) -> str:
 
 def _honour_umask(folder: Path) -> None:
     # mkdtemp makes 0700 folders: give the model the permissions any file the user writes gets.
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = outdir.umask()
     os.chmod(folder, 0o777 & ~umask)
     for f in folder.iterdir():
         os.chmod(f, 0o666 & ~umask)

@@ -11,9 +11,12 @@ from rich.table import Table
 
 from movierec.cli.common import JsonOpt, app, err, out
 from movierec.errors import ConfigError
+from movierec.recommend.lists import MAX_K
 
-MAX_K = 1000
-"""The longest list a command prints or writes per user (the server's cap too)."""
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
 
 
 @app.command()
@@ -43,8 +46,7 @@ def recommend(
     from movierec import persist
     from movierec.recommend import write_recommendations
 
-    if not 1 <= k <= MAX_K:
-        raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
+    _check_k(k)
     asked = sum([bool(user), all_users, bool(rate)])
     if asked == 0:
         raise ConfigError("name whom to recommend for: --user ID (repeatable), --all-users, or --rate ITEM=RATING")
@@ -128,8 +130,7 @@ def similar(
     """Print the items most like one item: cosine of the model's item vectors, or of their raters."""
     from movierec import persist
 
-    if not 1 <= k <= MAX_K:
-        raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
+    _check_k(k)
     recommender = persist.load(model_dir)
     rows = recommender.similar_items(item, k)
     if as_json:

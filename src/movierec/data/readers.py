@@ -224,16 +224,18 @@ def resolve_columns(found: Sequence[str], label: str, **asked: str | None) -> Co
         "rating": _pick("rating", found, asked.get("rating"), label, False),
         "time": _pick("time", found, asked.get("time"), label, asked.get("time") is not None),
     }
-    fields = [f for f, c in picked.items() if c is not None]
-    for i, first in enumerate(fields):
-        for second in fields[i + 1 :]:
-            if picked[first] == picked[second]:
-                flags = " or ".join(FLAGS[f] for f in (first, second))
-                raise DataError(
-                    f"column {picked[first]!r} would hold both the {first} and the {second}; "
-                    f"name a different column for one of them with {flags}",
-                    path=label,
-                )
+    holder: dict[str, str] = {}  # column -> the field that took it first
+    for field, column in picked.items():
+        if column is None:
+            continue
+        if column in holder:
+            first = holder[column]
+            raise DataError(
+                f"column {column!r} would hold both the {first} and the {field}; "
+                f"name a different column for one of them with {FLAGS[first]} or {FLAGS[field]}",
+                path=label,
+            )
+        holder[column] = field
     return Columns(**picked)  # type: ignore[arg-type]
 
 

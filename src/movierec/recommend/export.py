@@ -44,14 +44,14 @@ def write_recommendations(
         users = np.arange(recommender.index.n_users, dtype=np.int64)
     else:
         users = np.array([recommender.user_index(u) for u in user_ids], dtype=np.int64)
-    outdir.check_file_replaceable(path, is_recommendations, "a recommendations file")
+    # Checked now and again just before the rename: scoring every user can take minutes.
+    check = partial(outdir.check_file_replaceable, path, is_recommendations, "a recommendations file")
+    check()
     index, titles = recommender.index, recommender.titles
     block = max(1, BLOCK_PAIRS // max(index.n_items, 1))
     written = 0
     writer = None
-    # Checked again just before the rename: scoring every user can take minutes.
-    recheck = partial(outdir.check_file_replaceable, path, is_recommendations, "a recommendations file")
-    with outdir.atomic_file(path, before_replace=recheck) as tmp:
+    with outdir.atomic_file(path, before_replace=check) as tmp:
         for s in range(0, max(len(users), 1), block):
             top = recommender.top_n(users[s : s + block], k, exclude_seen=exclude_seen)
             valid = top.items >= 0

@@ -38,6 +38,8 @@ Predict = Callable[[np.ndarray], np.ndarray]
 """Candidate items (B, C), -1 padded -> float64 (B, C) predicted ratings (NaN where padded)."""
 
 
+MAX_K = 1000
+"""The longest list one request asks for, per user (the CLI's and the server's cap)."""
 MAX_CANDIDATES = 10_000
 """Most candidates the rater may reorder: each list rates this many items (a forged 10^15 would not fit)."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
+from movierec.recommend.lists import MAX_K
+
 RawId = StrictInt | StrictStr
 """A raw user or item id as the data has it: an int for MovieLens, a string for other files."""
-MAX_K = 1000
-"""The most items one list may ask for."""
 MAX_PAIRS = 10_000
 """The most (user, item) pairs, or posted ratings, one request may carry."""
 
@@ -67,7 +67,7 @@ class NewUserRequest(BaseModel):
 
     @field_validator("k", mode="before")
     @classmethod
-    def _not_a_bool(cls, value: object) -> object:
+    def _a_json_number(cls, value: object) -> object:
         # JSON Schema's integer takes 5.0 but not true or "5"; lax parsing would read true as k = 1.
         if isinstance(value, bool | str):
             raise ValueError("k must be a JSON number, not a string, true or false")
