@@ -81,15 +81,19 @@ def test_round_trip_and_permissions_follow_the_umask(saved, tmp_path):
         ({"format_version": 1}, "version 1"),
         ({"lists": {"candidates": 0}}, "candidates"),
         ({"lists": {"candidates": 10**15}}, "candidates"),  # each list would rate this many items
+        ({"lists": None}, "field 'lists' must be an object, got null"),
+        ({"item_ids": "1,2,3"}, "field 'item_ids' must be a list, got a string"),
+        ({"rater": {"name": "baseline", "config": [1]}}, "field 'rater.config' must be an object, got a list"),
     ],
 )
 def test_a_consistent_but_wrong_manifest_is_refused(saved, tmp_path, manifest, message):
     target = copy_of(saved, tmp_path)
     rewrite(target, manifest=manifest)
     started = time.perf_counter()
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(ModelError, match=message) as refused:
         persist.load(target)
     assert time.perf_counter() - started < 10  # refused before allocating a huge model
+    assert str(target) in str(refused.value) and "retrain" in str(refused.value)  # where, and what to do
 
 
 @pytest.mark.parametrize(

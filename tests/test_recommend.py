@@ -8,6 +8,7 @@ import stat
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
@@ -230,6 +231,22 @@ def test_recommendations_written_to_csv_and_parquet(tmp_path):
     with pytest.raises(UnknownIdError):
         write_recommendations(rec, tmp_path / "bad.csv", [10, 77])
     assert not (tmp_path / "bad.csv").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_users_own_ranked_list_is_not_taken_for_a_recommendations_file(tmp_path, suffix):
+    rec = make_recommender()
+    theirs = tmp_path / f"watchlist{suffix}"
+    table = pa.table({"user_id": [1], "rank": [1], "item_id": [100], "note": ["see it with Ana"]})
+    pq.write_table(table, theirs) if suffix == ".parquet" else pa_csv.write_csv(table, theirs)
+    before = theirs.read_bytes()
+    with pytest.raises(ConfigError, match="will not be overwritten"):
+        write_recommendations(rec, theirs, k=1)
+    assert theirs.read_bytes() == before
+    ours = tmp_path / f"recs{suffix}"
+    write_recommendations(rec, ours, k=1)
+    write_recommendations(rec, ours, k=2)  # its own earlier output it may replace
+    assert len(pq.read_table(ours) if suffix == ".parquet" else pa_csv.read_csv(ours)) == 2 + 2 + 0 + 2
 
 
 def test_new_user_is_folded_in_and_explained_by_the_rankers_weights():

@@ -206,8 +206,8 @@ def read_manifest(directory: Path) -> dict:
 
 def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: str) -> Recommender:
     bad = _Checker(directory)
-    _expect(manifest, "user_ids", list)
-    _expect(manifest, "item_ids", list)
+    bad.field(manifest, "user_ids", list)
+    bad.field(manifest, "item_ids", list)
     index = IdIndex.from_json(manifest)
     bad.ids(index)
     n_users, n_items = index.n_users, index.n_items
@@ -220,10 +220,10 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
     titles = manifest.get("titles")
     if titles is not None and (not isinstance(titles, list) or len(titles) != n_items):
         bad.fail(f"titles must be a list of {n_items} strings, one per item")
-    lists = ListConfig(**_expect(manifest, "lists", dict))
-    ranker_spec, ranker_config = _spec_and_config(manifest, "ranker", "ranker")
+    lists = ListConfig(**bad.field(manifest, "lists", dict))
+    ranker_spec, ranker_config = _spec_and_config(bad, manifest, "ranker", "ranker")
     rater_part = manifest.get("rater")
-    rater_spec, rater_config = (None, None) if rater_part is None else _spec_and_config(manifest, "rater", "rater")
+    rater_spec, rater_config = (None, None) if rater_part is None else _spec_and_config(bad, manifest, "rater", "rater")
 
     # Shapes first, from the file's header and from models built on the meta device: a
     # manifest asking for a huge model is refused before anything is allocated.
@@ -300,22 +300,12 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
     )
 
 
-def _expect(manifest: dict, key: str, kind: type) -> Any:
-    value = manifest.get(key)
-    if not isinstance(value, kind):
-        raise ModelError(f"manifest field {key!r} must be a {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _spec_and_config(manifest: dict, key: str, kind: str) -> tuple[models.ModelSpec, object]:
-    part = _expect(manifest, key, dict)
+def _spec_and_config(bad: _Checker, manifest: dict, key: str, kind: str) -> tuple[models.ModelSpec, object]:
+    part = bad.field(manifest, key, dict)
     spec = models.get(part.get("name"))  # an unknown name is a ConfigError, reported as a corrupt dir
     if spec.kind != kind:
-        raise ModelError(f"manifest {key} {spec.name!r} is a {spec.kind}, not a {kind}")
-    config = part.get("config")
-    if not isinstance(config, dict):
-        raise ModelError(f"manifest {key}.config must be an object")
-    return spec, spec.config_type(**config)
+        bad.fail(f"manifest {key} {spec.name!r} is a {spec.kind}, not a {kind}")
+    return spec, spec.config_type(**bad.field(part, "config", dict, f"{key}.config"))
 
 
 class _Checker:
@@ -326,6 +316,13 @@ class _Checker:
 
     def fail(self, what: str) -> NoReturn:
         raise ModelError(f"{self.directory}: {what}; the model directory is corrupt, retrain it")
+
+    def field(self, part: dict, key: str, kind: type, name: str | None = None) -> Any:
+        """``part[key]``, which must be a ``kind`` (``name``: how the message spells the field)."""
+        value = part.get(key)
+        if not isinstance(value, kind):
+            self.fail(f"manifest field {name or key!r} must be {_JSON_KINDS[kind]}, got {_json_kind(value)}")
+        return value
 
     def ids(self, index: IdIndex) -> None:
         for kind, ids in (("user", index.user_ids), ("item", index.item_ids)):
@@ -360,3 +357,18 @@ class _Checker:
             self.fail("history.items holds item indices out of range")
         if len(ratings) and (float(ratings.min()) < scale[0] or float(ratings.max()) > scale[1]):
             self.fail("history.ratings holds ratings outside the rating scale")
+
+
+_JSON_KINDS: dict[type, str] = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+"""How a message names what a JSON value is, by the Python type ``json`` reads it as."""
+
+
+def _json_kind(value: object) -> str:
+    return "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)

@@ -79,8 +79,14 @@ def write_recommendations(
     return written
 
 
-COLUMNS = ("user_id", "rank", "item_id")
-"""The first columns of every recommendations file: how an earlier one is recognised."""
+HEADERS = (
+    ("user_id", "rank", "item_id", "title", "rating", "source"),
+    ("user_id", "rank", "item_id", "rating", "source"),
+)
+"""The columns of a recommendations file, with titles and without: how an earlier one is recognised.
+
+All of them, in order: a file of the user's own that merely starts ``user_id,rank,item_id``
+is not one of ours and is never replaced."""
 
 
 def is_recommendations(path: Path) -> bool:
@@ -88,7 +94,8 @@ def is_recommendations(path: Path) -> bool:
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        return tuple(pq.read_schema(path).names[:3]) == COLUMNS
+        return tuple(pq.read_schema(path).names) in HEADERS
     with path.open("rb") as f:
         head = f.readline(4096)
-    return head.replace(b'"', b"").split(b",")[:3] == [c.encode() for c in COLUMNS]
+    names = head.rstrip(b"\r\n").replace(b'"', b"").split(b",")
+    return tuple(n.decode("utf-8", "replace") for n in names) in HEADERS
