@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from movierec import pipeline
 from movierec.cli import app
 from movierec.data.ratings import Ratings
+from movierec.errors import ConfigError
 from movierec.evaluation import default_relevance, error_by_activity, evaluate_ranking, rating_distribution
 
 
@@ -132,3 +133,19 @@ def test_evaluate_command_reports_ranking_metrics(small, tmp_path):
     alone = runner.invoke(app, ["evaluate", "--model", str(out), "--synthetic", "300x200x8000", "--json"])
     assert alone.exit_code == 0, alone.output  # --synthetic alone names the data, as for train
     assert json.loads(alone.output)["rmse"] == pytest.approx(trained, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["-k", "100000000"], "-k must be between 1 and 1000"),  # was a 454 GiB allocation and a traceback
+        (["-k", "0"], "-k must be between 1 and 1000"),
+        (["--max-users", "0"], "--max-users must be at least 1"),
+        (["--relevance", "nan"], "--relevance must be a number"),
+    ],
+)
+def test_evaluate_refuses_absurd_flags_before_loading(tmp_path, flags, message):
+    result = CliRunner().invoke(
+        app, ["evaluate", "--model", str(tmp_path / "none"), "--synthetic", "50x40x500", *flags]
+    )
+    assert isinstance(result.exception, ConfigError) and message in str(result.exception), result.output

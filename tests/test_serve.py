@@ -212,6 +212,14 @@ def test_bad_new_user_bodies_are_422(api, body):
     assert r.status_code == 422, (body, r.status_code, r.text[:200])
 
 
+def test_an_item_rated_twice_is_422_naming_it(api):
+    body = {"ratings": [{"item_id": 1, "rating": 5}, {"item_id": 2, "rating": 3}, {"item_id": 1, "rating": 1}]}
+    r = api.post("/recommendations", json=body)
+    assert r.status_code == 422 and "item(s) 1 rated more than once" in r.text, r.text[:300]
+    body["ratings"].pop()
+    assert api.post("/recommendations", json=body).status_code == 200
+
+
 @pytest.mark.parametrize("body", [b"not json", b'{"ratings": [{"item_id": 1, "rating": 4}', b"\xff\xfe{}", b""])
 def test_a_body_that_is_not_json_is_400_as_documented(api, body):
     r = api.post("/recommendations", content=body, headers={"content-type": "application/json"})
@@ -340,7 +348,7 @@ def test_serve_command_checks_its_flags_before_loading(tmp_path):
     from movierec.cli import app
     from movierec.errors import ConfigError
 
-    for flags in (["--threads", "-1"], ["--port", "70000"]):
+    for flags in (["--threads", "-1"], ["--port", "70000"], ["--host", ""], ["--host", " "]):  # "" is every interface
         result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), *flags])
         assert isinstance(result.exception, ConfigError)
 

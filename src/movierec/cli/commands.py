@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from movierec.cli.common import (
     TimeColOpt,
     UserColOpt,
     app,
+    check_k,
     err,
     load_ratings,
     load_test,
@@ -213,8 +215,11 @@ def evaluate(
     from movierec.evaluation import default_relevance, evaluate_ranking
     from movierec.evaluation import evaluate as score
 
-    if k < 1 or (max_users is not None and max_users < 1):
-        raise ConfigError("-k and --max-users must be at least 1")
+    check_k(k)
+    if max_users is not None and max_users < 1:
+        raise ConfigError(f"--max-users must be at least 1, got {max_users}")
+    if relevance is not None and not math.isfinite(relevance):
+        raise ConfigError(f"--relevance must be a number on the rating scale, got {relevance}")
 
     recommender = persist.load(model_dir)
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)

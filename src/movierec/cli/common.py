@@ -77,6 +77,14 @@ class FileFlags:
     rating_range: tuple[float, float] | None
 
 
+def check_k(k: int) -> None:
+    """A list length from the command line: 1 .. MAX_K, as the server allows."""
+    from movierec.recommend.lists import MAX_K
+
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
+
+
 def parse_columns(user_col, item_col, rating_col, time_col, rating_range) -> FileFlags:
     rng = None
     if rating_range:

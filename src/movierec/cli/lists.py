@@ -9,14 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from movierec.cli.common import JsonOpt, app, err, out
+from movierec.cli.common import JsonOpt, app, check_k, err, out
 from movierec.errors import ConfigError
 from movierec.recommend.lists import MAX_K
-
-
-def _check_k(k: int) -> None:
-    if not 1 <= k <= MAX_K:
-        raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
 
 
 @app.command()
@@ -46,7 +41,7 @@ def recommend(
     from movierec import persist
     from movierec.recommend import write_recommendations
 
-    _check_k(k)
+    check_k(k)
     asked = sum([bool(user), all_users, bool(rate)])
     if asked == 0:
         raise ConfigError("name whom to recommend for: --user ID (repeatable), --all-users, or --rate ITEM=RATING")
@@ -130,7 +125,7 @@ def similar(
     """Print the items most like one item: cosine of the model's item vectors, or of their raters."""
     from movierec import persist
 
-    _check_k(k)
+    check_k(k)
     recommender = persist.load(model_dir)
     rows = recommender.similar_items(item, k)
     if as_json:

@@ -31,6 +31,9 @@ def serve(
     """
     from movierec.serve import serve as run
 
+    if not host.strip():
+        # uvicorn would take "" as every interface, and the Host check with it.
+        raise ConfigError("--host must be an address or host name (127.0.0.1, ::1, 0.0.0.0), got an empty one")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {port}")
     if threads < 0 or handler_threads < 0 or workers < 1:

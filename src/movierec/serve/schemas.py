@@ -7,6 +7,8 @@ endpoint's answers against these models, so the schema stays the contract.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 from movierec.recommend.lists import MAX_K
@@ -58,12 +60,24 @@ class Rating(BaseModel):
 
 class NewUserRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ratings: list[Rating] = Field(default_factory=list, max_length=MAX_PAIRS)
+    ratings: list[Rating] = Field(
+        default_factory=list, max_length=MAX_PAIRS, description="Each item at most once (else 422)."
+    )
     k: int = Field(10, ge=1, le=MAX_K)
     exclude: list[RawId] = Field(default_factory=list, max_length=MAX_PAIRS)
     ignore_unknown: StrictBool = Field(
         False, description="Leave out rated items the model does not know (listed in ignored) instead of a 404."
     )
+
+    @field_validator("ratings")
+    @classmethod
+    def _each_item_once(cls, ratings: list[Rating]) -> list[Rating]:
+        # As the CLI's --rate: two ratings of one item are a mistake, not a wish for the last one.
+        counts = Counter(r.item_id for r in ratings)
+        twice = [repr(item) for item, n in counts.items() if n > 1]
+        if twice:
+            raise ValueError(f"item(s) {', '.join(twice[:10])} rated more than once; rate each item once")
+        return ratings
 
     @field_validator("k", mode="before")
     @classmethod
