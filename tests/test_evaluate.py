@@ -149,3 +149,23 @@ def test_evaluate_refuses_absurd_flags_before_loading(tmp_path, flags, message):
         app, ["evaluate", "--model", str(tmp_path / "none"), "--synthetic", "50x40x500", *flags]
     )
     assert isinstance(result.exception, ConfigError) and message in str(result.exception), result.output
+
+
+def test_evaluate_refuses_ratings_the_model_was_not_trained_on(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "m"
+    args = ["train", "--model", "baseline", "--out", str(out), "--synthetic", "300x200x8000", "--json"]
+    assert runner.invoke(app, args).exit_code == 0
+    # Another log re-split "as in training" is not the model's test part: it was scored with exit 0.
+    other = runner.invoke(app, ["evaluate", "--model", str(out), "--synthetic", "50x40x500"])
+    assert isinstance(other.exception, ConfigError), other.output
+    assert "(8,000 ratings), not on synthetic-50x40" in str(other.exception) and "--test" in str(other.exception)
+    # Ratings on another scale (here 1..10, declared) would give an RMSE of nothing.
+    test = tmp_path / "ten.csv"
+    test.write_text("userId,movieId,rating\n1,1,9\n2,3,2\n")
+    scaled = runner.invoke(app, ["evaluate", "--model", str(out), "--test", str(test), "--rating-range", "1,10"])
+    assert isinstance(scaled.exception, ConfigError) and "outside the model's scale 0.5..5" in str(scaled.exception)
+    five = tmp_path / "five.csv"  # the same rows on the model's scale are scored
+    five.write_text("userId,movieId,rating\n1,1,4.5\n2,3,2\n")
+    same = runner.invoke(app, ["evaluate", "--model", str(out), "--test", str(five), "--json"])
+    assert same.exit_code == 0 and json.loads(same.output)["n"] == 2, same.output

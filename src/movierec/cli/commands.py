@@ -33,6 +33,7 @@ from movierec.cli.common import (
     out,
     parse_columns,
 )
+from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 from movierec.training import TrainConfig
 
@@ -233,9 +234,16 @@ def evaluate(
             raise ConfigError("this model was tested on a given --test file; evaluate it with --test PATH")
         # The training seed also seeded synthetic data, so the same log and split come back.
         ratings, _ = load_ratings(dataset, data, columns, synthetic, saved["seed"], progress=not as_json)
+        _check_same_log(recommender.info or {}, ratings)
         part = pipeline.split(ratings, pipeline.SplitConfig(**saved)).test
     else:
         raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME / --synthetic SIZE")
+    lo, hi = recommender.scale
+    if not part.implicit and len(part) and (float(part.rating.min()) < lo or float(part.rating.max()) > hi):
+        raise ConfigError(
+            f"{part.name}: ratings run {float(part.rating.min()):g}..{float(part.rating.max()):g}, outside the "
+            f"model's scale {lo:g}..{hi:g}; score it on ratings of the scale it was trained on"
+        )
     result: dict[str, Any] = {
         "model": recommender.rater_name,
         "ranker": recommender.ranker_name,
@@ -262,6 +270,17 @@ def evaluate(
         f"precision {ranking['precision']:.4f}  recall {ranking['recall']:.4f}  NDCG {ranking['ndcg']:.4f}  "
         f"MAP {ranking['map']:.4f}  hit rate {ranking['hit_rate']:.4f}  coverage {ranking['coverage']:.4f}"
     )
+
+
+def _check_same_log(info: dict, ratings: Ratings) -> None:
+    """Re-splitting gives the model's own test part only from the log it was trained on."""
+    counts = info.get("metrics") or {}
+    trained = sum(int(counts.get(k) or 0) for k in ("n_train", "n_val", "n_test"))
+    if trained and len(ratings) != trained:
+        raise ConfigError(
+            f"this model was trained on {info.get('dataset')} ({trained:,} ratings), not on {ratings.name} "
+            f"({len(ratings):,}): its held-out part cannot be made again from these; score them with --test PATH"
+        )
 
 
 @app.command("models")
