@@ -351,6 +351,13 @@ def test_serve_command_checks_its_flags_before_loading(tmp_path):
     for flags in (["--threads", "-1"], ["--port", "70000"], ["--host", ""], ["--host", " "]):  # "" is every interface
         result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), *flags])
         assert isinstance(result.exception, ConfigError)
+    with socket.socket() as taken:  # a port in use is one line, before the model loads (was uvicorn's log, exit 3)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), "--port", str(taken.getsockname()[1])])
+    assert isinstance(result.exception, ConfigError) and "pick another --port" in str(result.exception)
+    result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), "--host", "999.1.1.1"])
+    assert isinstance(result.exception, ConfigError) and "--host 999.1.1.1" in str(result.exception)
 
 
 def test_idle_and_slow_connections_are_cut_off(monkeypatch, baseline_dir):

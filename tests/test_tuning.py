@@ -112,3 +112,11 @@ def test_every_model_but_the_fixed_popular_list_can_be_tuned():
     assert tunable == set(models.MODELS) - {"popular"}
     with pytest.raises(ConfigError, match="nothing to tune"):
         tuning.check_tunable("popular")
+
+
+@pytest.mark.parametrize("trials", ["0", "-1"])
+def test_no_trials_is_refused_before_any_data_is_read(monkeypatch, capsys, trials):
+    pytest.importorskip("optuna")
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--model", "knn", "--trials", trials, *TINY)
+    assert code == 2 and f"--trials must be at least 1, got {trials}" in err
+    assert "tuning" not in err and "ratings" not in err  # no progress bar, no data summary first

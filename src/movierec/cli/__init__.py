@@ -14,7 +14,7 @@ from typing import Any
 
 INTERRUPTED = (
     "interrupted; nothing was written over any earlier result. "
-    "A `train` run continues from its last checkpoint with the same command plus --resume."
+    "An interrupted `train` continues from its last checkpoint with the same command plus --resume."
 )
 
 

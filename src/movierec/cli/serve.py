@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,7 @@ def serve(
         raise ConfigError(f"--port must be 0..65535, got {port}")
     if threads < 0 or handler_threads < 0 or workers < 1:
         raise ConfigError("--threads and --handler-threads must be 0 or more, --workers at least 1")
+    _check_listenable(host, port)
     err.print(f"loading {model_dir} ...", highlight=False)
     run(
         model_dir,
@@ -48,3 +50,18 @@ def serve(
         torch_threads=threads or None,
         access_log=access_log,
     )
+
+
+def _check_listenable(host: str, port: int) -> None:
+    """Bind once, before the model loads: a port in use or an unknown host is one line, not uvicorn's log."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address or host name this machine knows ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host} port {port} ({exc.strerror}); pick another --port") from None

@@ -64,6 +64,8 @@ def tune(
     spec = tuning.check_tunable(model)  # an unknown or untunable name fails before any data is read
     tuning._optuna()  # and so does a missing Optuna
     tuning.check_out(out_path)  # and an --out that is someone else's file
+    if trials < 1:  # before any data is read or a progress bar drawn
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise ConfigError(f"--timeout must be a number of seconds above 0, got {timeout}")
     metric = "NDCG@10" if spec.kind == "ranker" else "RMSE"
