@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from movierec import fitting, models, pipeline
+from movierec.data.synthetic import SyntheticConfig, generate
 from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import Sweeps
 from movierec.training import Epoch, TrainConfig, run, train
@@ -220,3 +221,22 @@ def test_a_late_non_finite_validation_rmse_keeps_the_best_epoch():
 
     history = run(model, Fitter(), 10, validate=lambda: next(scores), patience=3)
     assert len(history) == 10 and float(model.weight.detach()) == 1.0  # epoch 2's state (weight 1)
+
+
+@pytest.mark.parametrize("name", ["checkpoint.json", "checkpoint.safetensors"])
+def test_a_fresh_run_leaves_files_it_did_not_write_in_its_checkpoint_folder(tmp_path, monkeypatch, capsys, name):
+    from helpers import run_cli
+
+    partial = tmp_path / "m.partial"
+    partial.mkdir()
+    (partial / name).write_text('{"x": 1}')  # a user's file that merely has a checkpoint's name
+    args = ["train", "--model", "mf", "--synthetic", "300x200x6000", "--epochs", "1", "--out", str(tmp_path / "m")]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and "is not a checkpoint movierec wrote" in err and name in err, err
+    assert (partial / name).read_text() == '{"x": 1}' and not (tmp_path / "m").exists()
+    (partial / name).unlink()  # an interrupted run's own checkpoint is the next run's to replace
+    config = TrainConfig.for_model(models.get("mf"), epochs=1)
+    parts = pipeline.split(generate(SyntheticConfig(n_users=300, n_items=200, n_ratings=6000, seed=0)).ratings)
+    fitting.fit(parts.fit, parts.val, "mf", ranker="popular", train_config=config, checkpoint_dir=partial)
+    assert (partial / "checkpoint.json").exists()
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0 and not partial.exists()

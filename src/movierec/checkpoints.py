@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from movierec.data.ratings import Ratings
@@ -135,6 +135,32 @@ def check(directory: Path, model: str, config: object, data: dict) -> None:
         )
     if not (directory / WEIGHTS).is_file():
         raise ConfigError(damaged(directory, f"{WEIGHTS} is missing"))
+
+
+def check_ours(directory: Path) -> None:
+    """Refuse a fresh run whose checkpoint folder holds, under a checkpoint's names, files no run wrote.
+
+    The run would write over them and delete them when done; an earlier run's checkpoint
+    (an interrupted run not resumed) is its own to replace.
+    """
+    for name, reads in ((META, _meta), (WEIGHTS, _weights_open)):
+        path = directory / name
+        if not path.exists() and not path.is_symlink():
+            continue
+        try:
+            ours = path.is_file() and not path.is_symlink() and reads(directory) is not None
+        except (ConfigError, OSError, SafetensorError):
+            ours = False
+        if not ours:
+            raise ConfigError(
+                f"{path} is not a checkpoint movierec wrote, and a run would write over it; move it away "
+                "or train to another --out"
+            )
+
+
+def _weights_open(directory: Path) -> bool:
+    with safe_open(str(directory / WEIGHTS), framework="pt"):
+        return True
 
 
 def remove(directory: Path) -> None:

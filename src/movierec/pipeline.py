@@ -138,6 +138,8 @@ def run(
     holding = outdir.lock(out) if distributed.is_main() else contextlib.nullcontext()
     with holding:
         outdir.check_replaceable(out)
+        if distributed.is_main() and not resume:  # --resume checks the checkpoint itself, below
+            checkpoints.check_ours(out.with_name(out.name + ".partial"))
         parts = split(ratings, split_config, test)
         train_config = TrainConfig.for_model(spec, parts.n_train, **(train_overrides or {}))
         extra: dict = {}
