@@ -412,3 +412,13 @@ def test_head_and_offline_docs(api):
     assert api.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     schema = api.get("/openapi.json").json()
     assert "404" in schema["paths"]["/users/{user_id}/recommendations"]["get"]["responses"]
+
+
+@pytest.mark.parametrize("kind", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_not_sent_as_json_is_400_saying_how(api, kind):
+    # curl -d sends a form: FastAPI then reads the body as text and said "Input should be a valid dictionary".
+    headers = {} if kind is None else {"content-type": kind}
+    r = api.post("/recommendations", content=b'{"ratings": [], "k": 3}', headers=headers)
+    assert r.status_code == 400 and "Content-Type: application/json" in r.json()["detail"], r.text
+    r = api.post("/recommendations", content=b'{"ratings": [], "k": 3}', headers={"content-type": "application/json"})
+    assert r.status_code == 200 and len(r.json()["items"]) == 3

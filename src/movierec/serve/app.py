@@ -104,13 +104,21 @@ def create_app(
         return _json({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
-    def invalid(_request: Request, exc: RequestValidationError) -> Response:
+    def invalid(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI's own handler, minus the echoed input, which may not be JSON-safe (NaN, bytes).
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         if any(e.get("type") == "json_invalid" for e in errors):  # not JSON at all: 400, as documented
             return _json({"detail": f"the body is not valid JSON: {errors[0].get('msg', '')}"}, status_code=400)
         if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
             return _json({"detail": "the body is empty; send a JSON object"}, status_code=400)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and not (kind == "application/json" or kind.endswith("+json")):
+            # FastAPI reads such a body as text ("Input should be a valid dictionary"); curl -d sends a form.
+            return _json(
+                {"detail": f"the body is sent as {kind or 'no content type'}; send JSON with "
+                 "Content-Type: application/json (curl: -H 'content-type: application/json')"},
+                status_code=400,
+            )  # fmt: skip
         return _json({"detail": errors}, status_code=422)
 
     def get(path: str, model: type | None) -> Callable:
