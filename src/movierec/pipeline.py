@@ -138,8 +138,9 @@ def run(
     holding = outdir.lock(out) if distributed.is_main() else contextlib.nullcontext()
     with holding:
         outdir.check_replaceable(out)
+        partial = out.with_name(out.name + ".partial")
         if distributed.is_main() and not resume:  # --resume checks the checkpoint itself, below
-            checkpoints.check_ours(out.with_name(out.name + ".partial"))
+            checkpoints.check_ours(partial)
         parts = split(ratings, split_config, test)
         train_config = TrainConfig.for_model(spec, parts.n_train, **(train_overrides or {}))
         extra: dict = {}
@@ -150,7 +151,6 @@ def run(
                     f"synthetic data ({ratings.name}): the best test RMSE any model can reach here is "
                     f"{extra['noise_floor']:.4f}; the best list's NDCG@10 is {extra['oracle_ndcg']:.4f}"
                 )
-        partial = out.with_name(out.name + ".partial")
         resume = resume or (distributed.elastic_restart() and (partial / checkpoints.META).exists())
         if resume and spec is not None:
             checkpoints.check(partial, spec.name, train_config, checkpoints.fingerprint(parts.fit))

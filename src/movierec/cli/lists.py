@@ -40,6 +40,7 @@ def recommend(
     """
     from movierec import persist
     from movierec.recommend import write_recommendations
+    from movierec.recommend.fold_in import rated_twice
 
     check_k(k)
     asked = sum([bool(user), all_users, bool(rate)])
@@ -54,8 +55,7 @@ def recommend(
     if rate and out_file is not None:
         raise ConfigError("--out is for --user/--all-users; a new user's list prints (add --json for JSON)")
     pairs = [_parse_rating(r) for r in rate or []]
-    rated = [item for item, _ in pairs]
-    twice = sorted({str(i) for i in rated if rated.count(i) > 1})
+    twice = sorted(str(i) for i in rated_twice(item for item, _ in pairs))
     if twice:
         raise ConfigError(f"--rate gives item(s) {', '.join(twice)} more than one rating; rate each item once")
     recommender = persist.load(model_dir)

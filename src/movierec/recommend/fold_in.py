@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -12,6 +13,11 @@ from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
 from movierec.models.baseline import BaselineConfig
 from movierec.recommend.lists import BIAS_FALLBACK, FOLD_IN, Predict
+
+
+def rated_twice(item_ids: Iterable[object]) -> list:
+    """The ids given more than once, first seen first: the CLI and the server refuse them (rate each item once)."""
+    return [item for item, n in Counter(item_ids).items() if n > 1]
 
 
 def parse_ratings(

@@ -7,10 +7,9 @@ endpoint's answers against these models, so the schema stays the contract.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
+from movierec.recommend.fold_in import rated_twice
 from movierec.recommend.lists import MAX_K
 
 RawId = StrictInt | StrictStr
@@ -73,8 +72,7 @@ class NewUserRequest(BaseModel):
     @classmethod
     def _each_item_once(cls, ratings: list[Rating]) -> list[Rating]:
         # As the CLI's --rate: two ratings of one item are a mistake, not a wish for the last one.
-        counts = Counter(r.item_id for r in ratings)
-        twice = [repr(item) for item, n in counts.items() if n > 1]
+        twice = [repr(item) for item in rated_twice(r.item_id for r in ratings)]
         if twice:
             raise ValueError(f"item(s) {', '.join(twice[:10])} rated more than once; rate each item once")
         return ratings
