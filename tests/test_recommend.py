@@ -269,15 +269,27 @@ def test_a_new_user_with_a_known_users_ratings_gets_that_users_list():
     assert ids(as_new) == ids(as_known)
 
 
-def test_new_user_with_a_rater_that_cannot_fold_in_gets_bias_ratings_and_says_so():
+class NoFoldIn(Baseline):
+    """The baseline without its fold-in: a rater that cannot fold a new user in."""
+
+    def fold_in(self, item_idx, target):
+        return None
+
+
+@pytest.mark.parametrize(("rater", "source"), [(Baseline, "fold-in"), (NoFoldIn, "bias-fallback")])
+def test_new_user_gets_the_baseline_fold_in_or_the_bias_fallback_and_says_which(rater, source):
     rec = make_recommender("bias")
+    net = rater(4, 5)
+    net.load_state_dict(rec.rater.state_dict())
+    rec = replace(rec, rater=net.eval())
     result = rec.recommend_new_user([(100, 5.0), (101, 4.0)], k=3, exclude=[104])
     assert result.source == "fold-in"
-    # b_u = ((5 - 3 - 0.5) + (4 - 3 - 0.2)) / (15 + 2) = 2.3 / 17; then mu + b_u + b_i.
+    # b_u = ((5 - 3 - 0.5) + (4 - 3 - 0.2)) / (15 + 2) = 2.3 / 17; then mu + b_u + b_i: the
+    # baseline's own fold-in and the fallback solve the same shrunk mean.
     b_u = 2.3 / 17
     assert ids(result.items) == [103, 102]  # scores .3 and .2
     assert [r["rating"] for r in result.items] == pytest.approx([3 + b_u - 0.3, 3 + b_u + 0.1], abs=1e-4)
-    assert {r["rating_source"] for r in result.items} == {"bias-fallback"}
+    assert {r["rating_source"] for r in result.items} == {source}
 
 
 def test_new_user_without_known_ratings_gets_popular_list():
@@ -367,7 +379,7 @@ def test_recommend_command_for_users_new_users_and_files(model_dir, tmp_path):
     assert all(len(u["items"]) == 3 and u["source"] == "model" for u in body["users"])
     result = run_cli("recommend", "--model", model_dir, "--rate", "1=5", "--rate", "2=4", "--json")
     body = json.loads(result.output)
-    assert body["source"] == "fold-in" and {r["rating_source"] for r in body["items"]} == {"bias-fallback"}
+    assert body["source"] == "fold-in" and {r["rating_source"] for r in body["items"]} == {"fold-in"}
     assert {1, 2}.isdisjoint(r["item_id"] for r in body["items"])
     result = run_cli("recommend", "--model", model_dir, "--all-users", "--out", tmp_path / "all.csv", "-k", 2)
     assert result.exit_code == 0, result.output

@@ -153,7 +153,7 @@ def test_new_user_from_posted_ratings_fold_in_and_popular(api):
     posted = {"ratings": [{"item_id": 1, "rating": 5}, {"item_id": "2", "rating": 4.5}]}
     body = valid(api.post("/recommendations", json=posted), schemas.NewUserRecommendations)
     assert body["source"] == "fold-in" and len(body["items"]) == 10
-    assert {it["rating_source"] for it in body["items"]} == {"bias-fallback"}  # the baseline cannot fold in
+    assert {it["rating_source"] for it in body["items"]} == {"fold-in"}  # the baseline's own fold-in
     assert {1, 2}.isdisjoint(it["item_id"] for it in body["items"])
     assert all(set(it["because"]) <= {1, 2} for it in body["items"])
     popular = valid(

@@ -6,6 +6,7 @@ Fitted by alternating least squares, as Surprise's ``BaselineOnly`` does:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,9 +50,9 @@ def fit_biases(
 class Baseline(RatingModel):
     """Prediction = b_u + b_i (centred)."""
 
-    def __init__(self, n_users: int, n_items: int) -> None:
+    def __init__(self, n_users: int, n_items: int, reg_user: float = BaselineConfig.reg_user) -> None:
         super().__init__()
-        self.n_users, self.n_items = n_users, n_items
+        self.n_users, self.n_items, self.reg_user = n_users, n_items, reg_user
         self.user_bias = nn.Parameter(torch.zeros(n_users))
         self.item_bias = nn.Parameter(torch.zeros(n_items))
 
@@ -61,9 +62,15 @@ class Baseline(RatingModel):
     def score(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         return self.user_bias[user_idx, None] + self.item_bias[None, item_idx]
 
+    def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
+        """A new user's bias, by the same shrunk mean training solves for a user given the item biases."""
+        item_bias = self.item_bias.detach()
+        b_u = float((target - item_bias[item_idx]).sum()) / (self.reg_user + len(item_idx))
+        return lambda items: b_u + item_bias[items]
+
 
 def _build(config: BaselineConfig, n_users: int, n_items: int, generator: torch.Generator) -> Baseline:
-    return Baseline(n_users, n_items)
+    return Baseline(n_users, n_items, config.reg_user)
 
 
 class _Sweeps(Sweeps):

@@ -121,15 +121,18 @@ class Blend(RatingModel):
 
     def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor] | None:
         """Each member folds the user in; their scorers are mixed with the blend's weights."""
-        scorers = [member.fold_in(item_idx, target) for member in self.members]
-        if any(s is None for s in scorers):
-            return None
+        scorers: list[Callable[[Tensor], Tensor]] = []
+        for member in self.members:
+            one = member.fold_in(item_idx, target)
+            if one is None:  # one member without a fold-in: no blend of the others stands in for it
+                return None
+            scorers.append(one)
         weights = self.weights
 
         def scorer(items: Tensor) -> Tensor:
             out = weights[-1].expand(len(items)).clone()
             for w, s in zip(weights[:-1], scorers, strict=True):
-                out += w * s(items)  # type: ignore[misc]
+                out += w * s(items)
             return out
 
         return scorer
