@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from helpers import run_cli
 
 from movierec import pipeline
@@ -48,3 +49,30 @@ def test_a_rankers_row_keeps_the_list_settings_train_chose():
     rec, _ = fitting.fit(parts.fit, parts.val, "baseline", ranker="popular")
     most_popular = evaluate_ranking(fitting.popular_of(rec), parts.test, relevance=relevance_of(parts.fit))
     assert row["ndcg"] > 0.9 * most_popular["ndcg"]
+
+
+def test_a_rater_with_sitting_shifts_reports_its_figure_alone_too(monkeypatch, capsys, tmp_path):
+    from test_sessions import moody_log
+
+    log, _ = moody_log(n_users=80)
+    parts = pipeline.split(log, pipeline.SplitConfig(seed=0))
+    rows = {r["model"]: r for r in compare(parts, ["baseline", "popular"])}
+    # The moods are strong, so the shifts cut the error, and the figure without them is larger.
+    assert rows["baseline"]["rmse_without_sittings"] > rows["baseline"]["rmse"]
+    assert rows["popular"]["rmse_without_sittings"] is None
+    # As a file: one rating per (user, item), the first (the log's sittings may repeat an item).
+    _, first = np.unique(log.user_idx.astype(np.int64) * log.n_items + log.item_idx, return_index=True)
+    path = tmp_path / "moody.csv"
+    path.write_text(
+        "userId,movieId,rating,timestamp\n"
+        + "".join(
+            f"{log.index.user_ids[log.user_idx[k]]},{log.index.item_ids[log.item_idx[k]]},"
+            f"{log.rating[k]:.2f},{log.timestamp[k]}\n"
+            for k in np.sort(first)
+        )
+    )
+    code, out, err = run_cli(monkeypatch, capsys, "compare", "--models", "baseline,popular", "--data", path)
+    assert code == 0, err
+    assert "RMSE alone" in out and "sitting's shift" in out
+    code, out, err = run_cli(monkeypatch, capsys, "compare", "--models", "baseline", "--synthetic", "300x200x6000")
+    assert code == 0 and "RMSE alone" not in out  # no times in sittings: nothing to tell apart

@@ -39,6 +39,10 @@ def compare(
 ) -> list[dict]:
     """One row per model: model, kind, rmse and mae (None for rankers), ndcg, recall, seconds.
 
+    ``rmse`` is what ``train`` reports, sitting shifts included where the rater has them;
+    ``rmse_without_sittings`` is then the rater's alone (what peers that see no times
+    compare with), and None where no shifts apply.
+
     Rows come in the order of ``names``; ``on_model`` sees each as it is made.
     """
     for name in names:
@@ -57,10 +61,19 @@ def compare(
             rec, _ = fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
             seconds = (rec.info or {})["rater_seconds"]
             rec = by_rating(rec)
-        row: dict = {"model": name, "kind": spec.kind, "rmse": None, "mae": None, "seconds": seconds}
+        row: dict = {
+            "model": name,
+            "kind": spec.kind,
+            "rmse": None,
+            "mae": None,
+            "rmse_without_sittings": None,
+            "seconds": seconds,
+        }
         if spec.kind == "rater":
             scores = evaluate(rec, parts.test)
             row.update(rmse=scores["rmse"], mae=scores["mae"])
+            if rec.sessions is not None:
+                row.update(rmse_without_sittings=evaluate(replace(rec, sessions=None), parts.test)["rmse"])
         ranking = evaluate_ranking(rec, parts.test, relevance=relevance, max_users=RANKING_MAX_USERS, seed=seed)
         row.update(ndcg=ranking["ndcg"], recall=ranking["recall"], wall_seconds=time.perf_counter() - started)
         rows.append(row)

@@ -89,21 +89,35 @@ def compare(
         print(json.dumps({"data": ratings.name, "split": parts.fit.name, "models": rows}))
         return
     table = Table(title=f"{ratings.name}: {len(parts.fit):,} fit / {len(parts.val):,} val / {len(parts.test):,} test")
-    for col in ("model", "kind", "test RMSE", "test MAE", "NDCG@10", "recall@10", "train s"):
+    shifted = any(r["rmse_without_sittings"] is not None for r in rows)
+    headers = ["model", "kind", "test RMSE", *(["RMSE alone"] if shifted else []), "test MAE"]
+    for col in (*headers, "NDCG@10", "recall@10", "train s"):
         table.add_column(col, justify="left" if col in ("model", "kind") else "right")
     best = max(r["ndcg"] for r in rows)
     for r in rows:
+        # A rater with no shifts has the same figure alone; a ranker has none.
+        alone = [_figure(r["rmse"] if r["rmse_without_sittings"] is None else r["rmse_without_sittings"])]
         table.add_row(
             r["model"],
             r["kind"],
-            "-" if r["rmse"] is None else f"{r['rmse']:.4f}",
-            "-" if r["mae"] is None else f"{r['mae']:.4f}",
+            _figure(r["rmse"]),
+            *(alone if shifted else []),
+            _figure(r["mae"]),
             f"{r['ndcg']:.4f}" + (" *" if r["ndcg"] == best else ""),
             f"{r['recall']:.4f}",
             f"{r['seconds']:.1f}",
         )
     out.print(table)
+    if shifted:
+        out.print(
+            "test RMSE includes each rating sitting's shift, as `movierec train` reports it; RMSE alone is "
+            "the rating model's without them (what a rating with no time gets, and what peers compare with)."
+        )
     out.print(
         "rating models' NDCG is of lists ordered by their predicted ratings; rankers' of their own lists. "
         "`movierec train` lists by a ranker and shows each item's predicted rating from a rating model."
     )
+
+
+def _figure(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
