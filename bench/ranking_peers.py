@@ -39,7 +39,13 @@ from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+
+try:
+    import scipy.sparse as sp
+except ModuleNotFoundError:  # the project venv: the peers' libraries live in a venv of their own
+    sys.exit(
+        "bench/ranking_peers.py needs scipy, implicit, cornac and lenskit: run it from the peers venv (bench/README.md)"
+    )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # movierec, if not installed
