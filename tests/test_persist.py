@@ -84,6 +84,7 @@ def test_round_trip_and_permissions_follow_the_umask(saved, tmp_path):
         ({"lists": None}, "field 'lists' must be an object, got null"),
         ({"item_ids": "1,2,3"}, "field 'item_ids' must be a list, got a string"),
         ({"rater": {"name": "baseline", "config": [1]}}, "field 'rater.config' must be an object, got a list"),
+        ({"rater": {"name": "baseline", "config": {"reg_user": -2.0}}}, "reg_user and reg_item must be"),
     ],
 )
 def test_a_consistent_but_wrong_manifest_is_refused(saved, tmp_path, manifest, message):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from movierec.errors import ConfigError
 from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps
 
 
@@ -26,6 +27,11 @@ class BaselineConfig:
     """Shrinks an item's bias toward 0, as ``reg_user`` does for users."""
     sweeps: int = 10
     """Alternating least-squares sweeps (each solves items, then users, exactly)."""
+
+    def __post_init__(self) -> None:
+        # not x >= 0 also refuses NaN; a negative ridge can divide by zero (a fold-in of n = -reg_user ratings)
+        if not (self.reg_user >= 0 and self.reg_item >= 0) or self.sweeps < 1:
+            raise ConfigError("reg_user and reg_item must be >= 0 and sweeps at least 1")
 
 
 def fit_biases(
