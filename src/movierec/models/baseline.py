@@ -53,6 +53,11 @@ def fit_biases(
     return b_u.astype(np.float32), b_i.astype(np.float32)
 
 
+def shrunk_bias(residuals: np.ndarray | Tensor, reg: float) -> float:
+    """One user's bias from their residuals: ``fit_biases``'s user step, sum / (reg + n), for a user folded in."""
+    return float(residuals.sum()) / (reg + len(residuals))
+
+
 class Baseline(RatingModel):
     """Prediction = b_u + b_i (centred)."""
 
@@ -71,7 +76,7 @@ class Baseline(RatingModel):
     def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
         """A new user's bias, by the same shrunk mean training solves for a user given the item biases."""
         item_bias = self.item_bias.detach()
-        b_u = float((target - item_bias[item_idx]).sum()) / (self.reg_user + len(item_idx))
+        b_u = shrunk_bias(target - item_bias[item_idx], self.reg_user)
         return lambda items: b_u + item_bias[items]
 
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from movierec.errors import ConfigError
 from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps, predict_centred
-from movierec.models.baseline import BaselineConfig, fit_biases
+from movierec.models.baseline import BaselineConfig, fit_biases, shrunk_bias
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class KNN(RatingModel):
     def fold_in(self, item_idx: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
         """A new user: a regularised bias from their ratings, then the neighbourhood of their residuals."""
         base = target - self.item_bias[item_idx]
-        b_u = float(base.sum()) / (self.reg_user + len(item_idx))
+        b_u = shrunk_bias(base, self.reg_user)
         dense = torch.full((1, self.n_items), float("nan"), device=target.device)
         dense[0, item_idx] = (base - b_u).float()
 

@@ -11,7 +11,7 @@ import torch
 from movierec.data.ids import UNKNOWN, IdIndex
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
-from movierec.models.baseline import BaselineConfig
+from movierec.models.baseline import BaselineConfig, shrunk_bias
 from movierec.recommend.lists import BIAS_FALLBACK, FOLD_IN, Predict
 
 
@@ -63,7 +63,7 @@ def rater_of(
         return (lambda cand: np.full(cand.shape, np.nan)), None
     centred = values - global_mean
     # The bias-only fit: the answer for raters that cannot fold in.
-    b_u = float(np.sum(centred - item_bias[rated]) / (BaselineConfig().reg_user + len(rated)))
+    b_u = shrunk_bias(centred - item_bias[rated], BaselineConfig().reg_user)
     if rater.training:
         rater.eval()
     scorer = rater.fold_in(torch.from_numpy(rated).to(device), torch.from_numpy(centred.astype(np.float32)).to(device))
