@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,20 @@ def test_entries_are_plain_arrays_and_json(tmp_path):
     for name in meta["arrays"]:
         np.load(entry / f"{name}.npy", allow_pickle=False)  # raises if anything needed pickle
     assert not [p for p in (tmp_path / "c" / "parsed").iterdir() if p.name.startswith(".")]
+
+
+def test_titles_and_genres_survive_the_cache(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text(LOG)
+
+    def build():
+        r = read_ratings_file(path)
+        return replace(r, titles=np.array(["One", "Two"]), genres=np.array(["Drama|War", ""]))
+
+    cache.cached([path], {}, build, tmp_path / "c")
+    again = cache.cached([path], {}, lambda: pytest.fail("parsed again"), tmp_path / "c")
+    assert again.titles.tolist() == ["One", "Two"] and again.genres.tolist() == ["Drama|War", ""]
+    assert again.genre_matrix().tolist() == [[1.0, 0.0], [1.0, 0.0]]
 
 
 def test_a_damaged_entry_is_rebuilt(tmp_path):

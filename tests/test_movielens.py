@@ -66,6 +66,10 @@ def titles_of(r) -> dict:
     return dict(zip(r.index.item_ids.tolist(), r.titles.tolist(), strict=True))
 
 
+def genres_of(r) -> dict:
+    return dict(zip(r.index.item_ids.tolist(), r.genres.tolist(), strict=True))
+
+
 # --- each layout ----------------------------------------------------------------------
 
 
@@ -118,8 +122,32 @@ def test_zip_as_shipped_reads_like_the_folder(tmp_path):
     archive = grouplens_zip(folder, tmp_path / "ml-latest-small.zip")
     a, b = load(folder), load(archive)
     assert a.name == b.name == "ml-latest-small"
-    for field in ("user_idx", "item_idx", "rating", "timestamp", "titles"):
+    for field in ("user_idx", "item_idx", "rating", "timestamp", "titles", "genres"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_genres_from_every_layout(tmp_path):
+    folder = ml100k(tmp_path)
+    flags = ["0"] * 19
+    flags[1] = flags[15] = "1"  # Action, Sci-Fi
+    u_item = (folder / "u.item").read_bytes().decode("latin-1").splitlines()
+    u_item[1] = "|".join(u_item[1].split("|")[:5] + flags)
+    (folder / "u.item").write_bytes(("\n".join(u_item) + "\n").encode("latin-1"))
+    assert genres_of(load(folder)) == {242: "Animation|Children's|Comedy", 302: "Action|Sci-Fi"}
+    assert genres_of(load(ml1m(tmp_path))) == {661: "Animation", 1193: "Drama"}
+    latest = latest_small(tmp_path, LATEST_RATINGS + "2,5,3.0,1445714836\r\n")
+    (latest / "movies.csv").write_bytes((LATEST_MOVIES + "5,Untitled (2019),(no genres listed)\r\n").encode())
+    r = load(latest)
+    assert genres_of(r) == {1: "Adventure|Animation", 5: "", 11: "Comedy|Drama|Romance"}
+    # Rows: genres by name; columns: items by index (1, 5, 11).
+    np.testing.assert_array_equal(r.genre_matrix(), [[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]])
+
+
+def test_ratings_without_a_movies_file_have_no_genres(tmp_path):
+    folder = latest_small(tmp_path)
+    (folder / "movies.csv").unlink()
+    r = load(folder)
+    assert r.genres is None and r.genre_matrix() is None
 
 
 def test_errors_inside_a_zip_name_the_member(tmp_path):
@@ -254,4 +282,6 @@ def test_real_ml_latest_small():
     r = load(REAL, use_cache=False)
     assert (len(r), r.n_users, r.n_items, r.name) == (100_836, 610, 9_724, "ml-latest-small")
     assert r.titles[r.index.item_idx([1])[0]] == "Toy Story (1995)"
+    assert r.genres[r.index.item_idx([1])[0]] == "Adventure|Animation|Children|Comedy|Fantasy"
+    assert r.genre_matrix().shape == (19, 9_724)  # the README's 18 genres and IMAX
     assert r.rating_scale() == (0.5, 5.0)

@@ -1,6 +1,6 @@
 """A binary cache of parsed ratings, so a second read of a big file takes a second, not ten.
 
-Each entry is a folder of ``.npy`` arrays (index columns, ratings, times, raw ids, titles)
+Each entry is a folder of ``.npy`` arrays (index columns, ratings, times, raw ids, titles, genres)
 and a ``meta.json`` naming the source files with their size and modification time: a
 source that changed since misses the cache and is parsed again. Arrays are saved and
 loaded with ``allow_pickle=False`` (string ids as fixed-width unicode), so reading the
@@ -24,10 +24,10 @@ import numpy as np
 from movierec.data.ids import IdIndex
 from movierec.data.ratings import Ratings
 
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever what is stored (or how it is parsed) changes, so old entries are ignored."""
 
-_ARRAYS = ("user_idx", "item_idx", "rating", "timestamp", "titles")
+_ARRAYS = ("user_idx", "item_idx", "rating", "timestamp", "titles", "genres")
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
@@ -89,6 +89,7 @@ def load(folder: Path) -> Ratings:
         timestamp=arrays.get("timestamp"),
         index=IdIndex(arrays["user_ids"], arrays["item_ids"]),
         titles=arrays.get("titles"),
+        genres=arrays.get("genres"),
         name=meta["name"],
         implicit=bool(meta["implicit"]),
     )

@@ -6,10 +6,13 @@ folder holding that folder; single files (``u.data``, ``u1.base``, ``ratings.dat
 every release:
 
 - ``100k``: ``u.data`` (tab-separated user item rating timestamp, no header) and
-  ``u.item`` (``id|title|...``, Latin-1);
-- ``dat``: ``ratings.dat`` and ``movies.dat``, fields separated by ``::`` (ml-1m, ml-10m);
+  ``u.item`` (``id|title|release date|video date|url|`` then 19 genre flags, Latin-1);
+- ``dat``: ``ratings.dat`` and ``movies.dat`` (``id::title::Genre|Genre``), fields separated
+  by ``::`` (ml-1m, ml-10m);
 - ``csv``: ``ratings.csv`` (``userId,movieId,rating,timestamp``) and ``movies.csv``
   (``movieId,title,genres``, titles quoted when they hold commas).
+
+Titles and genres come from the movies file; genres feed the EASE ranker as side information.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ from movierec.errors import ConfigError, DataError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 """Where GroupLens publishes the zips; ``MOVIEREC_MIRROR`` or ``mirror=`` replaces it."""
+
+GENRES_100K = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+"""ml-100k's genres, in the order of u.item's flags (its u.genre file)."""
+NO_GENRES = {"(no genres listed)", "unknown"}
+"""How the releases say a movie has no genre: ml-20m and later, and ml-100k."""
 
 HALF_STARS = RatingScale(0.5, 5.0, 0.5)
 WHOLE_STARS = RatingScale(1.0, 5.0, 1.0)
@@ -247,20 +258,23 @@ def read(found: Found, *, rating_range: tuple[float, float] | None = None) -> Ra
     )
     if found.titles is None:
         return ratings
-    ids, titles = read_titles(found.titles, found.layout)
-    return attach_titles(ratings, ids, titles)
+    ids, titles, genres = read_titles(found.titles, found.layout)
+    return attach_titles(ratings, ids, titles, genres)
 
 
-def attach_titles(ratings: Ratings, ids: np.ndarray, titles: list[str]) -> Ratings:
-    """Ratings with a title per item, looked up by raw id; items missing from the list get ""."""
+def attach_titles(ratings: Ratings, ids: np.ndarray, titles: list[str], genres: list[str] | None = None) -> Ratings:
+    """Ratings with a title (and genres) per item, looked up by raw id; items missing from the list get ""."""
     item_ids = ratings.index.item_ids
     if item_ids.dtype.kind not in "iu" or len(ids) == 0:
         return ratings
     order = np.argsort(ids, kind="stable")
-    ids, table = ids[order], np.array(titles, dtype=str)[order]
-    pos = np.minimum(np.searchsorted(ids, item_ids), len(ids) - 1)
-    col = np.where(ids[pos] == item_ids, table[pos], "")
-    return replace(ratings, titles=col.astype(str))
+    pos = np.minimum(np.searchsorted(ids[order], item_ids), len(ids) - 1)
+    found = ids[order][pos] == item_ids
+
+    def column(values: list[str]) -> np.ndarray:
+        return np.where(found, np.array(values, dtype=str)[order][pos], "").astype(str)
+
+    return replace(ratings, titles=column(titles), genres=None if genres is None else column(genres))
 
 
 def _decode(source: Source, raw: bytes, strict_utf8: bool) -> str:
@@ -273,8 +287,8 @@ def _decode(source: Source, raw: bytes, strict_utf8: bool) -> str:
         raise DataError(f"byte {raw[e.start : e.start + 1]!r} is not UTF-8", path=source.label, line=line) from None
 
 
-def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str]]:
-    """Movie ids and titles from u.item, movies.dat or movies.csv (genres and the rest unused)."""
+def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """Movie ids, titles and genres (``|``-joined, "" for none) from u.item, movies.dat or movies.csv."""
     text = _decode(source, source.read_bytes(), strict_utf8=layout == "csv")
     if layout == "csv":
         reader = csv.reader(io.StringIO(text, newline=""))
@@ -283,7 +297,7 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str]]:
     else:
         sep = "|" if layout == "100k" else "::"
         rows = ((number, line.split(sep)) for number, line in enumerate(text.splitlines(), 1))
-    ids, titles = [], []
+    ids, titles, genres = [], [], []
     for number, fields in rows:
         if fields == [] or fields == [""]:
             continue
@@ -295,4 +309,14 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str]]:
             raise DataError(found, path=source.label, line=number) from None
         if not -(2**63) <= ids[-1] < 2**63:
             raise DataError(f"movie id {ids[-1]} is beyond signed 64-bit integers", path=source.label, line=number)
-    return np.array(ids, dtype=np.int64), titles
+        genres.append("|".join(g for g in _genres(fields, layout) if g and g not in NO_GENRES))
+    return np.array(ids, dtype=np.int64), titles, genres
+
+
+def _genres(fields: list[str], layout: str) -> list[str]:
+    """A movie's genres from its row. Genres are a hint for the ranker, so a row without them
+    (a movies file cut to id and title, a flag that is not 0 or 1) has none rather than failing."""
+    if layout != "100k":
+        return fields[2].strip().split("|") if len(fields) > 2 else []
+    flags = [f.strip() for f in fields[5 : 5 + len(GENRES_100K)]]
+    return [name for name, flag in zip(GENRES_100K, flags, strict=False) if flag == "1"]

@@ -31,6 +31,8 @@ class Ratings:
     """Raw ids for every index value."""
     titles: np.ndarray | None = None
     """str, shape (n_items,): the title of each item, or None when the source has none."""
+    genres: np.ndarray | None = None
+    """str, shape (n_items,): each item's genres joined by ``|`` ("" for none), or None when the source has none."""
     name: str = "ratings"
     """What the data is called in reports (a release name or a file name)."""
     implicit: bool = False
@@ -82,6 +84,23 @@ class Ratings:
             titles=title_col,
             name=name,
         )
+
+    def genre_matrix(self) -> np.ndarray | None:
+        """float32 (n_genres, n_items): 1 where the item has the genre; None without genres.
+
+        Genres are ordered by name, so the same catalogue always gives the same rows.
+        """
+        if self.genres is None:
+            return None
+        lists = [g.split("|") if g else [] for g in self.genres.tolist()]
+        names = sorted({g for genres in lists for g in genres})
+        if not names:
+            return None
+        row = {name: r for r, name in enumerate(names)}
+        matrix = np.zeros((len(names), self.n_items), dtype=np.float32)
+        for item, genres in enumerate(lists):
+            matrix[[row[g] for g in genres], item] = 1.0
+        return matrix
 
     def rating_scale(self) -> tuple[float, float]:
         """The lowest and highest rating present: predictions are clipped to this range."""
