@@ -104,7 +104,8 @@ def test_a_ranker_is_tuned_for_ndcg_and_never_worse_than_its_defaults(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
     tuned = tuning.tune(parts, "ease", trials=4, seed=2)
     assert tuned.metric == "ndcg@10" and tuned.value >= tuned.default_value > 0
-    assert set(tuned.model_config) == {"l2", "weighting"}
+    assert set(tuned.model_config) == {"l2", "weighting", "genres"}
+    assert tuned.model_config["genres"] == 0.0  # synthetic items have no genres: the fitted config says so
 
 
 def test_every_model_but_the_fixed_popular_list_can_be_tuned():

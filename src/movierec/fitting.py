@@ -93,6 +93,7 @@ def fit_ranker(
     def column(name: str, dtype: torch.dtype) -> torch.Tensor:
         return torch.from_numpy(np.concatenate([getattr(p, name) for p in parts])).to(dev, dtype)
 
+    genres = first.genre_matrix()
     data = RankerData(
         user_idx=column("user_idx", torch.int64),
         item_idx=column("item_idx", torch.int64),
@@ -100,7 +101,10 @@ def fit_ranker(
         n_users=first.n_users,
         rating_max=float(max(float(p.rating.max()) for p in parts if len(p))),
         generator=torch.Generator().manual_seed(seed),
+        genres=None if genres is None else torch.from_numpy(genres).to(dev),
     )
+    if data.genres is None and isinstance(config, ease.EASEConfig) and config.genres:
+        config = replace(config, genres=0.0)  # so reports and the manifest say no genres were used
     assert spec.sweeps is not None  # every ranker is fitted by sweeps of its own
     fitter = spec.sweeps(ranker, config, data)
     if rank is None or (fitter.planned or 1) == 1 or not hasattr(config, "sweeps"):

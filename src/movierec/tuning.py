@@ -116,6 +116,8 @@ def tune(
         if ranker:
             # Trained on the fit part alone, so the validation ratings are unseen, as the test's will be.
             rec, _ = fitting.fit(parts.fit, None, None, ranker=model, ranker_config=model_config)
+            # As fitted: a setting the data cannot use (genres, in a log without them) says so.
+            trial.set_user_attr("model_config", _lists_for_tuples(asdict(rec.ranker_config)))  # type: ignore[call-overload]
             rec = replace(rec, lists=replace(rec.lists, gate=False))
             return evaluate_ranking(rec, parts.val, relevance=relevance, seed=seed)["ndcg"]
         train_config = TrainConfig.for_model(spec, n_train, **{**train_fields, "seed": seed, "device": device})

@@ -251,6 +251,8 @@ class RankerData:
     """Top of the rating scale."""
     generator: torch.Generator
     """The run's random generator."""
+    genres: Tensor | None = None
+    """float32 (n_genres, n_items): 1 where an item has a genre; None when the data has no genres."""
 
     def rows(self) -> UserRows:
         """Every user's ratings, as one batch of rows (users with none get an empty row)."""
