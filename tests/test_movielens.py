@@ -143,6 +143,40 @@ def test_genres_from_every_layout(tmp_path):
     np.testing.assert_array_equal(r.genre_matrix(), [[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]])
 
 
+def test_malformed_genre_fields_give_no_genre(tmp_path):
+    # u.item cut short before its flags; movies.dat cut to id and title, or with "::" in a title.
+    folder = ml100k(tmp_path)
+    (folder / "u.item").write_bytes("242|Kolya (1996)|01-Jan-1995\n302|Cold Fever (1994)\n".encode("latin-1"))
+    assert genres_of(load(folder)) == {242: "", 302: ""}
+    dat = ml1m(tmp_path)
+    (dat / "movies.dat").write_text("661::James and the Giant Peach (1996)\n1193::Odd::Title (1995):: Drama | Crime \n")
+    r = load(dat)
+    assert genres_of(r) == {661: "", 1193: "Drama|Crime"}
+    assert titles_of(r)[1193] == "Odd::Title (1995)"
+
+
+def test_only_a_column_named_genres_is_read_as_genres(tmp_path):
+    folder = latest_small(tmp_path)
+    # An id-like third column would make every movie a genre of its own: it is not genres.
+    (folder / "movies.csv").write_text("movieId,title,imdbId\n1,Toy Story (1995),114709\n11,Other (1995),112346\n")
+    r = load(folder)
+    assert set(genres_of(r).values()) == {""} and r.genre_matrix() is None
+    (folder / "movies.csv").write_text("movieId,title\n1,Toy Story (1995)\n11,Other (1995)\n")
+    assert set(genres_of(load(folder)).values()) == {""}
+    (folder / "movies.csv").write_text("movieId,title,year,Genres\n1,Toy Story (1995),1995,Animation\n11,Other,1995\n")
+    assert genres_of(load(folder)) == {1: "Animation", 11: ""}
+
+
+def test_too_many_distinct_genres_are_not_a_genre_list():
+    from movierec.data.ratings import MAX_GENRES, Ratings
+
+    n = MAX_GENRES + 1
+    r = Ratings.from_ids(np.arange(n), np.arange(n), np.ones(n), genres={i: f"g{i}" for i in range(n)})
+    assert r.genre_matrix() is None
+    r = Ratings.from_ids(np.arange(3), np.arange(3), np.ones(3), genres={0: "A|B", 2: "B"})
+    np.testing.assert_array_equal(r.genre_matrix(), [[1, 0, 0], [1, 0, 1]])
+
+
 def test_ratings_without_a_movies_file_have_no_genres(tmp_path):
     folder = latest_small(tmp_path)
     (folder / "movies.csv").unlink()

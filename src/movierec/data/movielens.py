@@ -290,9 +290,13 @@ def _decode(source: Source, raw: bytes, strict_utf8: bool) -> str:
 def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], list[str]]:
     """Movie ids, titles and genres (``|``-joined, "" for none) from u.item, movies.dat or movies.csv."""
     text = _decode(source, source.read_bytes(), strict_utf8=layout == "csv")
+    genre_column = None
     if layout == "csv":
         reader = csv.reader(io.StringIO(text, newline=""))
-        next(reader, None)  # the header: movieId,title,genres
+        header = [name.strip().lower() for name in next(reader, [])]  # movieId,title,genres
+        # Only a column named genres is read as genres: any other third column (an imdbId, a
+        # year) would make every value a "genre" of its own.
+        genre_column = 2 + header[2:].index("genres") if "genres" in header[2:] else None
         rows = ((reader.line_num, fields) for fields in reader)
     else:
         sep = "|" if layout == "100k" else "::"
@@ -303,20 +307,23 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], lis
             continue
         try:
             ids.append(int(fields[0]))
-            titles.append(fields[1])
+            titles.append(fields[1] if layout != "dat" or len(fields) < 3 else "::".join(fields[1:-1]))
         except (ValueError, IndexError):
             found = f"expected a movie id and a title, found {fields[:2]!r}"
             raise DataError(found, path=source.label, line=number) from None
         if not -(2**63) <= ids[-1] < 2**63:
             raise DataError(f"movie id {ids[-1]} is beyond signed 64-bit integers", path=source.label, line=number)
-        genres.append("|".join(g for g in _genres(fields, layout) if g and g not in NO_GENRES))
+        found_genres = (g.strip() for g in _genres(fields, layout, genre_column))
+        genres.append("|".join(g for g in found_genres if g and g not in NO_GENRES))
     return np.array(ids, dtype=np.int64), titles, genres
 
 
-def _genres(fields: list[str], layout: str) -> list[str]:
+def _genres(fields: list[str], layout: str, column: int | None) -> list[str]:
     """A movie's genres from its row. Genres are a hint for the ranker, so a row without them
     (a movies file cut to id and title, a flag that is not 0 or 1) has none rather than failing."""
-    if layout != "100k":
-        return fields[2].strip().split("|") if len(fields) > 2 else []
+    if layout == "csv":
+        return fields[column].split("|") if column is not None and column < len(fields) else []
+    if layout == "dat":  # id::title::genres; a title holding "::" leaves the genres last
+        return fields[-1].split("|") if len(fields) > 2 else []
     flags = [f.strip() for f in fields[5 : 5 + len(GENRES_100K)]]
     return [name for name, flag in zip(GENRES_100K, flags, strict=False) if flag == "1"]

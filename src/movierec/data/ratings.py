@@ -8,6 +8,9 @@ import numpy as np
 
 from movierec.data.ids import IdIndex
 
+MAX_GENRES = 500
+"""Most distinct genres a catalogue may have for ``genre_matrix`` (500 x 87,585 items: 175 MB)."""
+
 
 @dataclass(frozen=True)
 class Ratings:
@@ -68,33 +71,41 @@ class Ratings:
         timestamp: np.ndarray | None = None,
         *,
         titles: dict | None = None,
+        genres: dict | None = None,
         name: str = "ratings",
     ) -> Ratings:
-        """Index raw id columns; ``titles`` maps raw item id to title where known."""
+        """Index raw id columns; ``titles`` maps raw item id to title, ``genres`` raw item id to
+        its genres (``|``-joined), where known."""
         index, user_idx, item_idx = IdIndex.build(np.asarray(user_ids), np.asarray(item_ids))
-        title_col = None
-        if titles:
-            title_col = np.array([titles.get(_python_scalar(i), "") for i in index.item_ids], dtype=object).astype(str)
+
+        def column(by_id: dict | None) -> np.ndarray | None:
+            if not by_id:
+                return None
+            return np.array([by_id.get(_python_scalar(i), "") for i in index.item_ids], dtype=object).astype(str)
+
         return cls(
             user_idx=user_idx,
             item_idx=item_idx,
             rating=np.asarray(rating, dtype=np.float32),
             timestamp=None if timestamp is None else np.asarray(timestamp, dtype=np.int64),
             index=index,
-            titles=title_col,
+            titles=column(titles),
+            genres=column(genres),
             name=name,
         )
 
     def genre_matrix(self) -> np.ndarray | None:
         """float32 (n_genres, n_items): 1 where the item has the genre; None without genres.
 
-        Genres are ordered by name, so the same catalogue always gives the same rows.
+        Genres are ordered by name, so the same catalogue always gives the same rows. More
+        than ``MAX_GENRES`` distinct values are not a genre list (MovieLens has 20) but ids or
+        free text, whose dense matrix could take gigabytes: None then too.
         """
         if self.genres is None:
             return None
         lists = [g.split("|") if g else [] for g in self.genres.tolist()]
         names = sorted({g for genres in lists for g in genres})
-        if not names:
+        if not names or len(names) > MAX_GENRES:
             return None
         row = {name: r for r, name in enumerate(names)}
         matrix = np.zeros((len(names), self.n_items), dtype=np.float32)
