@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
-from movierec import fitting
+from movierec import fitting, pipeline
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 from movierec.models.ease import EASEConfig
@@ -60,7 +61,34 @@ def test_a_log_without_genres_says_so_in_the_config():
     assert config.genres == 0.0
 
 
-@pytest.mark.parametrize("bad", [-1.0, float("nan")])
-def test_a_negative_or_missing_genre_weight_is_refused(bad):
-    with pytest.raises(ConfigError, match="genres must be >= 0"):
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), 1e6])
+def test_a_genre_weight_out_of_range_is_refused(bad):
+    # Far past the ratings' scale the float32 Cholesky fails: refused before any fitting.
+    with pytest.raises(ConfigError, match="genres must be from 0 to 1000"):
         EASEConfig(genres=bad)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, float("nan"), float("inf")])
+def test_a_ridge_out_of_range_is_refused(bad):
+    with pytest.raises(ConfigError, match="l2 must be a finite number > 0"):
+        EASEConfig(l2=bad)
+
+
+def test_the_largest_genre_weight_still_fits():
+    ranker, _, _ = fitting.fit_ranker([_log(["Animation", "Animation", "Drama"])], "ease", EASEConfig(genres=1000.0))
+    assert torch.isfinite(ranker.B).all()
+
+
+def test_train_keeps_the_genres_through_selection_and_refit():
+    # The whole of fitting.fit on a split log with genres: the ranker it serves used them.
+    rng = np.random.default_rng(0)
+    n_users, n_items = 60, 40
+    users, items = rng.integers(0, n_users, 900), rng.integers(0, n_items, 900)
+    genres = {i: ("Animation" if i % 2 else "Drama") for i in range(n_items)}
+    ratings = Ratings.from_ids(users, items, rng.integers(1, 6, 900).astype(np.float32), genres=genres)
+    parts = pipeline.split(ratings)
+    rec, _ = fitting.fit(parts.fit, parts.val, None)
+    assert rec.ranker_name == "ease" and rec.ranker_config.genres == 10.0
+    assert "genres 10" in rec.info["lists_choice"]
+    plain, _ = fitting.fit(replace(parts.fit, genres=None), parts.val, None)
+    assert plain.ranker_config.genres == 0.0 and "genres 0" in plain.info["lists_choice"]

@@ -165,3 +165,13 @@ def test_save_never_replaces_what_is_not_a_model(saved, tmp_path):
     assert (empty / "recs.csv").exists() and (empty / "manifest.json").exists()
     with pytest.raises(ValueError, match="writes only"):
         persist.save(rec, tmp_path / "new", extra_files={"notes.txt": b""})  # what check_replaceable could not know
+
+
+def test_an_ease_config_saved_before_genres_existed_loads_as_fitted_without_them(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    ranker = json.loads((target / "manifest.json").read_text())["ranker"]
+    assert ranker["name"] == "ease" and ranker["config"]["genres"] == 0.0  # synthetic data: no genres
+    rewrite(target, manifest={"ranker": {"name": "ease", "config": {"l2": 100.0, "weighting": "rating"}}})
+    assert persist.load(target).ranker_config.genres == 0.0  # not today's default of 10
+    rewrite(target, manifest={"ranker": {"name": "ease", "config": {**ranker["config"], "genres": 3.0}}})
+    assert persist.load(target).ranker_config.genres == 3.0

@@ -10,6 +10,7 @@ from helpers import run_cli
 
 from movierec import models, pipeline, tuning
 from movierec.errors import ConfigError
+from movierec.models.ease import EASEConfig
 from movierec.models.knn import KNNConfig
 
 TINY = ["--synthetic", "300x200x6000"]
@@ -121,3 +122,11 @@ def test_no_trials_is_refused_before_any_data_is_read(monkeypatch, capsys, trial
     code, _, err = run_cli(monkeypatch, capsys, "tune", "--model", "knn", "--trials", trials, *TINY)
     assert code == 2 and f"--trials must be at least 1, got {trials}" in err
     assert "tuning" not in err and "ratings" not in err  # no progress bar, no data summary first
+
+
+def test_a_tuned_ease_config_from_before_genres_loads_without_them(tmp_path):
+    path = tmp_path / "best.json"
+    path.write_text('{"format": "movierec-tuned-config", "model": "ease", "model_config": {"l2": 50.0}}')
+    assert tuning.load_config(path)[1] == EASEConfig(l2=50.0, genres=0.0)
+    path.write_text('{"format": "movierec-tuned-config", "model": "ease", "model_config": {"genres": 2.0}}')
+    assert tuning.load_config(path)[1] == EASEConfig(genres=2.0)

@@ -218,6 +218,7 @@ def fit(
     ranked, ranker_config, ranker_history = fit_ranker(
         seen, ranker_name, choice.ranker_config, seed=seed, device=device
     )
+    choice = replace(choice, ranker_config=ranker_config)  # as fitted: genres 0 where the log has none
     recommender = replace(
         base,
         ranker=ranked,

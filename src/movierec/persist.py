@@ -305,7 +305,7 @@ def _spec_and_config(bad: _Checker, manifest: dict, key: str, kind: str) -> tupl
     spec = models.get(part.get("name"))  # an unknown name is a ConfigError, reported as a corrupt dir
     if spec.kind != kind:
         bad.fail(f"manifest {key} {spec.name!r} is a {spec.kind}, not a {kind}")
-    return spec, spec.config_type(**bad.field(part, "config", dict, f"{key}.config"))
+    return spec, spec.saved_config(bad.field(part, "config", dict, f"{key}.config"))
 
 
 class _Checker:

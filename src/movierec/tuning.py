@@ -212,7 +212,7 @@ def load_config(path: str | Path) -> tuple[str, object, dict]:
         raise ConfigError(f'{path}: not a movierec tuned config (expected "format": "{FORMAT}")')
     try:
         spec = models.get(raw["model"])
-        model_config = spec.config_type(**raw.get("model_config", {}))
+        model_config = spec.saved_config(raw.get("model_config", {}))
     except KeyError as exc:
         raise ConfigError(f"{path}: missing {exc}") from None
     except ConfigError as exc:

@@ -15,7 +15,7 @@ user would likely rate each listed item.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -293,3 +293,10 @@ class ModelSpec:
     """``candidates(n_users, n_items, n_ratings)`` -> the few configs ``train`` compares on the
     validation part, the defaults first: a ranker's by NDCG@10 (``movierec.selection``), a
     rater's by RMSE (``movierec.fitting``); None or empty: the defaults alone."""
+    saved_before: dict = field(default_factory=dict)
+    """Config fields added after configs were first saved -> what a saved config without
+    the field meant (EASE's ``genres``: 0, as it fitted then); a new config's default may differ."""
+
+    def saved_config(self, fields: dict) -> Any:
+        """The config a manifest or tuned-config file saved as ``fields``."""
+        return self.config_type(**{**self.saved_before, **fields})

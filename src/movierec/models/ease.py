@@ -24,6 +24,7 @@ whether a catalogue is small enough, and the recommender picks ``ials`` when it 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ MAX_ITEMS = 20_000
 """Largest catalogue ``auto`` gives to EASE: its two dense matrices take 3.2 GB there."""
 MAX_GRAM_FLOPS = 4e12
 """Largest n_users x n_items^2 ``auto`` gives to EASE: about a minute of products on 2 cores."""
+MAX_GENRE_WEIGHT = 1000.0
+"""Largest ``genres`` weight accepted: 100x the default, 10x the top of ``tune``'s range."""
 USERS_PER_BLOCK = 2048
 """Users whose rows are made dense at once while the Gram matrix is summed."""
 
@@ -55,10 +58,12 @@ class EASEConfig:
     ml-latest-small seed's training part (1-100 within noise of each other, all above 0; bench/NOTES.md)."""
 
     def __post_init__(self) -> None:
-        if not self.l2 > 0:
-            raise ConfigError(f"l2 must be > 0 (it keeps the Gram matrix invertible), got {self.l2}")
-        if not self.genres >= 0:
-            raise ConfigError(f"genres must be >= 0 (a weight on the genre rows), got {self.genres}")
+        if not 0 < self.l2 < math.inf:
+            raise ConfigError(f"l2 must be a finite number > 0 (it keeps the Gram matrix invertible), got {self.l2}")
+        if not 0 <= self.genres <= MAX_GENRE_WEIGHT:
+            # Far past the ratings' own scale the genre rows swamp them, and float32 loses the Cholesky.
+            limit = f"{MAX_GENRE_WEIGHT:g}"
+            raise ConfigError(f"genres must be from 0 to {limit} (a weight on the genre rows), got {self.genres}")
 
 
 def fits(n_users: int, n_items: int) -> bool:
@@ -170,4 +175,5 @@ SPEC = ModelSpec(
     kind="ranker",
     space=_space,
     candidates=_candidates,
+    saved_before={"genres": 0.0},  # models saved before genres existed fitted without them
 )
