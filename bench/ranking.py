@@ -36,6 +36,7 @@ from movierec.compare import by_rating
 from movierec.data.load import load
 from movierec.data.synthetic import SyntheticConfig, generate
 from movierec.evaluation import evaluate_ranking
+from movierec.models.ease import EASEConfig
 from movierec.recommend import ListConfig
 from movierec.training import TrainConfig
 
@@ -45,7 +46,8 @@ from machine import summary  # noqa: E402
 
 DEFAULT_DATA = BENCH.parent.parent / "shared" / "data" / "ml-latest-small"
 RESULTS = BENCH / "results"
-RANKERS = ("ease", "ials")
+RANKERS = {"ease": ("ease", None), "ease-nogenres": ("ease", EASEConfig(genres=0.0)), "ials": ("ials", None)}
+"""Row name -> (ranker, config; None: its defaults). EASE without its genre rows shows what they add."""
 RATERS = ("baseline", "mlp", "als", "blend")
 METRICS = ("ndcg", "recall", "precision", "map", "coverage")
 
@@ -73,14 +75,14 @@ def systems(train_parts, raters: dict, seed: int) -> dict[str, tuple]:
     history = train_parts[0].by_user(*train_parts[1:])
     base = replace(raters["baseline"][0], history=history)
     out: dict[str, tuple] = {}
-    for name in RANKERS:
+    for name, (ranker_name, ranker_config) in RANKERS.items():
         started = time.perf_counter()
-        ranker, config, _ = fitting.fit_ranker(train_parts, name, seed=seed)
+        ranker, config, _ = fitting.fit_ranker(train_parts, ranker_name, ranker_config, seed=seed)
         ranker_s = time.perf_counter() - started
         for discount in DISCOUNTS:
             plain = ListConfig(gate=False, discount=discount)
             out[f"{name} d{discount:g}"] = (
-                replace(base, ranker=ranker, ranker_name=name, ranker_config=config, lists=plain),
+                replace(base, ranker=ranker, ranker_name=ranker_name, ranker_config=config, lists=plain),
                 ranker_s,
             )
             for rater_name, (rated, rater_s) in raters.items():
@@ -88,7 +90,7 @@ def systems(train_parts, raters: dict, seed: int) -> dict[str, tuple]:
                     rated,
                     history=history,
                     ranker=ranker,
-                    ranker_name=name,
+                    ranker_name=ranker_name,
                     ranker_config=config,
                     lists=ListConfig(discount=discount),
                 )
