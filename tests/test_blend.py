@@ -104,3 +104,8 @@ def test_the_default_blend_has_the_clip_link_als_and_members_stop_at_their_own_e
         model_config=two,
     )
     assert sweeps == [models.get("als").training["epochs"]] == [25]
+
+
+def test_a_member_config_of_the_wrong_kind_names_the_member_and_field():
+    with pytest.raises(ConfigError, match="blend member 'als': dim must be a whole number, got 2.5"):
+        BlendConfig(members=("baseline", "als"), configs=({}, {"dim": 2.5}))

@@ -175,6 +175,26 @@ def test_too_many_distinct_genres_are_not_a_genre_list():
     assert r.genre_matrix() is None
     r = Ratings.from_ids(np.arange(3), np.arange(3), np.ones(3), genres={0: "A|B", 2: "B"})
     np.testing.assert_array_equal(r.genre_matrix(), [[1, 0, 0], [1, 0, 1]])
+    # Given by hand, genres are cleaned as the readers clean them: no "" genre, no " B " beside "B".
+    r = Ratings.from_ids(np.arange(3), np.arange(3), np.ones(3), genres={0: "A|A||", 1: " B |", 2: "|"})
+    np.testing.assert_array_equal(r.genre_matrix(), [[1, 0, 0], [0, 1, 0]])
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("5,A," + "|".join(f"g{i}" for i in range(300)), "csv:3: a genres field of 1,389 characters"),
+        ("5," + "x" * 1001 + ",Drama", "csv:3: a title of 1,001 characters"),
+        ("5,A," + "|".join(f"g{i}" for i in range(30_000)), "csv:3: not a readable CSV row.*field larger"),
+    ],
+)
+def test_a_field_too_long_for_a_movies_file_is_refused_with_its_line(tmp_path, row, message):
+    # Titles and genres are fixed-width strings: one huge field would cost its length for every movie.
+    folder = latest_small(tmp_path)
+    (folder / "movies.csv").write_text("movieId,title,genres\n1,Toy Story (1995),Animation\n" + row + "\n")
+    with pytest.raises(DataError, match=message) as info:
+        load(folder)
+    assert "movies.csv" in str(info.value)
 
 
 def test_ratings_without_a_movies_file_have_no_genres(tmp_path):

@@ -175,3 +175,12 @@ def test_an_ease_config_saved_before_genres_existed_loads_as_fitted_without_them
     assert persist.load(target).ranker_config.genres == 0.0  # not today's default of 10
     rewrite(target, manifest={"ranker": {"name": "ease", "config": {**ranker["config"], "genres": 3.0}}})
     assert persist.load(target).ranker_config.genres == 3.0
+
+
+@pytest.mark.parametrize(("field", "value"), [("genres", "abc"), ("genres", True), ("l2", None), ("weighting", 3)])
+def test_a_saved_config_value_of_the_wrong_kind_is_refused_by_name(saved, tmp_path, field, value):
+    target = copy_of(saved, tmp_path)
+    ranker = json.loads((target / "manifest.json").read_text())["ranker"]
+    rewrite(target, manifest={"ranker": {"name": "ease", "config": {**ranker["config"], field: value}}})
+    with pytest.raises(ModelError, match=f"{field} must be a"):
+        persist.load(target)

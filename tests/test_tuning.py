@@ -130,3 +130,12 @@ def test_a_tuned_ease_config_from_before_genres_loads_without_them(tmp_path):
     assert tuning.load_config(path)[1] == EASEConfig(l2=50.0, genres=0.0)
     path.write_text('{"format": "movierec-tuned-config", "model": "ease", "model_config": {"genres": 2.0}}')
     assert tuning.load_config(path)[1] == EASEConfig(genres=2.0)
+
+
+@pytest.mark.parametrize("bad", ['"abc"', "true", "null", "[1]"])
+def test_a_tuned_value_of_the_wrong_kind_names_its_field(tmp_path, bad):
+    path = tmp_path / "best.json"
+    config = {"format": "movierec-tuned-config", "model": "ease", "model_config": {"genres": json.loads(bad)}}
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="genres must be a number"):
+        tuning.load_config(path)

@@ -21,6 +21,7 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,6 +40,8 @@ GENRES_100K = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
 """ml-100k's genres, in the order of u.item's flags (its u.genre file)."""
+MAX_FIELD = 1000
+"""Longest title or genres field of a movies file (ml-latest-small's longest title has 158 characters)."""
 NO_GENRES = {"(no genres listed)", "unknown"}
 """How the releases say a movie has no genre: ml-20m and later, and ml-100k."""
 
@@ -291,13 +294,13 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], lis
     """Movie ids, titles and genres (``|``-joined, "" for none) from u.item, movies.dat or movies.csv."""
     text = _decode(source, source.read_bytes(), strict_utf8=layout == "csv")
     genre_column = None
+    rows: Iterator[tuple[int, list[str]]]
     if layout == "csv":
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header = [name.strip().lower() for name in next(reader, [])]  # movieId,title,genres
+        rows = _csv_rows(source, text)
+        header = [name.strip().lower() for name in next(rows, (0, []))[1]]  # movieId,title,genres
         # Only a column named genres is read as genres: any other third column (an imdbId, a
         # year) would make every value a "genre" of its own.
         genre_column = 2 + header[2:].index("genres") if "genres" in header[2:] else None
-        rows = ((reader.line_num, fields) for fields in reader)
     else:
         sep = "|" if layout == "100k" else "::"
         rows = ((number, line.split(sep)) for number, line in enumerate(text.splitlines(), 1))
@@ -315,7 +318,22 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], lis
             raise DataError(f"movie id {ids[-1]} is beyond signed 64-bit integers", path=source.label, line=number)
         found_genres = (g.strip() for g in _genres(fields, layout, genre_column))
         genres.append("|".join(g for g in found_genres if g and g not in NO_GENRES))
+        for what, value in (("title", titles[-1]), ("genres field", genres[-1])):
+            # Kept as fixed-width strings: one long field would cost its length for every movie.
+            if len(value) > MAX_FIELD:
+                found = f"a {what} of {len(value):,} characters (at most {MAX_FIELD:,}); is this a movies file?"
+                raise DataError(found, path=source.label, line=number)
     return np.array(ids, dtype=np.int64), titles, genres
+
+
+def _csv_rows(source: Source, text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a CSV text, its own errors (an unclosed quote, a huge field) as DataErrors."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for fields in reader:
+            yield reader.line_num, fields
+    except csv.Error as exc:
+        raise DataError(f"not a readable CSV row ({exc})", path=source.label, line=reader.line_num) from None
 
 
 def _genres(fields: list[str], layout: str, column: int | None) -> list[str]:

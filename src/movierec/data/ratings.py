@@ -103,7 +103,7 @@ class Ratings:
         """
         if self.genres is None:
             return None
-        lists = [g.split("|") if g else [] for g in self.genres.tolist()]
+        lists = [[name for name in (g.strip() for g in genres.split("|")) if name] for genres in self.genres.tolist()]
         names = sorted({g for genres in lists for g in genres})
         if not names or len(names) > MAX_GENRES:
             return None

@@ -14,6 +14,7 @@ user would likely rate each listed item.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -298,5 +299,28 @@ class ModelSpec:
     the field meant (EASE's ``genres``: 0, as it fitted then); a new config's default may differ."""
 
     def saved_config(self, fields: dict) -> Any:
-        """The config a manifest or tuned-config file saved as ``fields``."""
-        return self.config_type(**{**self.saved_before, **fields})
+        """The config a manifest or tuned-config file saved as ``fields``, each value of its field's kind.
+
+        The file is JSON from anywhere, so a value of the wrong kind ("abc", true, null for a
+        number) is a ConfigError naming the field, not a TypeError from a comparison inside.
+        """
+        saved = {**self.saved_before, **fields}
+        for f in dataclasses.fields(self.config_type):
+            if f.name in saved and not _of_kind(saved[f.name], f.default):
+                kind = _KINDS.get(type(f.default), type(f.default).__name__)
+                raise ConfigError(f"{f.name} must be {kind}, got {saved[f.name]!r}")
+        return self.config_type(**saved)
+
+
+_KINDS = {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}
+
+
+def _of_kind(value: object, default: object) -> bool:
+    """True when ``value`` may stand where the field's ``default`` does (plain kinds only are checked)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) == isinstance(default, bool) or type(default) not in _KINDS
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (int, str)):
+        return isinstance(value, type(default))
+    return True

@@ -71,9 +71,11 @@ class BlendConfig:
         for spec, cfg in zip(specs, configs, strict=True):
             if isinstance(cfg, dict):
                 try:
-                    cfg = spec.config_type(**cfg)
+                    cfg = spec.saved_config(cfg)  # a dict is a saved config: from a manifest or tuned file
                 except TypeError as exc:
                     raise ConfigError(f"blend member {spec.name!r}: bad config {cfg} ({exc})") from None
+                except ConfigError as exc:
+                    raise ConfigError(f"blend member {spec.name!r}: {exc}") from None
             elif not (is_dataclass(cfg) and isinstance(cfg, spec.config_type)):
                 raise ConfigError(f"blend member {spec.name!r} needs a {spec.config_type.__name__}, got {cfg!r}")
             built.append(cfg)
