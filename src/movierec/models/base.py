@@ -307,8 +307,7 @@ class ModelSpec:
         saved = {**self.saved_before, **fields}
         for f in dataclasses.fields(self.config_type):
             if f.name in saved and not _of_kind(saved[f.name], f.default):
-                kind = _KINDS.get(type(f.default), type(f.default).__name__)
-                raise ConfigError(f"{f.name} must be {kind}, got {saved[f.name]!r}")
+                raise ConfigError(f"{f.name} must be {_KINDS[type(f.default)]}, got {saved[f.name]!r}")
         return self.config_type(**saved)
 
 
@@ -317,10 +316,9 @@ _KINDS = {float: "a number", int: "a whole number", bool: "true or false", str: 
 
 def _of_kind(value: object, default: object) -> bool:
     """True when ``value`` may stand where the field's ``default`` does (plain kinds only are checked)."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) == isinstance(default, bool) or type(default) not in _KINDS
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, (int, str)):
-        return isinstance(value, type(default))
-    return True
+    kind = type(default)
+    if kind not in _KINDS:
+        return True
+    if kind is bool or isinstance(value, bool):  # bool is an int to Python, not to a config
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
