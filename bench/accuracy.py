@@ -106,11 +106,11 @@ def movierec_rows(ratings, parts, name: str, seed: int, device: str) -> dict:
     row = {"model": name, "rmse": scores["rmse"], "mae": scores["mae"], "seconds": seconds, "epochs": len(history),
            "peak_gb": peak_gb, "peak_covers": "the whole process" if whole_process else "the fit",
            **({"chose": chose} if chose else {})}  # fmt: skip
-    if recommender.sessions is not None:
+    if recommender.sittings is not None:
         # The peers know nothing of the ratings' times: the rater alone, beside them.
-        alone = evaluate(replace(recommender, sessions=None), parts.test)
+        alone = evaluate(replace(recommender, sittings=None), parts.test)
         row.update(rmse_without_sittings=alone["rmse"], mae_without_sittings=alone["mae"],
-                   sittings=recommender.info["sessions_choice"])  # fmt: skip
+                   sittings=recommender.info["sittings_choice"])  # fmt: skip
     return row
 
 

@@ -52,7 +52,7 @@ def test_a_rankers_row_keeps_the_list_settings_train_chose():
 
 
 def test_a_rater_with_sitting_shifts_reports_its_figure_alone_too(monkeypatch, capsys, tmp_path):
-    from test_sessions import moody_log
+    from test_sittings import moody_log
 
     log, _ = moody_log(n_users=80)
     parts = pipeline.split(log, pipeline.SplitConfig(seed=0))

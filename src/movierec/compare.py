@@ -72,8 +72,8 @@ def compare(
         if spec.kind == "rater":
             scores = evaluate(rec, parts.test)
             row.update(rmse=scores["rmse"], mae=scores["mae"])
-            if rec.sessions is not None:
-                row.update(rmse_without_sittings=evaluate(replace(rec, sessions=None), parts.test)["rmse"])
+            if rec.sittings is not None:
+                row.update(rmse_without_sittings=evaluate(replace(rec, sittings=None), parts.test)["rmse"])
         ranking = evaluate_ranking(rec, parts.test, relevance=relevance, max_users=RANKING_MAX_USERS, seed=seed)
         row.update(ndcg=ranking["ndcg"], recall=ranking["recall"], wall_seconds=time.perf_counter() - started)
         rows.append(row)

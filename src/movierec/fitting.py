@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from movierec import models, selection, sessions
+from movierec import models, selection, sittings
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
 from movierec.models import ease
@@ -26,7 +26,7 @@ from movierec.models.base import Ranker, RankerData, RatingModel
 from movierec.models.baseline import Baseline, fit_biases
 from movierec.models.popular import Popular, PopularConfig, popularity
 from movierec.recommend import ListConfig, Recommender
-from movierec.sessions import SessionConfig, Sessions
+from movierec.sittings import SittingConfig, Sittings
 from movierec.training import Epoch, TrainConfig, as_json, best_epoch, resolve_device, run, train
 
 RANKER_PATIENCE, SMALL_RANKER_PATIENCE = 2, 5
@@ -38,7 +38,7 @@ thirds of its NDCG, where on ml-latest-small it rises for 8-10, with dips on the
 after 15 (bench/NOTES.md)."""
 
 
-DEFAULT_SESSIONS = SessionConfig()
+DEFAULT_SITTINGS = SittingConfig()
 """Sittings as ``fit`` finds them unless told otherwise."""
 
 
@@ -131,14 +131,14 @@ def fit(
     on_epoch: Callable[[Epoch], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     announce: Callable[[str], None] | None = None,
-    session_config: SessionConfig | None = DEFAULT_SESSIONS,
+    sitting_config: SittingConfig | None = DEFAULT_SITTINGS,
 ) -> tuple[Recommender, list[Epoch]]:
     """Train the rating model ``model`` on ``fit_part`` and the ranker on fit and validation parts together.
 
     The rater early-stops on ``val_part``; the ranker's settings, and for one fitted by
     sweeps how many, are chosen by its lists on ``val_part`` (``selection``), and it is
     then refitted with them on both parts. Where the validation ratings fall in the fit
-    part's sittings, their shifts are fitted too (``sessions``; ``session_config`` None: never). ``model``
+    part's sittings, their shifts are fitted too (``sittings``; ``sitting_config`` None: never). ``model``
     None trains no rater: for a log without ratings, where only ranking applies. Returns
     the recommender and the rater's history (the ranker's is in ``info``).
     """
@@ -197,9 +197,9 @@ def fit(
         item_bias=b_i,
         titles=fit_part.titles,
     )
-    shifts, sessions_choice = (None, None)
-    if session_config is not None:
-        shifts, sessions_choice = _fit_sessions(base, fit_part, val_part, session_config)
+    shifts, sittings_choice = (None, None)
+    if sitting_config is not None:
+        shifts, sittings_choice = _fit_sittings(base, fit_part, val_part, sitting_config)
     seed, device = train_config.seed, train_config.device
     small_val = val_part is None or len(val_part) < selection.SMALL_VAL
     patience = SMALL_RANKER_PATIENCE if small_val else RANKER_PATIENCE
@@ -226,7 +226,7 @@ def fit(
         ranker_config=ranker_config,
         history=fit_part.by_user(*seen[1:]),
         lists=choice.lists,
-        sessions=shifts,
+        sittings=shifts,
         info={
             "dataset": fit_part.name,
             "implicit": fit_part.implicit,
@@ -235,7 +235,7 @@ def fit(
             "ranker_choice": why,
             "rater_choice": rater_choice,
             "rater_seconds": rater_seconds,
-            "sessions_choice": sessions_choice,
+            "sittings_choice": sittings_choice,
             "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
             "lists_tried": choice.tried,
         },
@@ -243,28 +243,28 @@ def fit(
     return recommender, history
 
 
-def _fit_sessions(
-    base: Recommender, fit_part: Ratings, val_part: Ratings | None, config: SessionConfig
-) -> tuple[Sessions | None, str | None]:
+def _fit_sittings(
+    base: Recommender, fit_part: Ratings, val_part: Ratings | None, config: SittingConfig
+) -> tuple[Sittings | None, str | None]:
     """The fit part's sittings, weighted on the validation part, and a line saying so; None where they cannot help."""
     if base.rater is None or val_part is None or len(val_part) == 0:
         return None, None
     if fit_part.timestamp is None or val_part.timestamp is None:
         return None, "no sitting shifts: the ratings have no times"
-    share = sessions.share_in_sittings(
+    share = sittings.share_in_sittings(
         fit_part.user_idx, fit_part.timestamp, val_part.user_idx, val_part.timestamp, config.gap
     )
     if share < config.min_share:
         return None, f"no sitting shifts: {share:.0%} of validation ratings fall in a training sitting"
     # Checked before this, the one costly step: the rater's predictions for every fit rating.
     residual = fit_part.rating - base.predict_idx(fit_part.user_idx, fit_part.item_idx)
-    found = sessions.sittings(fit_part.user_idx, fit_part.timestamp, residual, config)
+    found = sittings.find_sittings(fit_part.user_idx, fit_part.timestamp, residual, config)
     val_residual = val_part.rating - base.predict_idx(val_part.user_idx, val_part.item_idx)
-    fitted = sessions.weighted(found, val_part.user_idx, val_part.timestamp, val_residual)
+    fitted = sittings.weighted(found, val_part.user_idx, val_part.timestamp, val_residual)
     if fitted is None:
         return None, "no sitting shifts: the sittings' residuals did not carry over to the validation part"
     shifted, weight = fitted
-    with_shift = replace(base, sessions=shifted).predict_idx(val_part.user_idx, val_part.item_idx, val_part.timestamp)
+    with_shift = replace(base, sittings=shifted).predict_idx(val_part.user_idx, val_part.item_idx, val_part.timestamp)
     before, after = _rmse(val_residual), _rmse(val_part.rating - with_shift)
     return shifted, (
         f"sitting shifts: {share:.0%} of validation ratings fall in one of {len(found.start):,} training sittings; "
@@ -374,5 +374,5 @@ def baseline_of(recommender: Recommender) -> Recommender:
         base.item_bias.copy_(torch.from_numpy(recommender.item_bias))
     # The sittings' weight was fitted to the rater's residuals, not the baseline's.
     return replace(
-        recommender, rater=base.eval(), rater_name="baseline", rater_config=spec.config_type(), sessions=None
+        recommender, rater=base.eval(), rater_name="baseline", rater_config=spec.config_type(), sittings=None
     )

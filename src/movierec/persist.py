@@ -44,7 +44,7 @@ from movierec.data.ids import IdIndex
 from movierec.data.ratings import ByUser
 from movierec.errors import ConfigError, ModelError
 from movierec.recommend import ListConfig, Recommender
-from movierec.sessions import Sessions
+from movierec.sittings import Sittings
 
 FORMAT = "movierec-model"
 FORMAT_VERSION = 2
@@ -55,8 +55,8 @@ MAX_MANIFEST_BYTES = 1 << 30
 
 # --- saving ------------------------------------------------------------------------------
 
-SESSION_ARRAYS = ("user_idx", "start", "end", "shift")
-"""The arrays of a recommender's sittings, saved as ``sessions.<name>``."""
+SITTING_ARRAYS = ("user_idx", "start", "end", "shift")
+"""A recommender's sitting arrays, saved as ``sessions.<name>``: the format's name, kept so saved models load."""
 
 
 def save(recommender: Recommender, directory: str | Path, *, extra_files: dict[str, bytes] | None = None) -> Path:
@@ -95,9 +95,9 @@ def _tensors(r: Recommender) -> dict[str, torch.Tensor]:
     tensors["history.indptr"] = plain(r.history.indptr, np.int64)
     tensors["history.items"] = plain(r.history.items, np.int32)
     tensors["history.ratings"] = plain(r.history.ratings, np.float32)
-    if r.sessions is not None:
-        for name in SESSION_ARRAYS:
-            tensors[f"sessions.{name}"] = plain(getattr(r.sessions, name), np.float32 if name == "shift" else np.int64)
+    if r.sittings is not None:
+        for name in SITTING_ARRAYS:
+            tensors[f"sessions.{name}"] = plain(getattr(r.sittings, name), np.float32 if name == "shift" else np.int64)
     return tensors
 
 
@@ -108,7 +108,7 @@ def _manifest(r: Recommender) -> dict:
         "rater": None if r.rater is None else {"name": r.rater_name, "config": asdict(r.rater_config)},  # type: ignore[call-overload]
         "ranker": {"name": r.ranker_name, "config": asdict(r.ranker_config)},  # type: ignore[call-overload]
         "lists": asdict(r.lists),
-        "sessions": None if r.sessions is None else {"gap": r.sessions.gap, "n": len(r.sessions.start)},
+        "sessions": None if r.sittings is None else {"gap": r.sittings.gap, "n": len(r.sittings.start)},
         "n_users": r.index.n_users,
         "n_items": r.index.n_items,
         "global_mean": r.global_mean,
@@ -241,13 +241,13 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         "history.items": (nnz,),
         "history.ratings": (nnz,),
     }
-    session_part = manifest.get("sessions")
-    if session_part is not None:
-        if not isinstance(session_part, dict) or not all(
-            type(session_part.get(k)) is int and session_part[k] >= 0 for k in ("n", "gap")
+    sitting_part = manifest.get("sessions")
+    if sitting_part is not None:
+        if not isinstance(sitting_part, dict) or not all(
+            type(sitting_part.get(k)) is int and sitting_part[k] >= 0 for k in ("n", "gap")
         ):
-            bad.fail(f"manifest sessions must be null or give a count n and a gap in seconds, got {session_part!r}")
-        expected.update({f"sessions.{k}": (session_part["n"],) for k in SESSION_ARRAYS})
+            bad.fail(f"manifest sessions must be null or give a count n and a gap in seconds, got {sitting_part!r}")
+        expected.update({f"sessions.{k}": (sitting_part["n"],) for k in SITTING_ARRAYS})
     for prefix, meta in (("ranker.", ranker_meta), ("rater.", rater_meta)):
         if meta is not None:
             expected.update({prefix + k: tuple(v.shape) for k, v in meta.state_dict().items()})
@@ -270,8 +270,8 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         rater.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("rater.")})
         rater.to(device).eval()
     sittings = None
-    if session_part is not None:
-        sittings = Sessions(**{k: tensors[f"sessions.{k}"].numpy() for k in SESSION_ARRAYS}, gap=session_part["gap"])
+    if sitting_part is not None:
+        sittings = Sittings(**{k: tensors[f"sessions.{k}"].numpy() for k in SITTING_ARRAYS}, gap=sitting_part["gap"])
     try:
         for model in (ranker, rater):
             if model is not None:
@@ -296,7 +296,7 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         titles=None if titles is None else np.asarray([str(t) for t in titles], dtype=str),
         info=manifest.get("info") if isinstance(manifest.get("info"), dict) else {},
         lists=lists,
-        sessions=sittings,
+        sittings=sittings,
     )
 
 

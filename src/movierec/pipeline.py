@@ -171,7 +171,7 @@ def run(
         if not distributed.is_main():
             distributed.finish()  # waits for rank 0 to write the model (see the end)
             return {"model": model, "dataset": ratings.name, "history": history}
-        for key in ("rater_choice", "sessions_choice", "ranker_choice", "lists_choice"):
+        for key in ("rater_choice", "sittings_choice", "ranker_choice", "lists_choice"):
             line = (recommender.info or {}).get(key)
             if line and announce:
                 announce(line)
@@ -187,7 +187,7 @@ def run(
             "model": model,
             "ranker": recommender.ranker_name,
             "rater_choice": (recommender.info or {}).get("rater_choice"),
-            "sessions_choice": (recommender.info or {}).get("sessions_choice"),
+            "sittings_choice": (recommender.info or {}).get("sittings_choice"),
             "ranker_choice": (recommender.info or {}).get("ranker_choice"),
             "ranker_config": asdict(recommender.ranker_config),  # type: ignore[call-overload]
             "lists": asdict(recommender.lists),
@@ -213,8 +213,8 @@ def run(
             predictions = predict_test(recommender, parts.test)
             scores = evaluate(recommender, parts.test, predictions=predictions)
             base = evaluate(fitting.baseline_of(recommender), parts.test)
-            if recommender.sessions is not None:
-                alone = evaluate(replace(recommender, sessions=None), parts.test)
+            if recommender.sittings is not None:
+                alone = evaluate(replace(recommender, sittings=None), parts.test)
                 metrics.update(test_rmse_without_sittings=alone["rmse"], test_mae_without_sittings=alone["mae"])
             metrics.update(
                 test_rmse=scores["rmse"],

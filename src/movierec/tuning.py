@@ -139,7 +139,7 @@ def tune(
             on_epoch=on_epoch,
         )
         # Without sitting shifts: their weight was fitted on these very ratings.
-        return evaluate(replace(recommender, sessions=None), parts.val)["rmse"]
+        return evaluate(replace(recommender, sittings=None), parts.val)["rmse"]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the caller shows progress its own way
     study = optuna.create_study(

@@ -38,7 +38,7 @@ from movierec.recommend.lists import (
 )
 from movierec.recommend.similar import Similarity
 from movierec.recommend.topk import top_k
-from movierec.sessions import Sessions
+from movierec.sittings import Sittings
 
 BLOCK_PAIRS = 1 << 22
 """Most scores held at once by batch top-N (users per block = this // n_items)."""
@@ -86,8 +86,8 @@ class Recommender:
     """What the models were trained on and how (dataset, split, settings, metrics): for reports."""
     lists: ListConfig = ListConfig()
     """How lists combine the ranker and the rater."""
-    sessions: Sessions | None = None
-    """Each training sitting's shift on ratings at a known time (``movierec.sessions``); None: no shifts."""
+    sittings: Sittings | None = None
+    """Each training sitting's shift on ratings at a known time (``movierec.sittings``); None: no shifts."""
 
     def __post_init__(self) -> None:
         # Derived once: predict and recommend consult them on every call.
@@ -160,10 +160,10 @@ class Recommender:
             u = torch.from_numpy(user_idx[both]).to(self._device)
             i = torch.from_numpy(item_idx[both]).to(self._device)
             out[both] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
-        if self.sessions is not None and timestamp is not None:
+        if self.sittings is not None and timestamp is not None:
             if len(timestamp) != len(user_idx):
                 raise ConfigError(f"{len(user_idx)} pairs but {len(timestamp)} times; give one time per pair")
-            out += self.sessions.shift_of(user_idx, timestamp)
+            out += self.sittings.shift_of(user_idx, timestamp)
         return np.clip(out, *self.scale).astype(np.float32), both
 
     def predict(self, user_ids: object, item_ids: object) -> np.ndarray:

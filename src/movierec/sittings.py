@@ -27,7 +27,7 @@ MAX_GAP = 10**9
 
 
 @dataclass(frozen=True)
-class SessionConfig:
+class SittingConfig:
     """What makes a sitting, and how far its shift is trusted."""
 
     gap: int = 3600
@@ -42,12 +42,12 @@ class SessionConfig:
         gap_ok = type(self.gap) is int and 0 <= self.gap <= MAX_GAP
         if not gap_ok or self.shrinkage < 0 or not 0 <= self.min_share <= 1:
             raise ConfigError(
-                f"sessions need a whole-number gap in 0..{MAX_GAP}, shrinkage >= 0 and min_share in [0, 1]"
+                f"sittings need a whole-number gap in 0..{MAX_GAP}, shrinkage >= 0 and min_share in [0, 1]"
             )
 
 
 @dataclass(frozen=True)
-class Sessions:
+class Sittings:
     """Every training sitting, sorted by user then start, with its shift to add to a prediction."""
 
     user_idx: np.ndarray
@@ -65,17 +65,17 @@ class Sessions:
         """ValueError unless the arrays are as ``find`` needs them (a loaded model's are checked here)."""
         n = len(self.user_idx)
         if not len(self.start) == len(self.end) == len(self.shift) == n:
-            raise ValueError("sessions' user_idx, start, end and shift differ in length")
+            raise ValueError("sittings' user_idx, start, end and shift differ in length")
         if n and (int(self.user_idx.min()) < 0 or int(self.user_idx.max()) >= n_users):
-            raise ValueError("sessions hold user indices out of range")
+            raise ValueError("sittings hold user indices out of range")
         if bool((self.end < self.start).any()) or not 0 <= self.gap <= MAX_GAP:
-            raise ValueError(f"a session ends before it starts, or its gap is outside 0..{MAX_GAP}")
+            raise ValueError(f"a sitting ends before it starts, or its gap is outside 0..{MAX_GAP}")
         kinds = (self.user_idx, self.start, self.end)
         if not all(a.dtype.kind in "iu" for a in kinds) or self.shift.dtype.kind != "f":
-            raise ValueError("sessions' user_idx, start and end must be integers and shift floats")
+            raise ValueError("sittings' user_idx, start and end must be integers and shift floats")
         order = np.lexsort((self.start, self.user_idx))
         if not np.array_equal(order, np.arange(n)):
-            raise ValueError("sessions must be sorted by user, then start")
+            raise ValueError("sittings must be sorted by user, then start")
 
     def find(self, user_idx: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
         """int64: the sitting each (user, time) falls in, within ``gap`` of its ends; -1 where none."""
@@ -108,7 +108,7 @@ class Sessions:
         return out
 
 
-def sittings(user_idx: np.ndarray, timestamp: np.ndarray, residual: np.ndarray, config: SessionConfig) -> Sessions:
+def find_sittings(user_idx: np.ndarray, timestamp: np.ndarray, residual: np.ndarray, config: SittingConfig) -> Sittings:
     """The sittings of a training log, each shifted by its shrunk mean ``residual`` (weight 1)."""
     order = np.lexsort((timestamp, user_idx))
     u = np.asarray(user_idx, dtype=np.int64)[order]
@@ -119,7 +119,7 @@ def sittings(user_idx: np.ndarray, timestamp: np.ndarray, residual: np.ndarray, 
     number = np.cumsum(new) - 1
     total = np.bincount(number, weights=np.asarray(residual, dtype=np.float64)[order], minlength=len(firsts))
     count = np.bincount(number, minlength=len(firsts))
-    return Sessions(
+    return Sittings(
         user_idx=u[firsts],
         start=t[firsts],
         end=np.maximum.reduceat(t, firsts) if len(firsts) else t[:0],
@@ -134,23 +134,23 @@ def share_in_sittings(
     """The share of (``user``, ``time``) pairs that fall in a sitting of the fit log: whether sittings can help."""
     if len(user) == 0:
         return 0.0
-    found = sittings(fit_user, fit_time, np.zeros(len(fit_user)), SessionConfig(gap=gap)).find(user, time)
+    found = find_sittings(fit_user, fit_time, np.zeros(len(fit_user)), SittingConfig(gap=gap)).find(user, time)
     return float(np.mean(found >= 0))
 
 
 def weighted(
-    sessions: Sessions, val_user: np.ndarray, val_time: np.ndarray, val_residual: np.ndarray
-) -> tuple[Sessions, float] | None:
-    """``sessions`` with shifts scaled by the least-squares weight on the validation residuals.
+    found: Sittings, val_user: np.ndarray, val_time: np.ndarray, val_residual: np.ndarray
+) -> tuple[Sittings, float] | None:
+    """``found`` with shifts scaled by the least-squares weight on the validation residuals.
 
     None when the weight is not positive: the sittings' residuals do not carry over to
     unseen ratings of the same sitting.
     """
-    x = sessions.shift_of(val_user, val_time)
+    x = found.shift_of(val_user, val_time)
     xx = float(x @ x)
     if xx == 0:
         return None
     weight = float(x @ np.asarray(val_residual, dtype=np.float64)) / xx
     if not weight > 0:
         return None
-    return replace(sessions, shift=(sessions.shift * weight).astype(np.float32)), weight
+    return replace(found, shift=(found.shift * weight).astype(np.float32)), weight

@@ -15,7 +15,7 @@ from movierec import fitting, persist, pipeline
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, ModelError
 from movierec.evaluation import evaluate
-from movierec.sessions import SessionConfig, Sessions, sittings
+from movierec.sittings import SittingConfig, Sittings, find_sittings
 
 DAY = 86_400
 
@@ -43,7 +43,7 @@ def test_sittings_split_at_long_pauses_and_shrink_their_mean_residual():
     user = np.array([0, 0, 0, 1, 1])
     time = np.array([5000, 0, 100, 0, 10_000])
     residual = np.array([-1.0, 1.0, 1.0, 2.0, 0.0])
-    found = sittings(user, time, residual, SessionConfig(gap=3600, shrinkage=2.0))
+    found = find_sittings(user, time, residual, SittingConfig(gap=3600, shrinkage=2.0))
     assert found.user_idx.tolist() == [0, 0, 1, 1]
     assert found.start.tolist() == [0, 5000, 0, 10_000]
     assert found.end.tolist() == [100, 5000, 0, 10_000]
@@ -67,7 +67,7 @@ def test_sittings_split_at_long_pauses_and_shrink_their_mean_residual():
 )
 def test_find_agrees_with_a_scan_of_every_sitting(ratings, queries, gap):
     user, time = (np.array(c) for c in zip(*ratings, strict=True))
-    found = sittings(user, time, np.zeros(len(user)), SessionConfig(gap=gap))
+    found = find_sittings(user, time, np.zeros(len(user)), SittingConfig(gap=gap))
     found.check(n_users=4)
     q_user, q_time = (np.array(c) for c in zip(*queries, strict=True))
     expected = []
@@ -94,60 +94,60 @@ def moody():
 
 def test_shifts_recover_each_sittings_mood_and_cut_the_test_error(moody):
     log, moods, parts, rec = moody
-    assert rec.sessions is not None
-    assert "sitting shifts" in rec.info["sessions_choice"]
+    assert rec.sittings is not None
+    assert "sitting shifts" in rec.info["sittings_choice"]
     # Shifts follow the moods they were made to find (the rater's user bias takes each user's mean mood).
     truth = np.array(
         [
             moods[(int(log.index.user_ids[u]) - 1, (int(s) - 1_000_000_000) % (100 * DAY) // (7 * DAY))]
-            for u, s in zip(rec.sessions.user_idx, rec.sessions.start, strict=True)
+            for u, s in zip(rec.sittings.user_idx, rec.sittings.start, strict=True)
         ]
     )
-    users = rec.sessions.user_idx
+    users = rec.sittings.user_idx
     centred = truth - np.bincount(users, truth)[users] / np.bincount(users)[users]
-    assert np.corrcoef(centred, rec.sessions.shift)[0, 1] > 0.8
+    assert np.corrcoef(centred, rec.sittings.shift)[0, 1] > 0.8
     with_shifts = evaluate(rec, parts.test)["rmse"]
-    alone = evaluate(replace(rec, sessions=None), parts.test)["rmse"]
+    alone = evaluate(replace(rec, sittings=None), parts.test)["rmse"]
     assert with_shifts < 0.8 * alone
     # A prediction with no time is the rater's alone, and the lists never see the shifts.
     u, i = parts.test.user_idx[:50], parts.test.item_idx[:50]
-    np.testing.assert_array_equal(rec.predict_idx(u, i), replace(rec, sessions=None).predict_idx(u, i))
-    assert rec.recommend(rec.user_id(0), 5) == replace(rec, sessions=None).recommend(rec.user_id(0), 5)
+    np.testing.assert_array_equal(rec.predict_idx(u, i), replace(rec, sittings=None).predict_idx(u, i))
+    assert rec.recommend(rec.user_id(0), 5) == replace(rec, sittings=None).recommend(rec.user_id(0), 5)
 
 
 def test_no_shifts_without_times_or_without_sittings_shared_with_validation(moody):
     log, _, parts, _ = moody
     untimed = fitting.fit(replace(parts.fit, timestamp=None), replace(parts.val, timestamp=None), "baseline")[0]
-    assert untimed.sessions is None and "no times" in untimed.info["sessions_choice"]
+    assert untimed.sittings is None and "no times" in untimed.info["sittings_choice"]
     # Validation ratings a year after every training rating share no sitting with them.
     later = replace(parts.val, timestamp=parts.val.timestamp + 365 * DAY)
     apart = fitting.fit(parts.fit, later, "baseline")[0]
-    assert apart.sessions is None and "0% of validation ratings" in apart.info["sessions_choice"]
-    assert fitting.fit(parts.fit, parts.val, "baseline", session_config=None)[0].sessions is None
+    assert apart.sittings is None and "0% of validation ratings" in apart.info["sittings_choice"]
+    assert fitting.fit(parts.fit, parts.val, "baseline", sitting_config=None)[0].sittings is None
 
 
 def test_shifts_survive_a_round_trip_and_a_forged_table_is_refused(moody, tmp_path):
     _, _, parts, rec = moody
     persist.save(rec, tmp_path / "m")
     again = persist.load(tmp_path / "m")
-    assert isinstance(again.sessions, Sessions)
+    assert isinstance(again.sittings, Sittings)
     t = parts.test
     np.testing.assert_array_equal(
         again.predict_idx(t.user_idx, t.item_idx, t.timestamp), rec.predict_idx(t.user_idx, t.item_idx, t.timestamp)
     )
     rewrite(
-        tmp_path / "m", tensors={"sessions.user_idx": torch.full_like(torch.from_numpy(rec.sessions.user_idx), 10**6)}
+        tmp_path / "m", tensors={"sessions.user_idx": torch.full_like(torch.from_numpy(rec.sittings.user_idx), 10**6)}
     )
     with pytest.raises(ModelError, match="out of range"):
         persist.load(tmp_path / "m")
     rewrite(tmp_path / "m", manifest={"sessions": {"n": -1, "gap": 3600}})
     with pytest.raises(ModelError, match="sessions"):
         persist.load(tmp_path / "m")
-    n = len(rec.sessions.user_idx)
+    n = len(rec.sittings.user_idx)
     for gap in (2**63, True):  # past int64 (end + gap would overflow), and a bool posing as a number
         persist.save(rec, tmp_path / f"gap-{gap}")
         rewrite(tmp_path / f"gap-{gap}", manifest={"sessions": {"n": n, "gap": gap}})
         with pytest.raises(ModelError, match="gap"):
             persist.load(tmp_path / f"gap-{gap}")
     with pytest.raises(ConfigError, match="whole-number gap"):
-        SessionConfig(gap=1800.0)  # type: ignore[arg-type]
+        SittingConfig(gap=1800.0)  # type: ignore[arg-type]
