@@ -31,15 +31,13 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import Response
 
 from movierec import persist
 from movierec._version import __version__
 from movierec.errors import ModelError, MovierecError
 from movierec.recommend import UnknownIdError
-from movierec.serve import schemas
+from movierec.serve import apidocs, schemas
 from movierec.serve.schemas import MAX_K
 from movierec.webpage import mount_web
 
@@ -92,7 +90,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    _mount_docs(app)
+    apidocs.mount(app)
     _declare_scale(app, rec.scale)
 
     @app.exception_handler(UnknownIdError)
@@ -211,23 +209,6 @@ def _with_because(rows: list[dict]) -> list[dict]:
     for row in rows:
         row.setdefault("because", [])
     return rows
-
-
-def _mount_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from the swagger-ui-bundle package's files: no CDN, so it works offline."""
-    import swagger_ui_bundle
-
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="openapi.json",
-            title="movierec API",
-            swagger_js_url="docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="docs-assets/swagger-ui.css",
-            swagger_favicon_url="docs-assets/favicon-32x32.png",
-        )
 
 
 # --- ASGI guards ---------------------------------------------------------------------------------
