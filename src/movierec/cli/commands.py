@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from movierec import distributed, models
 from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
@@ -33,9 +32,10 @@ from movierec.cli.common import (
     out,
     parse_columns,
 )
-from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
-from movierec.training import TrainConfig
+
+if TYPE_CHECKING:  # PyTorch and NumPy load when a command runs, so --help starts at once
+    from movierec.data.ratings import Ratings
 
 DEFAULT_RATER = "blend"
 """The rating model ``train`` fits when none is named: the most accurate, whose predicted
@@ -84,7 +84,8 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a recommender (a ranker for the lists, a rating model for the ratings), test it once, and save it."""
-    from movierec import fitting, pipeline
+    from movierec import distributed, fitting, models, pipeline
+    from movierec.training import TrainConfig
 
     model_config: object | None = None
     ranker_config: object | None = None
@@ -286,6 +287,8 @@ def _check_same_log(info: dict, ratings: Ratings) -> None:
 @app.command("models")
 def list_models(as_json: JsonOpt = False) -> None:
     """List the models movierec can train."""
+    from movierec import models
+
     if as_json:
         print(json.dumps({name: spec.summary for name, spec in models.MODELS.items()}))
         return

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from movierec.cli.common import JsonOpt, app, check_k, err, out
+from movierec.cli.common import MAX_K, JsonOpt, app, check_k, err, out
 from movierec.errors import ConfigError
-from movierec.recommend.lists import MAX_K
+
+if TYPE_CHECKING:
+    from movierec.recommend import Recommender
 
 
 @app.command()
@@ -73,8 +75,7 @@ def recommend(
         if result.ignored:
             raise ConfigError(
                 f"unknown item id(s) in --rate: {', '.join(map(str, result.ignored))}; the model was not trained "
-                "with them (find ids in the data's movies file, or by title through `movierec serve`: "
-                "GET /items/search?q=...)"
+                f"with them (find ids by title: movierec search --model {model_dir} TITLE)"
             )
         lists: list[tuple[object, list[dict], str]] = [("new user", result.items, result.source)]
         if as_json:
@@ -100,9 +101,16 @@ def recommend(
         table.add_column("because you liked")
         for rank, row in enumerate(rows, 1):
             rating = "-" if row["rating"] is None else f"{row['rating']:.2f}"
-            because = ", ".join(map(str, row.get("because", [])))
+            because = _named(recommender, row.get("because", []))
             table.add_row(str(rank), str(row["item_id"]), row["title"] or "", rating, because)
         out.print(table)
+
+
+def _named(recommender: Recommender, item_ids: list) -> str:
+    """Rated items by title where the model has titles, else by id; "; " apart, as titles hold commas."""
+    if recommender.titles is None:
+        return ", ".join(map(str, item_ids))
+    return "; ".join(recommender.catalogue.title(recommender.item_index(i)) or str(i) for i in item_ids)
 
 
 def _parse_rating(text: str) -> tuple[str, float]:
@@ -140,4 +148,45 @@ def similar(
     table.add_column("similarity", justify="right")
     for rank, row in enumerate(rows, 1):
         table.add_row(str(rank), str(row["item_id"]), row["title"] or "", f"{row['score']:.3f}")
+    out.print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(metavar="TITLE", help="Words of the title, in any case: 'the matrix'.")],
+    model_dir: Annotated[Path, typer.Option("--model", help="A model directory written by `movierec train`.")],
+    k: Annotated[int, typer.Option("-k", help="How many items at most.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find items' ids by title among the items a model knows, best matches first, the most rated first among equals.
+
+    The same search as the web page's and ``GET /items/search``: the whole title (with or
+    without its year, "Matrix, The" read as "The Matrix"), then titles starting with the
+    words, then the words anywhere. The ids found are the ones --item and --rate take.
+    Exit code 1 when no title matches.
+    """
+    from movierec import persist
+
+    check_k(k)
+    if not query.strip():
+        raise ConfigError("search needs words of a title, for example: movierec search --model runs/latest 'toy story'")
+    recommender = persist.load(model_dir)
+    if recommender.titles is None:
+        raise ConfigError(
+            f"{model_dir}: this model was trained on ratings without titles (no movies file beside them), "
+            "so there is nothing to search; give ids as they appear in the ratings file"
+        )
+    rows = recommender.catalogue.search(query, k)
+    if as_json:
+        print(json.dumps({"query": query, "items": rows}))
+        return
+    if not rows:
+        err.print(f"no title contains {query!r}", highlight=False)
+        raise typer.Exit(1)
+    table = Table(title=f"titles matching {query!r}")
+    table.add_column("item", justify="right")
+    table.add_column("title")
+    table.add_column("ratings", justify="right")
+    for row in rows:
+        table.add_row(str(row["item_id"]), row["title"] or "", f"{row['n_ratings']:,}")
     out.print(table)
