@@ -196,3 +196,11 @@ def test_search_says_when_a_model_has_no_titles(tmp_path, monkeypatch, capsys):
 def test_an_unknown_rated_item_points_to_search(titled, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "recommend", "--model", str(titled), "--rate", "99999=5")
     assert code == 2 and f"movierec search --model {titled} TITLE" in err
+
+
+def test_a_title_given_as_an_item_id_is_answered_with_the_ids_it_may_mean(titled, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "similar", "--model", str(titled), "--item", "The Matrix")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "unknown item id 'The Matrix'" in err and "10 (Matrix, The (1999))" in err
+    code, _, err = run_cli(monkeypatch, capsys, "similar", "--model", str(titled), "--item", "no such film")
+    assert code == 2 and f"movierec search --model {titled} TITLE" in err

@@ -113,6 +113,13 @@ def _named(recommender: Recommender, item_ids: list) -> str:
     return "; ".join(recommender.catalogue.title(recommender.item_index(i)) or str(i) for i in item_ids)
 
 
+def _ids_by_title(recommender: Recommender, text: str, model_dir: Path) -> str:
+    found = [] if recommender.titles is None else recommender.catalogue.search(text, 3)
+    if not found:
+        return f"find ids by title: movierec search --model {model_dir} TITLE"
+    return "by title it may be " + ", ".join(f"{row['item_id']} ({row['title']})" for row in found)
+
+
 def _parse_rating(text: str) -> tuple[str, float]:
     item, sep, value = text.rpartition("=")
     try:
@@ -132,10 +139,14 @@ def similar(
 ) -> None:
     """Print the items most like one item: cosine of the model's item vectors, or of their raters."""
     from movierec import persist
+    from movierec.recommend import UnknownIdError
 
     check_k(k)
     recommender = persist.load(model_dir)
-    rows = recommender.similar_items(item, k)
+    try:
+        rows = recommender.similar_items(item, k)
+    except UnknownIdError as exc:  # often a title given for an id: name the ids it may mean
+        raise ConfigError(f"{exc}; {_ids_by_title(recommender, item, model_dir)}") from None
     if as_json:
         print(json.dumps({"item_id": item, "items": rows, "source": recommender.similarity_source}))
         return

@@ -7,8 +7,8 @@ value). An unknown id is a 404, a bad parameter a 422, a body over ``MAX_BODY_BY
 413 (refused before it is read), a Host header the app does not answer to a 400; each
 with a JSON ``detail`` message. No input a client can send is meant to give a 500.
 
-Endpoints (``GET /docs`` shows the OpenAPI schema, from files installed with the
-package; ``GET /`` is the web page):
+Endpoints (``GET /docs`` and ``GET /redoc`` show the OpenAPI schema, from files installed
+with the package, see ``serve.apidocs``; ``GET /`` is the web page):
 - ``GET /health``; ``GET /model`` (manifest and metrics.json, for a model page);
 - ``GET /users/{user_id}/recommendations``; ``GET /users/{user_id}/ratings``;
 - ``POST /recommendations`` (a new user from posted ratings, folded in);
