@@ -35,7 +35,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from movierec import persist
+from movierec import bodies, persist
 from movierec._version import __version__
 from movierec.errors import ModelError, MovierecError
 from movierec.recommend import UnknownIdError
@@ -146,10 +146,8 @@ def create_app(
         include_rated: bool = False,
     ):  # noqa: ANN202
         """Top-k for a known user, each item with its predicted rating and the rated items behind it."""
-        rows = rec.recommend(user_id, k, exclude_seen=not include_rated)
-        u = rec.user_index(user_id)
-        source = rows[0]["source"] if rows else ("popular" if rec.user_counts[u] == 0 else "model")
-        return _json({"user_id": rec.user_id(u), "items": _with_because(rows), "source": source})
+        found = rec.recommend(user_id, k, exclude_seen=not include_rated)
+        return _json(bodies.known_user_list(rec.user_id(rec.user_index(user_id)), found))
 
     @get("/users/{user_id}/ratings", schemas.UserRatings)
     def user_ratings(user_id: str):  # noqa: ANN202
@@ -163,10 +161,11 @@ def create_app(
 
         A rated item the model does not know is a 404 naming it, unless ``ignore_unknown``.
         """
-        result = rec.recommend_new_user([(r.item_id, r.rating) for r in body.ratings], body.k, exclude=body.exclude)
-        if result.ignored and not body.ignore_unknown:
-            raise UnknownIdError("item", result.ignored[0] if len(result.ignored) == 1 else result.ignored[:10])
-        return _json({"items": _with_because(result.items), "source": result.source, "ignored": result.ignored})
+        found = rec.recommend_new_user([(r.item_id, r.rating) for r in body.ratings], body.k, exclude=body.exclude)
+        ignored = list(found.ignored)
+        if ignored and not body.ignore_unknown:
+            raise UnknownIdError("item", ignored[0] if len(ignored) == 1 else ignored[:10])
+        return _json(bodies.new_user_list(found))
 
     @get("/items/search", schemas.SearchResults)
     def search_items(
@@ -179,8 +178,8 @@ def create_app(
     @get("/items/{item_id}/similar", schemas.SimilarItems)
     def similar_items(item_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10):  # noqa: ANN202
         """The k items most like this one, by the ranker's own similarity."""
-        rows = rec.similar_items(item_id, k)
-        return _json({"item_id": rec.item_id(rec.item_index(item_id)), "items": rows, "source": rec.similarity_source})
+        found = rec.similar_items(item_id, k)
+        return _json(bodies.similar_list(rec.item_id(rec.item_index(item_id)), found))
 
     @app.post("/predict", response_model=schemas.Predictions, responses=POST_ERRORS)
     def predict(body: schemas.PredictRequest):  # noqa: ANN202
@@ -204,13 +203,6 @@ def create_app(
     if allowed_hosts is not None:
         app.add_middleware(_HostCheck, allowed=allowed_hosts)  # type: ignore[arg-type]
     return app
-
-
-def _with_because(rows: list[dict]) -> list[dict]:
-    # Popular lists explain nothing: an empty list keeps one row shape for every answer.
-    for row in rows:
-        row.setdefault("because", [])
-    return rows
 
 
 def _mount_docs(app: FastAPI) -> None:
