@@ -40,7 +40,7 @@ def recommend(
     which path made it: model (a known user), fold-in (a new user given by --rate), or
     popular (a user with no ratings: the same list for everyone).
     """
-    from movierec import persist
+    from movierec import bodies, persist
     from movierec.recommend import write_recommendations
     from movierec.recommend.fold_in import rated_twice
 
@@ -70,38 +70,30 @@ def recommend(
         else:
             err.print(f"wrote {n:,} recommendations to {out_file}", highlight=False)
         return
+    lists: list[tuple[str, dict]] = []  # (whom, JSON body)
     if rate:
-        result = recommender.recommend_new_user(pairs, k)
-        if result.ignored:
+        found = recommender.recommend_new_user(pairs, k)
+        if found.ignored:
             raise ConfigError(
-                f"unknown item id(s) in --rate: {', '.join(map(str, result.ignored))}; the model was not trained "
+                f"unknown item id(s) in --rate: {', '.join(map(str, found.ignored))}; the model was not trained "
                 f"with them (find ids by title: movierec search --model {model_dir} TITLE)"
             )
-        lists: list[tuple[object, list[dict], str]] = [("new user", result.items, result.source)]
-        if as_json:
-            print(json.dumps({"items": result.items, "source": result.source}))
-            return
+        lists.append(("new user", bodies.user_list(found)))
     else:
-        lists = []
         for u in user or []:
-            rows = recommender.recommend(u, k, exclude_seen=not include_rated)
-            lists.append((recommender.user_id(recommender.user_index(u)), rows, rows[0]["source"] if rows else "model"))
-        if as_json:
-            body = [{"user_id": u, "items": rows, "source": src} for u, rows, src in lists]
-            print(json.dumps(body[0] if len(body) == 1 else {"users": body}))
-            return
-    for who, rows, source in lists:
-        title = who if who == "new user" else f"user {who}"
-        models_used = f"{recommender.ranker_name} lists, {recommender.rater_name or 'no'} ratings"
-        table = Table(title=f"top {k} for {title} ({source}: {models_used})")
-        table.add_column("#", justify="right")
-        table.add_column("item", justify="right")
-        table.add_column("title")
-        table.add_column("predicted", justify="right")
-        table.add_column("because you liked")
-        for rank, row in enumerate(rows, 1):
+            found = recommender.recommend(u, k, exclude_seen=not include_rated)
+            who = recommender.user_id(recommender.user_index(u))
+            lists.append((f"user {who}", bodies.known_user_list(who, found)))
+    if as_json:
+        body = [listed for _, listed in lists]
+        print(json.dumps(body[0] if len(body) == 1 else {"users": body}))
+        return
+    models_used = f"{recommender.ranker_name} lists, {recommender.rater_name or 'no'} ratings"
+    for who, listed in lists:
+        table = _table(f"top {k} for {who} ({listed['source']}: {models_used})", "predicted", "because you liked")
+        for rank, row in enumerate(listed["items"], 1):
             rating = "-" if row["rating"] is None else f"{row['rating']:.2f}"
-            because = _named(recommender, row.get("because", []))
+            because = _named(recommender, row["because"])
             table.add_row(str(rank), str(row["item_id"]), row["title"] or "", rating, because)
         out.print(table)
 
@@ -118,6 +110,17 @@ def _ids_by_title(recommender: Recommender, text: str, model_dir: Path) -> str:
     if not found:
         return f"find ids by title: movierec search --model {model_dir} TITLE"
     return "by title it may be " + ", ".join(f"{row['item_id']} ({row['title']})" for row in found)
+
+
+def _table(title: str, *columns: str) -> Table:
+    """A list's table: rank, item id, title, then ``columns``."""
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("item", justify="right")
+    table.add_column("title")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i else "right")
+    return table
 
 
 def _parse_rating(text: str) -> tuple[str, float]:
@@ -138,26 +141,23 @@ def similar(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the items most like one item: cosine of the model's item vectors, or of their raters."""
-    from movierec import persist
+    from movierec import bodies, persist
     from movierec.recommend import UnknownIdError
 
     check_k(k)
     recommender = persist.load(model_dir)
     try:
-        rows = recommender.similar_items(item, k)
+        found = recommender.similar_items(item, k)
     except UnknownIdError as exc:  # often a title given for an id: name the ids it may mean
         raise ConfigError(f"{exc}; {_ids_by_title(recommender, item, model_dir)}") from None
-    if as_json:
-        print(json.dumps({"item_id": item, "items": rows, "source": recommender.similarity_source}))
-        return
     i = recommender.item_index(item)
+    listed = bodies.similar_list(recommender.item_id(i), found)
+    if as_json:
+        print(json.dumps(listed))
+        return
     name = recommender.titles[i] if recommender.titles is not None else item
-    table = Table(title=f"like {name} ({recommender.similarity_source})")
-    table.add_column("#", justify="right")
-    table.add_column("item", justify="right")
-    table.add_column("title")
-    table.add_column("similarity", justify="right")
-    for rank, row in enumerate(rows, 1):
+    table = _table(f"like {name} ({found.source})", "similarity")
+    for rank, row in enumerate(listed["items"], 1):
         table.add_row(str(rank), str(row["item_id"]), row["title"] or "", f"{row['score']:.3f}")
     out.print(table)
 
