@@ -185,6 +185,8 @@ def test_search_finds_ids_by_title(titled, monkeypatch, capsys):
     assert code == 0 and TITLES[4] in shown and " 50 " in shown
     code, out, err = run_cli(monkeypatch, capsys, "search", "no such film", "--model", str(titled))
     assert code == 1 and out == "" and "no title contains 'no such film'" in err
+    code, out, _ = run_cli(monkeypatch, capsys, "search", "no such film", "--model", str(titled), "--json")
+    assert code == 0 and json.loads(out)["items"] == []
 
 
 def test_search_says_when_a_model_has_no_titles(tmp_path, monkeypatch, capsys):

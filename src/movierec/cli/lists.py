@@ -174,7 +174,7 @@ def search(
     The same search as the web page's and ``GET /items/search``: the whole title (with or
     without its year, "Matrix, The" read as "The Matrix"), then titles starting with the
     words, then the words anywhere. The ids found are the ones --item and --rate take.
-    Exit code 1 when no title matches.
+    Exit code 1 when no title matches (with --json: an empty list, exit code 0).
     """
     from movierec import persist
 

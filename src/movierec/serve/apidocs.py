@@ -54,6 +54,8 @@ def mount(app: FastAPI, title: str = "movierec API") -> None:
                 swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
                 swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
                 swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+                # No badge from swagger.io's online validator (fetched for any host but localhost).
+                swagger_ui_parameters={"validatorUrl": None},
             )
         )
 
