@@ -25,7 +25,8 @@ def _log(genres: list[str] | None) -> Ratings:
 def _dense_b(r: Ratings, l2: float, genres: float) -> np.ndarray:
     """EASE by the book: X with the genre rows stacked under it, B = I - P / diag(P)."""
     x = np.zeros((r.n_users, r.n_items))
-    x[r.user_idx, r.item_idx] = r.rating / r.rating.max()
+    floor = r.rating_floor()  # 2..5 present, whole steps: 1
+    x[r.user_idx, r.item_idx] = (r.rating - floor) / (r.rating.max() - floor)
     f = r.genre_matrix()
     if f is not None:
         x = np.vstack([x, np.sqrt(genres) * f])

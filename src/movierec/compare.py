@@ -88,6 +88,7 @@ def by_rating(recommender: Recommender) -> Recommender:
     assert rater is not None
     cold = torch.from_numpy((recommender.item_counts == 0).nonzero()[0])
     ranker = RatingRanker(rater, torch.from_numpy(recommender.user_bias), torch.from_numpy(recommender.item_bias), cold)
+    ranker.rating_floor.fill_(float(recommender.ranker.rating_floor))  # the popular fallback's, unchanged
     return replace(
         recommender,
         ranker=ranker,

@@ -29,7 +29,7 @@ import numpy as np
 
 from movierec.data.ratings import Ratings
 from movierec.data.readers import Columns, Source, first_line, read_delimited, split_fields
-from movierec.data.tables import RatingScale
+from movierec.data.tables import RatingScale, declare
 from movierec.errors import ConfigError, DataError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
@@ -148,6 +148,8 @@ class Found:
     name: str
     """The release name, or the file or folder name when it is not a known release."""
     scale: RatingScale
+    known: bool = False
+    """True for a release GroupLens publishes (its own folder): its scale is the data's declared scale."""
 
     def files(self) -> list[Path]:
         """The files on disk that the data comes from (what a parse cache keys on)."""
@@ -160,7 +162,7 @@ def _found(layout: str, ratings: Source, titles: Source | None, folder: str, fil
     # ratings.dat outside a known folder may be ml-1m (whole stars) or ml-10m (half stars): allow both.
     scale = release.scale if release else (WHOLE_STARS if layout == "100k" else HALF_STARS)
     name = file_name or (release.name if release else folder)
-    return Found(layout, ratings, titles, name, scale)
+    return Found(layout, ratings, titles, name, scale, release is not None)
 
 
 def _in_zip(path: Path) -> Found:
@@ -259,6 +261,8 @@ def read(found: Found, *, rating_range: tuple[float, float] | None = None) -> Ra
         name=found.name,
         hint=hint,
     )
+    if rating_range is not None or found.known:
+        ratings = declare(ratings, scale)
     if found.titles is None:
         return ratings
     ids, titles, genres = read_titles(found.titles, found.layout)

@@ -7,7 +7,7 @@ Only when one fails does ``where`` work out the line an editor shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +43,13 @@ class RatingScale:
 
 DEFAULT_SCALE = RatingScale(0.5, 5.0)
 """What a plain file is checked against unless ``rating_range`` says otherwise."""
+
+
+def declare(ratings: Ratings, scale: RatingScale) -> Ratings:
+    """``ratings`` on ``scale`` as declared, kept whatever ratings the log happens to hold (not for an implicit log)."""
+    if ratings.implicit:
+        return ratings
+    return replace(ratings, scale=(float(scale.lo), float(scale.hi)), step=scale.step)
 
 
 def index_ids(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -35,9 +35,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from movierec import manifest as manifest_file
 from movierec import persist
 from movierec._version import __version__
-from movierec.errors import ModelError, MovierecError
+from movierec.errors import MovierecError
 from movierec.recommend import UnknownIdError
 from movierec.serve import schemas
 from movierec.serve.schemas import MAX_K
@@ -315,13 +316,7 @@ def _model_info(model_dir: Path) -> dict:
     """The manifest without its long lists, plus metrics.json when the run wrote one."""
     manifest = persist.read_manifest(model_dir)
     info = {k: v for k, v in manifest.items() if k not in ("user_ids", "item_ids", "titles")}
-    metrics_path = model_dir / "metrics.json"
-    info["metrics"] = None
-    if metrics_path.is_file():
-        try:
-            info["metrics"] = json.loads(metrics_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ModelError(f"{metrics_path}: not valid JSON ({exc}); the model directory is corrupt") from None
+    info["metrics"] = manifest_file.read_metrics(model_dir)
     return _finite(info)
 
 
