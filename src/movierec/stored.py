@@ -127,7 +127,7 @@ def number(value: object, field: str, lo: float = -math.inf, hi: float = math.in
     if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int)):
         raise Invalid(f"{field} must be {'a whole number' if whole else 'a number'}, got {kind(value)}")
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise Invalid(f"{field} must be from {lo:g} to {hi:g}, got {value:g}")
+        raise Invalid(f"{field} must be from {lo:g} to {hi:g}, got {kind(value)}")
     return value
 
 
