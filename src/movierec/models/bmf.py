@@ -298,7 +298,8 @@ class _PosteriorMean:
         self.pending = []
         qa, ra = torch.linalg.qr(A)
         qb, rb = torch.linalg.qr(B)
-        left, sing, right_t = torch.linalg.svd(ra @ rb.T)
+        # Reduced: with fewer users or items than the samples' columns the rank is below dim.
+        left, sing, right_t = torch.linalg.svd(ra @ rb.T, full_matrices=False)
         root = sing[: self.dim].sqrt()
         self.A = qa @ left[:, : self.dim] * root
         self.B = qb @ right_t[: self.dim].T * root
