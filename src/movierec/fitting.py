@@ -184,6 +184,7 @@ def fit(
     )
     # The rater and the fit part's history, to compare list settings on the validation part.
     popular = Popular(fit_part.n_items)
+    popular.rating_max.fill_(scale[1])
     popular.rating_floor.fill_(fit_part.rating_floor())  # for the popular list of users with no ratings
     base = Recommender(
         ranker=popular,
@@ -362,6 +363,7 @@ def popular_of(recommender: Recommender) -> Recommender:
         recommender.global_mean, recommender.item_bias, recommender.item_counts, recommender.scale, floor
     )
     ranker.item_score.copy_(torch.from_numpy(score).float())
+    ranker.rating_max.copy_(recommender.ranker.rating_max)
     ranker.rating_floor.fill_(floor)
     return replace(
         recommender,

@@ -68,6 +68,7 @@ class _Sweeps(Sweeps):
         _, b_i = fit_biases(u, i, r - mean, data.n_users, model.n_items)
         counts = np.bincount(i, minlength=model.n_items)
         scale = (float(r.min()), float(r.max())) if len(r) else (0.0, 1.0)
+        model.rating_max.fill_(data.rating_max)  # unused by the score; kept above the floor, as every ranker's
         model.rating_floor.fill_(data.rating_floor)
         score = popularity(mean, b_i, counts, scale, data.rating_floor)
         model.item_score.copy_(torch.from_numpy(score).float())
