@@ -403,3 +403,17 @@ def test_a_declared_scale_is_kept_whatever_the_log_holds(tmp_path):
             load(path, rating_range=(lo, hi))
     release = load(latest_small(tmp_path))
     assert release.rating_scale() == (0.5, 5.0) and release.rating_floor() == 0.0  # r / 5, as on MovieLens
+
+
+def test_a_model_of_a_declared_scale_takes_its_top_rating_with_none_given(tmp_path):
+    from movierec import fitting, persist, pipeline
+
+    path = tmp_path / "tens.csv"
+    path.write_text(
+        "user,item,rating\n" + "".join(f"{u},{i},{1 + (u * i) % 9}\n" for u in range(30) for i in range(12))
+    )
+    parts = pipeline.split(load(path, rating_range=(1, 10)))
+    rec, _ = fitting.fit(parts.fit, parts.val, "baseline", ranker="popular")
+    loaded = persist.load(persist.save(rec, tmp_path / "m"))
+    assert loaded.scale == (1.0, 10.0)  # was 1..9, the ratings present, and a rating of 10 was refused
+    assert loaded.recommend_new_user([(3, 10.0), (4, 1.0)], 3).items
