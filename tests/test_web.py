@@ -477,3 +477,29 @@ def test_redoc_renders(docs_page, server):
     # Its footer's logo lives on a CDN: the page's policy refuses it (a console error) rather than fetch it.
     assert page.outside == page.refused
     assert [e for e in page.errors if "cdn.redoc.ly" not in e] == []
+
+
+@pytest.mark.parametrize(
+    ("scale", "sent"),
+    [
+        ([0.5, 5], [1, 3, 5]),
+        ([1, 5], [1, 3, 5]),
+        ([1, 10], [1, 5.5, 10]),
+        ([-2.5, 2], [-2.5, -0.25, 2]),
+        ([0, 100], [0, 50, 100]),
+    ],
+)
+def test_stars_are_sent_on_the_model_scale(scale, sent):
+    """The page's starsToScale, run by node: five stars are the top of any scale (5 of 10 was sent before)."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    source = (Path(__file__).resolve().parents[1] / "src" / "movierec" / "web" / "rate.js").read_text()
+    function = re.search(r"function starsToScale\(stars\) \{.*?\n\}", source, re.S)
+    assert function is not None
+    show = "console.log(JSON.stringify([1, 3, 5].map(starsToScale)));"
+    script = f"const state = {{scale: {scale}}};\n{function.group(0)}\n{show}"
+    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30, check=True)
+    assert json.loads(result.stdout) == sent

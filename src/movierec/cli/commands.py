@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -33,9 +33,6 @@ from movierec.cli.common import (
     parse_columns,
 )
 from movierec.errors import ConfigError
-
-if TYPE_CHECKING:  # PyTorch and NumPy load when a command runs, so --help starts at once
-    from movierec.data.ratings import Ratings
 
 DEFAULT_RATER = "blend"
 """The rating model ``train`` fits when none is named: the most accurate, whose predicted
@@ -213,7 +210,7 @@ def evaluate(
     Reports RMSE and MAE, and ranking metrics at k (precision, recall, NDCG, MAP, hit rate,
     coverage): each test user's items are ranked over every item they did not rate in training.
     """
-    from movierec import persist, pipeline
+    from movierec import persist, pipeline, provenance
     from movierec.evaluation import default_relevance, evaluate_ranking
     from movierec.evaluation import evaluate as score
 
@@ -229,14 +226,18 @@ def evaluate(
         if dataset or data:
             raise ConfigError("give --test alone, or --data/--dataset to re-split as in training")
         part = load_test(test, columns)
+        note = provenance.check_test(recommender, part)
+        if note and not as_json:
+            err.print(note)
     elif dataset or data or synthetic:  # --synthetic SIZE alone: synthetic data, as train takes it
         saved = (recommender.info or {}).get("split") or {}
         if saved.get("how") not in ("random", "user", "time"):
             raise ConfigError("this model was tested on a given --test file; evaluate it with --test PATH")
         # The training seed also seeded synthetic data, so the same log and split come back.
         ratings, _ = load_ratings(dataset, data, columns, synthetic, saved["seed"], progress=not as_json)
-        _check_same_log(recommender.info or {}, ratings)
-        part = pipeline.split(ratings, pipeline.SplitConfig(**saved)).test
+        parts = pipeline.split(ratings, pipeline.SplitConfig(**saved))
+        provenance.check_same_training(recommender, parts.fit, parts.val)
+        part = parts.test
     else:
         raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME / --synthetic SIZE")
     lo, hi = recommender.scale
@@ -271,17 +272,6 @@ def evaluate(
         f"precision {ranking['precision']:.4f}  recall {ranking['recall']:.4f}  NDCG {ranking['ndcg']:.4f}  "
         f"MAP {ranking['map']:.4f}  hit rate {ranking['hit_rate']:.4f}  coverage {ranking['coverage']:.4f}"
     )
-
-
-def _check_same_log(info: dict, ratings: Ratings) -> None:
-    """Re-splitting gives the model's own test part only from the log it was trained on."""
-    counts = info.get("metrics") or {}
-    trained = sum(int(counts.get(k) or 0) for k in ("n_train", "n_val", "n_test"))
-    if trained and len(ratings) != trained:
-        raise ConfigError(
-            f"this model was trained on {info.get('dataset')} ({trained:,} ratings), not on {ratings.name} "
-            f"({len(ratings):,}): its held-out part cannot be made again from these; score them with --test PATH"
-        )
 
 
 @app.command("models")

@@ -129,6 +129,7 @@ class _Sweeps(Sweeps):
     def sweep(self, epoch: int) -> None:
         model, data = self.model, self.data
         model.rating_max.fill_(data.rating_max)
+        model.rating_floor.fill_(data.rating_floor)
         g = gram(data, model.weights(data.rating), model.n_items)
         if data.genres is not None and self.config.genres > 0:
             g.addmm_(data.genres.T, data.genres, alpha=self.config.genres)  # in place: no third n_items^2 matrix

@@ -237,7 +237,8 @@ class Recommender:
     @cached_property
     def popular(self) -> np.ndarray:
         """Item indices with training ratings, by ``models.popular``'s score, best first."""
-        key = popularity(self.global_mean, self.item_bias, self.item_counts, self.scale)
+        floor = float(self.ranker.rating_floor)
+        key = popularity(self.global_mean, self.item_bias, self.item_counts, self.scale, floor)
         rated = np.flatnonzero(self.item_counts > 0)
         return rated[np.lexsort((rated, -key[rated]))]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from movierec import manifest as manifest_file
 from movierec import persist
-from movierec.errors import ModelError
 
 
 def json_response(content: dict, status_code: int = 200) -> Response:
@@ -31,13 +31,7 @@ def model_info(model_dir: Path) -> dict:
     """The manifest without its long lists, plus metrics.json when the run wrote one."""
     manifest = persist.read_manifest(model_dir)
     info = {k: v for k, v in manifest.items() if k not in ("user_ids", "item_ids", "titles")}
-    metrics_path = model_dir / "metrics.json"
-    info["metrics"] = None
-    if metrics_path.is_file():
-        try:
-            info["metrics"] = json.loads(metrics_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ModelError(f"{metrics_path}: not valid JSON ({exc}); the model directory is corrupt") from None
+    info["metrics"] = manifest_file.read_metrics(model_dir)
     return _finite(info)
 
 

@@ -53,7 +53,8 @@ function syncStars(itemKey) {
 /** A number of stars as a rating on the model's scale: as is where 1..5 fits (MovieLens), else spread over it. */
 function starsToScale(stars) {
   const [lo, hi] = state.scale || [1, 5];
-  return lo <= 1 && hi >= 5 ? stars : lo + ((stars - 1) * (hi - lo)) / 4;
+  // Stars are the rating on five-star scales (0.5-5, 1-5); on any other, 1..5 stars span lo..hi.
+  return lo <= 1 && hi === 5 ? stars : lo + ((stars - 1) * (hi - lo)) / 4;
 }
 
 function rate(item, rating) {
