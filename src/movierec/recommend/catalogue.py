@@ -45,7 +45,7 @@ class Catalogue:
         ``because``, where given, holds one entry for each item that is not padding.
         """
         listed = items >= 0
-        rated = [None] * int(listed.sum()) if ratings is None else [finite(r) for r in ratings[listed]]
+        rated = [None] * int(listed.sum()) if ratings is None else [finite(r) for r in ratings[listed].tolist()]
         return tuple(
             ListItem(
                 self.item_ids[i],

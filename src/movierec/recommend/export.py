@@ -12,7 +12,7 @@ import numpy as np
 
 from movierec import outdir
 from movierec.errors import ConfigError
-from movierec.recommend.lists import ItemList
+from movierec.recommend.lists import ItemList, ListItem
 from movierec.recommend.ranked import block_size
 from movierec.recommend.recommender import Recommender
 
@@ -76,17 +76,25 @@ def _table(lists: list[tuple[object, ItemList]], user_dtype: np.dtype, item_dtyp
     """One row per listed item: user, rank (1 = best), item, title (when the model has titles), rating, source."""
     import pyarrow as pa
 
-    rows = [(user, rank, item, found.source) for user, found in lists for rank, item in enumerate(found, 1)]
+    users: list[object] = []
+    ranks: list[int] = []
+    items: list[ListItem] = []
+    sources: list[str] = []
+    for user, found in lists:
+        users += [user] * len(found)
+        ranks += range(1, len(found) + 1)
+        items += found.items
+        sources += [found.source] * len(found)
     columns = {
-        "user_id": pa.array([user for user, _, _, _ in rows], type=pa.from_numpy_dtype(user_dtype)),
-        "rank": pa.array([rank for _, rank, _, _ in rows], type=pa.int32()),
-        "item_id": pa.array([item.item_id for _, _, item, _ in rows], type=pa.from_numpy_dtype(item_dtype)),
+        "user_id": pa.array(users, type=pa.from_numpy_dtype(user_dtype)),
+        "rank": pa.array(ranks, type=pa.int32()),
+        "item_id": pa.array([item.item_id for item in items], type=pa.from_numpy_dtype(item_dtype)),
     }
     if titled:
-        columns["title"] = pa.array([item.title for _, _, item, _ in rows], type=pa.string())
-    ratings = np.array([np.nan if item.rating is None else item.rating for _, _, item, _ in rows], dtype=np.float32)
+        columns["title"] = pa.array([item.title for item in items], type=pa.string())
+    ratings = np.array([np.nan if item.rating is None else item.rating for item in items], dtype=np.float32)
     columns["rating"] = pa.array(ratings, mask=np.isnan(ratings))
-    columns["source"] = pa.array([source for _, _, _, source in rows], type=pa.string())
+    columns["source"] = pa.array(sources, type=pa.string())
     return pa.table(columns)
 
 

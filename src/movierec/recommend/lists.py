@@ -29,6 +29,7 @@ similarity, instead; their ``source`` names the similarity (the ranker's, or ``c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -163,6 +164,5 @@ def check_length(k: int) -> None:
 
 
 def finite(x: float) -> float | None:
-    """``x`` as a plain float, or None where it is NaN or infinite (a padded or unrated place)."""
-    x = float(x)
-    return x if np.isfinite(x) else None
+    """``x``, or None where it is NaN or infinite (a padded or unrated place)."""
+    return x if math.isfinite(x) else None
