@@ -10,6 +10,7 @@ import numpy as np
 
 from movierec import outdir
 from movierec.errors import ConfigError
+from movierec.progress import Phase
 from movierec.recommend.lists import check_k
 from movierec.recommend.recommender import BLOCK_PAIRS, Recommender
 
@@ -21,6 +22,7 @@ def write_recommendations(
     *,
     k: int = 10,
     exclude_seen: bool = True,
+    phase: Phase | None = None,
 ) -> int:
     """Write top-``k`` lists for ``user_ids`` (all users when None) to a .csv or .parquet file.
 
@@ -29,7 +31,7 @@ def write_recommendations(
     ``source``. Users are scored in blocks and the file is streamed, so memory stays
     bounded; it is written to a temporary sibling and renamed into place only when
     complete. An existing file is replaced only if it is an earlier recommendations file.
-    Returns the number of rows written.
+    Returns the number of rows written; ``phase`` (``movierec.progress``) hears of the users done.
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -74,6 +76,8 @@ def write_recommendations(
                 writer = pq.ParquetWriter(tmp, table.schema) if parquet else pa_csv.CSVWriter(tmp, table.schema)
             writer.write_table(table)
             written += table.num_rows
+            if phase is not None:
+                phase.advance(min(s + block, len(users)), len(users))
         if writer is not None:
             writer.close()
     return written

@@ -2,16 +2,13 @@
 
 How lists are made, and the ``source`` and ``rating_source`` each says, is in ``lists``.
 
-Predicted ratings (``predict``): a user and an item both seen in training get the
-rater's prediction plus the training mean, clipped to the rating scale; otherwise the
-training mean plus each regularised bias that is known (the baseline's, fitted on the
-same data), clipped. Unknown ids never fail a prediction.
+Raw ids and predicted ratings, which need no list, are in ``predictions`` (``Predictions``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 
 import numpy as np
@@ -19,11 +16,10 @@ import torch
 
 from movierec.data.ids import UNKNOWN, IdIndex
 from movierec.data.ratings import ByUser
-from movierec.errors import ConfigError, MovierecError
-from movierec.models.base import Ranker, RatingModel, UserRows, predict_centred
+from movierec.models.base import Ranker, RatingModel, UserRows
 from movierec.models.popular import popularity
 from movierec.recommend import explain, fold_in
-from movierec.recommend.catalogue import Catalogue
+from movierec.recommend.derived import Derived
 from movierec.recommend.lists import (
     FOLD_IN,
     MODEL,
@@ -36,6 +32,8 @@ from movierec.recommend.lists import (
     order,
     round_rating,
 )
+from movierec.recommend.predictions import Predictions
+from movierec.recommend.predictions import UnknownIdError as UnknownIdError  # where it was defined before
 from movierec.recommend.similar import Similarity
 from movierec.recommend.topk import top_k
 from movierec.sittings import Sittings
@@ -44,17 +42,13 @@ BLOCK_PAIRS = 1 << 22
 """Most scores held at once by batch top-N (users per block = this // n_items)."""
 
 
-class UnknownIdError(MovierecError):
-    """A raw user or item id the model has never seen, where it must know it."""
+@dataclass(frozen=True)
+class Recommender(Predictions):
+    """A ranker and a rater, fitted on the same training ratings, with everything to answer in raw ids.
 
-    def __init__(self, kind: str, raw: object) -> None:
-        super().__init__(f"unknown {kind} id {raw!r}: the model was not trained with it")
-        self.kind, self.raw = kind, raw
-
-
-@dataclass
-class Recommender:
-    """A ranker and a rater, fitted on the same training ratings, with everything to answer in raw ids."""
+    Frozen: a variant (other list settings, no sittings, another ranker) is a ``replace``,
+    which keeps the counts and catalogue derived from the same history (``derived``).
+    """
 
     ranker: Ranker
     """Orders the lists (sees indices only)."""
@@ -83,41 +77,20 @@ class Recommender:
     titles: np.ndarray | None = None
     """str (n_items,): titles by item index, where the data has them."""
     info: dict | None = None
-    """What the models were trained on and how (dataset, split, settings, metrics): for reports."""
+    """The manifest's record of how it was made (``FitReport.as_info``, the split, the test's metrics)."""
     lists: ListConfig = ListConfig()
     """How lists combine the ranker and the rater."""
     sittings: Sittings | None = None
     """Each training sitting's shift on ratings at a known time (``movierec.sittings``); None: no shifts."""
 
+    derived: Derived | None = field(default=None, repr=False, compare=False)
+    """Counts and catalogue of ``history``: derived when built, kept by ``replace`` while the history is the same."""
+
     def __post_init__(self) -> None:
-        # Derived once: predict and recommend consult them on every call.
-        self.user_counts = self.history.counts()
-        self.item_counts = np.bincount(self.history.items, minlength=self.index.n_items)
-        self.catalogue = Catalogue(self.index.item_ids, self.titles, self.item_counts)
+        if self.derived is None or not self.derived.holds(self.history, self.titles):
+            object.__setattr__(self, "derived", Derived.of(self.history, self.index, self.titles))
 
     # --- ids ----------------------------------------------------------------------------
-
-    def user_index(self, user_id: object) -> int:
-        """The index of raw ``user_id``; ``UnknownIdError`` if the model never saw it."""
-        return self._known("user", user_id)
-
-    def item_index(self, item_id: object) -> int:
-        """The index of raw ``item_id``; ``UnknownIdError`` if the model never saw it."""
-        return self._known("item", item_id)
-
-    def user_id(self, user_idx: int) -> object:
-        """The raw id of ``user_idx`` as a plain Python value."""
-        return self.index.user_ids[user_idx].item()
-
-    def item_id(self, item_idx: int) -> object:
-        """The raw id of ``item_idx`` as a plain Python value."""
-        return self.catalogue.item_ids[item_idx]
-
-    def _known(self, kind: str, raw: object) -> int:
-        idx = self.index.find(kind, raw)
-        if idx == UNKNOWN:
-            raise UnknownIdError(kind, raw.item() if isinstance(raw, np.generic) else raw)
-        return idx
 
     def user_ratings(self, user_id: object) -> list[dict]:
         """A known user's training ratings, best first: ``item_id``, ``title``, ``rating``."""
@@ -125,66 +98,6 @@ class Recommender:
         items, values = self.history.items_of(u), self.history.ratings_of(u)
         order = np.lexsort((items, -values))
         return [{**self.catalogue.row(int(items[j])), "rating": float(values[j])} for j in order]
-
-    # --- ratings --------------------------------------------------------------------------
-
-    @property
-    def predicts_ratings(self) -> bool:
-        """False for a recommender trained on a log without ratings (plays, clicks)."""
-        return self.rater is not None
-
-    def predict_idx(
-        self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Predicted ratings for index pairs; ``UNKNOWN`` (-1) indices take the fallback.
-
-        With the ratings' times (``timestamp``, seconds), each also takes its sitting's shift.
-        """
-        return self._predict_idx(user_idx, item_idx, timestamp)[0]
-
-    def _predict_idx(
-        self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rater = self._rater()
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        item_idx = np.asarray(item_idx, dtype=np.int64)
-        known_u = user_idx != UNKNOWN
-        known_i = item_idx != UNKNOWN
-        known_u[known_u] = self.user_counts[user_idx[known_u]] > 0
-        known_i[known_i] = self.item_counts[item_idx[known_i]] > 0
-        both = known_u & known_i
-        out = np.full(len(user_idx), self.global_mean, dtype=np.float64)
-        out[known_u & ~both] += self.user_bias[user_idx[known_u & ~both]]
-        out[known_i & ~both] += self.item_bias[item_idx[known_i & ~both]]
-        if both.any():
-            u = torch.from_numpy(user_idx[both]).to(self._device)
-            i = torch.from_numpy(item_idx[both]).to(self._device)
-            out[both] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
-        if self.sittings is not None and timestamp is not None:
-            if len(timestamp) != len(user_idx):
-                raise ConfigError(f"{len(user_idx)} pairs but {len(timestamp)} times; give one time per pair")
-            out += self.sittings.shift_of(user_idx, timestamp)
-        return np.clip(out, *self.scale).astype(np.float32), both
-
-    def predict(self, user_ids: object, item_ids: object) -> np.ndarray:
-        """Predicted ratings for raw id pairs; unknown ids get the documented fallback."""
-        return self.predict_with_source(user_ids, item_ids)[0]
-
-    def predict_with_source(self, user_ids: object, item_ids: object) -> tuple[np.ndarray, np.ndarray]:
-        """As ``predict``, plus bool (n,): True where the rater answered, False where the fallback did."""
-        u = self.index.find_many("user", user_ids)
-        i = self.index.find_many("item", item_ids)
-        if u.shape != i.shape:
-            raise ConfigError(f"{len(u)} user ids but {len(i)} item ids; give them in pairs")
-        return self._predict_idx(u, i)
-
-    def _rater(self) -> RatingModel:
-        if self.rater is None:
-            raise ConfigError(
-                "this recommender was trained on a log without ratings, so it predicts no ratings; "
-                "it ranks items (recommend, similar) only"
-            )
-        return self.rater
 
     # --- lists of known users ---------------------------------------------------------------
 
@@ -259,16 +172,6 @@ class Recommender:
     @cached_property
     def _discount(self) -> np.ndarray:
         return np.power(1.0 + self.item_counts, self.lists.discount).astype(np.float32)
-
-    def _predict_known(self, users: np.ndarray, cand: np.ndarray) -> np.ndarray:
-        """float64 (B, C): predicted ratings of known users for candidate items (NaN where cand is -1)."""
-        rater = self._rater()
-        valid = cand >= 0
-        u = torch.from_numpy(np.repeat(users, cand.shape[1]).reshape(cand.shape)[valid]).to(self._device)
-        i = torch.from_numpy(cand[valid]).to(self._device)
-        out = np.full(cand.shape, np.nan)
-        out[valid] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
-        return np.clip(out, *self.scale)
 
     def _finish(self, scores: np.ndarray, k: int, predict: Predict) -> tuple[np.ndarray, np.ndarray]:
         """Lists from ranker scores (B, n_items) and their predicted ratings (see ``lists.order``)."""
@@ -382,14 +285,3 @@ class Recommender:
     def item_summary(self, item_idx: int) -> dict:
         """``item_id``, ``title`` and the number of training ratings of one item."""
         return self.catalogue.summary(item_idx)
-
-    @cached_property
-    def _cold_items(self) -> np.ndarray:
-        return np.flatnonzero(self.item_counts == 0)
-
-    @cached_property
-    def _device(self) -> torch.device:
-        for module in (self.rater, self.ranker):
-            for tensor in [*module.parameters(), *module.buffers()] if module is not None else []:
-                return tensor.device
-        return torch.device("cpu")
