@@ -48,7 +48,6 @@ def verbosity(
     logger.setLevel(LEVEL[0])
     if not any(isinstance(h, _Lines) for h in logger.handlers):
         logger.addHandler(_Lines(err))
-        logger.propagate = False  # shown here once, not again by a handler the root logger may have
 
 
 class _Lines(logging.Handler):
