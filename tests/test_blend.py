@@ -49,9 +49,10 @@ def test_blend_fits_validation_at_least_as_well_as_each_member(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
     config = BlendConfig(members=("baseline", "knn"), configs=({}, {"k": 20}))
     spec = models.get("blend")
-    recommender, history = fitting.fit(
+    recommender, report = fitting.fit(
         parts.fit, parts.val, "blend", train_config=TrainConfig.for_model(spec, device="cpu"), model_config=config
     )
+    history = report.history
     net = recommender.rater
     vu = torch.from_numpy(parts.val.user_idx.astype(np.int64))
     vi = torch.from_numpy(parts.val.item_idx.astype(np.int64))
@@ -73,7 +74,8 @@ def test_refit_trains_members_on_validation_too_and_keeps_the_blind_figure(small
     for refit in (False, True):
         blend = BlendConfig(members=("baseline", "knn"), refit=refit)
         runs[refit] = fitting.fit(parts.fit, parts.val, "blend", train_config=config, model_config=blend)
-    (plain, plain_history), (refitted, refit_history) = runs[False], runs[True]
+    (plain, plain_report), (refitted, refit_report) = runs[False], runs[True]
+    plain_history, refit_history = plain_report.history, refit_report.history
     knn_plain, knn_refit = plain.rater.members[1], refitted.rater.members[1]
     assert len(knn_plain.seen_residual) == len(parts.fit)
     assert len(knn_refit.seen_residual) == len(parts.fit) + len(parts.val)

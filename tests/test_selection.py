@@ -32,9 +32,13 @@ def _choose(setting, monkeypatch, other_gain: float, val_size: int | None = None
     monkeypatch.setattr(selection, "evaluate_ranking", planted)
     if val_size is not None:
         monkeypatch.setattr(selection, "SMALL_VAL", val_size)
-    return selection.choose(
-        base, parts.fit, parts.val, "ease", lambda config, rank: (base.ranker, config), ranker_config=None, seed=0
-    ), parts
+    fit_ranker = lambda config, rank, label: (base.ranker, config)  # noqa: E731
+    return selection.choose(_on_fit_part(base), True, parts.fit, parts.val, "ease", fit_ranker, seed=0), parts
+
+
+def _on_fit_part(base):
+    """Recommenders of the fit part as ``fitting`` makes them: ``base`` with another ranker and lists."""
+    return lambda ranker, config, lists: replace(base, ranker=ranker, ranker_config=config, lists=lists)
 
 
 @pytest.fixture(autouse=True)
@@ -83,9 +87,10 @@ def test_train_keeps_the_rater_settings_that_validate_lowest(setting, als_candid
     good, absurd = ALSConfig(dim=4), ALSConfig(dim=4, reg=50.0, reg_bias=50.0)  # a ridge that flattens everything
     for first, second in ((absurd, good), (good, absurd)):
         als_candidates(first, second)
-        rec, history = fitting.fit(parts.fit, parts.val, "als", ranker="popular")
+        rec, report = fitting.fit(parts.fit, parts.val, "als", ranker="popular")
+        history = report.history
         assert rec.rater_config == good
-        line = rec.info["rater_choice"]
+        line = report.rater_choice
         assert line.startswith("als: ") and "2 settings" in line
         assert ("defaults" in line.split(",")[0]) == (first == good)
         # The history is the kept fit's: its best validation RMSE is the lowest listed.
@@ -93,7 +98,8 @@ def test_train_keeps_the_rater_settings_that_validate_lowest(setting, als_candid
         assert min(h.val_rmse for h in history) == pytest.approx(min(scores), abs=1e-4)
         # ...and so is the model: it scores that on the validation part.
         assert evaluate(rec, parts.val)["rmse"] == pytest.approx(min(scores), abs=1e-4)
-        assert rec.info["rater_seconds"] >= sum(h.seconds for h in history)
+        assert report.rater_seconds >= sum(h.seconds for h in history)
+        assert rec.info["rater_choice"] == line  # what the manifest keeps
 
 
 def test_resume_is_refused_where_settings_are_compared(setting, als_candidates, tmp_path):
@@ -121,15 +127,15 @@ def test_the_ranker_stops_on_validation_unless_its_settings_were_given(setting, 
     monkeypatch.setattr(selection, "evaluate_ranking", lambda *_, **__: {"ndcg": 0.2})
     calls = []
 
-    def fit_ranker(config, rank):
+    def fit_ranker(config, rank, label):
         calls.append(rank)
         return base.ranker, config
 
-    selection.choose(base, parts.fit, parts.val, "ease", fit_ranker)
+    selection.choose(_on_fit_part(base), True, parts.fit, parts.val, "ease", fit_ranker)
     assert len(calls) == 2 and all(callable(rank) for rank in calls)  # both candidates, each may stop early
     assert calls[0](base.ranker) == 0.2  # the ranker's own lists, scored on the validation part
     calls.clear()
-    selection.choose(base, parts.fit, parts.val, "ease", fit_ranker, ranker_config=OTHER)
+    selection.choose(_on_fit_part(base), True, parts.fit, parts.val, "ease", fit_ranker, ranker_config=OTHER)
     assert calls == [None]  # settings given are kept, sweeps and all
 
 

@@ -23,7 +23,13 @@ from movierec import models
 from movierec.data.ratings import Ratings
 from movierec.evaluation import evaluate_ranking, relevance_of
 from movierec.models.base import Ranker
+from movierec.progress import Progress
 from movierec.recommend import ListConfig, Recommender
+
+OnFitPart = Callable[[Ranker, object, ListConfig], Recommender]
+"""(ranker, its config, list settings) -> a recommender of the fit part alone, its counts derived once."""
+FitRanker = Callable[[object, Callable[[Ranker], float] | None, str], tuple[Ranker, object]]
+"""(config, rank, label) -> the ranker fitted on the fit part and its config (see ``choose``)."""
 
 DISCOUNTS = (0.2, 0.0, 0.1, 0.3)
 """Popularity discounts tried (``ListConfig.discount``), the default first."""
@@ -71,32 +77,36 @@ class Choice:
 
 
 def choose(
-    base: Recommender,
+    on_fit_part: OnFitPart,
+    rated: bool,
     fit_part: Ratings,
     val_part: Ratings | None,
     ranker: str,
-    fit_ranker: Callable[[object, Callable[[Ranker], float] | None], tuple[Ranker, object]],
+    fit_ranker: FitRanker,
     *,
     ranker_config: object | None = None,
     lists: ListConfig | None = None,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> Choice:
-    """The best ranker settings and list config on ``val_part``, ``base`` giving the rater and history.
+    """The best ranker settings and list config on ``val_part``; ``rated``: there is a rater to reorder lists.
 
-    ``base`` must hold the fit part alone as its history; ``fit_ranker(config, rank)`` fits
-    the ranker on the fit part, ``rank`` giving the validation NDCG@10 of its own lists for
-    a fit that stops when that stops rising, and returns it with its config (the sweeps it
-    kept). A ``ranker_config`` or ``lists`` given is kept as it is (its sweeps too). With
-    no validation part (or none of its ratings relevant), the defaults.
+    ``on_fit_part`` makes the recommender of the fit part alone that each try is scored as;
+    ``fit_ranker(config, rank, label)`` fits the ranker on the fit part, ``rank`` giving the
+    validation NDCG@10 of its own lists for a fit that stops when that stops rising, and
+    returns it with its config (the sweeps it kept). A ``ranker_config`` or ``lists`` given is
+    kept as it is (its sweeps too). With no validation part (or none of its ratings
+    relevant), the defaults. ``progress`` hears of each fit and each setting scored.
     """
+    progress = progress or Progress()
     spec = models.get(ranker)
     configs = [ranker_config] if ranker_config is not None else []
     if not configs and spec.candidates:
         configs = spec.candidates(fit_part.n_users, fit_part.n_items, len(fit_part))
     configs = configs or [spec.config_type()]
-    gates = (True, False) if base.rater is not None else (False,)
+    gates = (True, False) if rated else (False,)
     candidates = [lists] if lists is not None else [ListConfig(gate=g, discount=d) for g in gates for d in DISCOUNTS]
-    default = Choice(configs[0], lists or ListConfig(gate=base.rater is not None), None, [])
+    default = Choice(configs[0], lists or ListConfig(gate=rated), None, [])
     if val_part is None or len(val_part) == 0 or (len(configs) == 1 and len(candidates) == 1):
         return default
     margin = MARGIN if len(val_part) >= SMALL_VAL else SMALL_MARGIN
@@ -107,18 +117,21 @@ def choose(
     best: tuple[float, object, ListConfig] | None = None  # the defaults, then what clearly beats them
 
     def rank(fitted: Ranker) -> float:  # the ranker's own lists: what its sweeps must improve
-        alone = replace(base, ranker=fitted, ranker_name=ranker, lists=ListConfig(gate=False, discount=0.0))
+        alone = on_fit_part(fitted, None, ListConfig(gate=False, discount=0.0))
         return evaluate_ranking(alone, val_part, relevance=relevance, max_users=MAX_USERS, seed=seed)["ndcg"]
 
-    for config in configs:
-        fitted_ranker, config = fit_ranker(config, rank if ranker_config is None else None)
-        fitted = replace(base, ranker=fitted_ranker, ranker_name=ranker, ranker_config=config)
-        for candidate in candidates:
-            scored = evaluate_ranking(
-                replace(fitted, lists=candidate), val_part, relevance=relevance, max_users=MAX_USERS, seed=seed
-            )
-            tried.append({"ranker_config": asdict(config), "lists": asdict(candidate), "ndcg": scored["ndcg"]})  # type: ignore[call-overload]
-            if best is None or scored["ndcg"] > best[0] * (1 + margin):
-                best = (scored["ndcg"], config, candidate)
+    for number, config in enumerate(configs, 1):
+        label = ranker if len(configs) == 1 else f"{ranker}, settings {number} of {len(configs)}"
+        fitted_ranker, config = fit_ranker(config, rank if ranker_config is None else None, label)
+        fitted = on_fit_part(fitted_ranker, config, candidates[0])
+        with progress.phase(f"{label}: scoring {len(candidates)} list settings", total=len(candidates)) as phase:
+            for scored_so_far, candidate in enumerate(candidates, 1):
+                scored = evaluate_ranking(
+                    replace(fitted, lists=candidate), val_part, relevance=relevance, max_users=MAX_USERS, seed=seed
+                )
+                tried.append({"ranker_config": asdict(config), "lists": asdict(candidate), "ndcg": scored["ndcg"]})  # type: ignore[call-overload]
+                if best is None or scored["ndcg"] > best[0] * (1 + margin):
+                    best = (scored["ndcg"], config, candidate)
+                phase.advance(scored_so_far)
     assert best is not None
     return Choice(best[1], best[2], best[0], tried, margin)

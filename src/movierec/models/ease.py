@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -166,6 +166,20 @@ def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
     }, {}
 
 
+def _too_large(n_users: int, n_items: int) -> str | None:
+    if fits(n_users, n_items):
+        return None
+    return (
+        f"{n_items:,} items x {n_users:,} users is too large for EASE's dense item-item matrix "
+        f"(up to {MAX_ITEMS:,} items and {MAX_GRAM_FLOPS:.0e} multiply-adds)"
+    )
+
+
+def _as_fitted(config: EASEConfig, data: RankerData) -> EASEConfig:
+    # A log without genres fits none, whatever the weight: reports and the manifest say 0.
+    return replace(config, genres=0.0) if data.genres is None and config.genres else config
+
+
 SPEC = ModelSpec(
     name="ease",
     summary="EASE (Steck 2019): closed-form item-item model of which items a user rated, and how well",
@@ -176,5 +190,7 @@ SPEC = ModelSpec(
     kind="ranker",
     space=_space,
     candidates=_candidates,
+    too_large=_too_large,
+    as_fitted=_as_fitted,
     saved_before={"genres": 0.0},  # models saved before genres existed fitted without them
 )
