@@ -71,33 +71,30 @@ def main() -> None:
     variants = [parse_variant(v) for v in args.variant]
     seeds = [int(s) for s in args.seeds.split(",")]
     heading = summary()
-    facts = describe()
-    rows = []
+    record = {
+        "command": "movierec train --data " + args.data + " --seed S",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": describe(),
+        "variants": [{"label": label, "flags": flags} for label, _, flags in variants],
+        "runs": [],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             for label, src, flags in variants:
-                load = round(os.getloadavg()[0], 2)
-                row = {"variant": label, "flags": flags, "seed": seed, "load_average": load}
+                row = {"variant": label, "flags": flags, "seed": seed, "load_average": round(os.getloadavg()[0], 2)}
                 row.update(run_once(src, flags, args.data, seed, Path(tmp) / f"{label}-{seed}"))
-                rows.append(row)
+                record["runs"].append(row)
+                args.out.write_text(json.dumps(record, indent=1) + "\n")  # after every run: a stopped bench keeps them
                 print(json.dumps({k: v for k, v in row.items() if k != "lists_choice"}), flush=True)
     print(f"\n{heading}; {datetime.date.today()}")
     print(f"{'variant':<12} {'seed':>4} {'wall s':>7} {'peak MB':>8} {'NDCG@10':>8} {'RMSE':>7} {'load':>5}")
-    for row in rows:
+    for row in record["runs"]:
         rmse = "-" if row["rmse"] is None else f"{row['rmse']:.4f}"
         print(
             f"{row['variant']:<12} {row['seed']:>4} {row['seconds']:>7.1f} {row['peak_mb']:>8} "
             f"{row['ndcg']:>8.4f} {rmse:>7} {row['load_average']:>5.1f}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "command": "movierec train --data " + args.data + " --seed S",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": facts,
-        "variants": [{"label": label, "flags": flags} for label, _, flags in variants],
-        "runs": rows,
-    }
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"written to {args.out}")
 
 
