@@ -50,8 +50,8 @@ DEFAULT_SYNTHETIC = ("3000,2000,150000,0.8", "3000,2000,150000,0.5", "20000,8000
 PRESETS = {
     # ML-20M's shape, the generator's defaults but for a stronger taste signal (sd 1.5 stars
     # instead of 0.8) spread evenly over its 8 dimensions (decay 0, the generator's default
-    # when this set was made): the issue "Rating accuracy at scale"'s test of whether
-    # defaults find the signal at 20M ratings. Generating it takes about 70 s and 3.2 GB.
+    # when this set was made): tests whether the defaults find a strong signal at 20M
+    # ratings. Generating it takes about 70 s and 3.2 GB.
     "ml20m-strong": "138493,26744,20000000,0.8,1.5,8,0",
 }
 SURPRISE = ("BaselineOnly", "SVD", "SVDpp", "KNNBaseline")

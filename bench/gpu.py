@@ -40,7 +40,7 @@ CHECK_SIZE = (3_000, 2_000, 100_000)
 """The log the GPU is checked on: large enough for a stable RMSE, seconds to train on CPU."""
 CHECK_EPOCHS = 3
 TARGETS = {"mlp": 1.0, "mf": 0.2, "als": 0.2}
-"""Seconds per epoch (a sweep, for als) on an H100 at full size: the issue's biased-MF target applies to both."""
+"""Seconds per epoch (a sweep, for als) on an H100 at full size: the biased-MF target applies to both."""
 TOLERANCE = 0.01
 """Largest |cuda - cpu| validation RMSE allowed. Not zero: the GPU sums float32 in another order
 (and scatters embedding gradients with atomics), so the weights drift apart by rounding. On the

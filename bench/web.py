@@ -15,7 +15,7 @@ Loopback only; bounded by ``--rounds``.
     .venv/bin/python bench/serve.py --model mlp --requests 100   # builds the ML-20M-sized model once
     .venv/bin/python bench/web.py                               # then this
 
-Target (issue 7): recommendations on screen within 200 ms of the last rating.
+Target: recommendations on screen within 200 ms of the last rating.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ def test_readme_flow_on_real_data(ml_latest_small, tmp_path):
     # The regularised bias model lands near 0.87 on this release (Surprise's BaselineOnly: 0.869).
     assert 0.85 < scores["rmse"] < 0.89
     top = recommender.recommend(1, k=5)
-    assert len(top) == 5 and all(row["title"] for row in top)
+    assert len(top) == 5 and all(row.title for row in top)
     movierec.save(recommender, tmp_path / "m")
     again = movierec.load_model(tmp_path / "m")
     users, items = parts.test.user_idx[:100], parts.test.item_idx[:100]

@@ -46,6 +46,36 @@ def test_posterior_mean_of_samples_is_exact_while_its_rank_fits():
     np.testing.assert_allclose(w_u.numpy(), 4.0)
 
 
+def test_posterior_mean_keeps_its_shape_with_fewer_users_than_its_dimension():
+    # 4 users, rank 32 asked: the compression's SVD has 4 values; the factors are padded to 32.
+    rng = np.random.default_rng(1)
+    mean = _PosteriorMean(4, 50, dim=32, device=torch.device("cpu"))
+
+    class Sample:
+        pass
+
+    total = np.zeros((4, 50))
+    for _ in range(9):
+        s = Sample()
+        s.U, s.V = torch.tensor(rng.normal(size=(32, 4))), torch.tensor(rng.normal(size=(32, 50)))
+        s.w_u, s.w_i = torch.zeros(4), torch.zeros(50)
+        mean.add(s)
+        total += s.U.numpy().T @ s.V.numpy()
+    _, _, a, b = mean.factors()
+    assert a.shape == (4, 32) and b.shape == (50, 32)
+    np.testing.assert_allclose((a @ b.T).numpy(), total / 9, atol=1e-9)  # rank 4 holds it all
+
+
+def test_bmf_trains_on_a_log_with_fewer_users_than_its_dimension():
+    from movierec.data.synthetic import SyntheticConfig, generate
+
+    ratings = generate(SyntheticConfig(n_users=12, n_items=150, n_ratings=900, seed=4)).ratings
+    parts = pipeline.split(ratings)
+    config = TrainConfig.for_model(models.get("bmf"), epochs=6)
+    rec, _ = fitting.fit(parts.fit, parts.val, "bmf", ranker="popular", train_config=config)
+    assert np.isfinite(evaluate(rec, parts.test)["rmse"])
+
+
 def test_implicit_vectors_are_sampled_from_their_exact_posterior():
     # Items 0..3 rated by users 0..2; the item vectors V are held fixed, and the users' implicit
     # vectors z must then follow N(P^-1 b, P^-1) with P = lam_z I + lam_v W^T W, W_ij = d_i [j rated i].

@@ -114,9 +114,9 @@ def test_recommend_excludes_seen_and_is_sorted(name, parts):
     rows = recommender.recommend(user_id, 20)
     assert len(rows) == 20
     seen_ids = set(recommender.index.item_ids[recommender.history.items_of(3)].tolist())
-    assert not seen_ids & {r["item_id"] for r in rows}
+    assert not seen_ids & {r.item_id for r in rows}
     lo, hi = recommender.scale
-    assert all(lo <= r["rating"] <= hi for r in rows)
+    assert all(lo <= r.rating <= hi for r in rows)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -240,6 +240,6 @@ def test_similar_items_exclude_the_item_and_are_sorted(name, parts):
     rec = ranked(name, parts)
     item_id = rec.index.item_ids[int(np.argmax(rec.item_counts))]
     rows = rec.similar_items(item_id, 10)
-    assert rows and item_id not in [r["item_id"] for r in rows]
-    scores = [r["score"] for r in rows]
+    assert rows and item_id not in [r.item_id for r in rows]
+    scores = [r.score for r in rows]
     assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)

@@ -12,6 +12,7 @@ from movierec import fitting, pipeline
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 from movierec.models import ease
+from movierec.models.base import RankerData
 from movierec.models.ease import EASEConfig, through_rows
 
 
@@ -26,7 +27,8 @@ def _log(genres: list[str] | None) -> Ratings:
 def _dense_b(r: Ratings, l2: float, genres: float) -> np.ndarray:
     """EASE by the book: X with the genre rows stacked under it, B = I - P / diag(P)."""
     x = np.zeros((r.n_users, r.n_items))
-    x[r.user_idx, r.item_idx] = r.rating / r.rating.max()
+    floor = r.rating_floor()  # 2..5 present, whole steps: 1
+    x[r.user_idx, r.item_idx] = (r.rating - floor) / (r.rating.max() - floor)
     f = r.genre_matrix()
     if f is not None:
         x = np.vstack([x, np.sqrt(genres) * f])
@@ -93,6 +95,37 @@ def test_train_keeps_the_genres_through_selection_and_refit():
     assert "genres 10" in rec.info["lists_choice"]
     plain, _ = fitting.fit(replace(parts.fit, genres=None), parts.val, None)
     assert plain.ranker_config.genres == 0.0 and "genres 0" in plain.info["lists_choice"]
+
+
+@pytest.mark.parametrize("name", ["ease", "ials", "popular"])
+def test_no_ranker_depends_on_where_zero_sits_on_the_scale(small, name):
+    # The same ratings on 0.5..5 and on -2.5..2 (declared): every score the same. Weighed by
+    # r / r_max, the 45% of ratings <= 0 on the shifted scale counted for nothing.
+    r = small.ratings
+    lo, hi = r.rating_scale()
+    assert lo <= 0.5 and hi == 5.0
+    base = replace(r, scale=(0.5, 5.0), step=0.5)
+    shifted = replace(r, rating=r.rating - np.float32(3.0), scale=(-2.5, 2.0), step=0.5)
+    fitted = [fitting.fit_ranker([log], name, seed=1)[0] for log in (base, shifted)]
+    assert [float(f.rating_floor) for f in fitted] == [0.0, -3.0]
+    rows = RankerData(
+        torch.from_numpy(r.user_idx).long(), torch.from_numpy(r.item_idx).long(), torch.from_numpy(r.rating),
+        r.n_users, 5.0, torch.Generator(),
+    ).rows()  # fmt: skip
+    scores = [f.score(rows if k == 0 else replace(rows, ratings=rows.ratings - 3.0)) for k, f in enumerate(fitted)]
+    torch.testing.assert_close(scores[0], scores[1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_scale_far_from_zero_round_trips_with_every_ranker(tmp_path):
+    from movierec import persist
+
+    r = _log(None)
+    far = replace(r, rating=r.rating * 20 + 100, scale=(120.0, 200.0), step=20.0)  # 2..5 stars as 140..200
+    for name in ("popular", "ease"):
+        rec, _ = fitting.fit(far, None, None, ranker=name)
+        assert float(rec.ranker.rating_floor) == 100.0 and float(rec.ranker.rating_max) == 200.0
+        loaded = persist.load(persist.save(rec, tmp_path / name))
+        assert loaded.recommend(loaded.user_id(0), 2) == rec.recommend(rec.user_id(0), 2)
 
 
 @pytest.mark.parametrize("weight", [0.0, 10.0])

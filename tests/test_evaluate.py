@@ -159,7 +159,8 @@ def test_evaluate_refuses_ratings_the_model_was_not_trained_on(tmp_path):
     # Another log re-split "as in training" is not the model's test part: it was scored with exit 0.
     other = runner.invoke(app, ["evaluate", "--model", str(out), "--synthetic", "50x40x500"])
     assert isinstance(other.exception, ConfigError), other.output
-    assert "(8,000 ratings), not on synthetic-50x40" in str(other.exception) and "--test" in str(other.exception)
+    assert "does not give back the ratings this model was trained on" in str(other.exception)
+    assert "--test" in str(other.exception)
     # Ratings on another scale (here 1..10, declared) would give an RMSE of nothing.
     test = tmp_path / "ten.csv"
     test.write_text("userId,movieId,rating\n1,1,9\n2,3,2\n")
@@ -169,3 +170,36 @@ def test_evaluate_refuses_ratings_the_model_was_not_trained_on(tmp_path):
     five.write_text("userId,movieId,rating\n1,1,4.5\n2,3,2\n")
     same = runner.invoke(app, ["evaluate", "--model", str(out), "--test", str(five), "--json"])
     assert same.exit_code == 0 and json.loads(same.output)["n"] == 2, same.output
+
+
+def test_evaluate_knows_its_training_data_by_content_not_by_name_or_size(small, tmp_path):
+    runner = CliRunner()
+    r = small.ratings
+    rows = [f"{u},{i},{x:g}" for u, i, x in zip(r.user_idx, r.item_idx, r.rating, strict=True)]
+    log = tmp_path / "log.csv"
+    log.write_text("user,item,rating\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "m"
+    assert runner.invoke(app, ["train", "--model", "baseline", "--data", str(log), "--out", str(out)]).exit_code == 0
+    same = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(log), "--json"])
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.output)["rmse"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test_rmse"])
+    # The same ratings in another order, under the same name and size: the split differs, and its
+    # "held-out" part would be mostly training ratings.
+    shuffled = tmp_path / "shuffled" / "log.csv"
+    shuffled.parent.mkdir()
+    order = np.random.default_rng(0).permutation(len(rows))
+    shuffled.write_text("user,item,rating\n" + "\n".join(rows[k] for k in order) + "\n")
+    moved = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(shuffled)])
+    assert isinstance(moved.exception, ConfigError), moved.output
+    assert "does not give back the ratings this model was trained on" in str(moved.exception)
+    # The training file given as the test: most of it was trained on, and the scores say so.
+    whole = runner.invoke(app, ["evaluate", "--model", str(out), "--test", str(log)])
+    assert whole.exit_code == 0 and "were in the training data" in whole.output, whole.output
+    train_only = tmp_path / "train.csv"
+    parts = pipeline.split(r)
+    seen = parts.fit.by_user(parts.val)
+    users = seen.user_of_entry()
+    lines = [f"{u},{i},{x:g}" for u, i, x in zip(users, seen.items, seen.ratings, strict=True)]
+    train_only.write_text("user,item,rating\n" + "\n".join(lines) + "\n")
+    refused = runner.invoke(app, ["evaluate", "--model", str(out), "--test", str(train_only)])
+    assert isinstance(refused.exception, ConfigError) and "every one of its" in str(refused.exception)

@@ -55,7 +55,7 @@ def test_train_on_plays_fits_a_ranker_and_says_rmse_does_not_apply(plays, tmp_pa
     rec = persist.load(out)
     assert rec.rater is None
     rows = rec.recommend(rec.user_id(0), 5)
-    assert len(rows) == 5 and all(r["rating"] is None for r in rows)
+    assert len(rows) == 5 and all(r.rating is None for r in rows)
     client = TestClient(create_app(out))
     assert client.get(f"/users/{rec.user_id(0)}/recommendations").status_code == 200
     r = client.post("/predict", json={"pairs": [{"user_id": rec.user_id(0), "item_id": rec.item_id(0)}]})

@@ -339,3 +339,81 @@ def test_real_ml_latest_small():
     assert r.genres[r.index.item_idx([1])[0]] == "Adventure|Animation|Children|Comedy|Fantasy"
     assert r.genre_matrix().shape == (19, 9_724)  # the README's 18 genres and IMAX
     assert r.rating_scale() == (0.5, 5.0)
+
+
+# --- a movies file or a ratings log that would mislead -------------------------------------
+
+
+def test_one_item_id_that_is_not_a_number_costs_its_own_title_alone(tmp_path):
+    folder = latest_small(tmp_path, LATEST_RATINGS + "2,12O,4.0,1445714836\r\n")
+    r = load(folder)
+    assert r.index.item_ids.dtype.kind == "U"  # one name makes every id a name
+    assert titles_of(r) == {"1": "Toy Story (1995)", "11": "American President, The (1995)", "12O": ""}
+    assert genres_of(r)["1"] == "Adventure|Animation"
+
+
+def test_escape_sequences_in_titles_never_reach_the_terminal(tmp_path):
+    folder = latest_small(tmp_path)
+    evil = 'movieId,title,genres\n1,"\x1b]0;owned\x07\x1b[2JToy\x00 Story\x9b31m (1995)",Anim\x1b[5mation\n'
+    (folder / "movies.csv").write_text(evil)
+    r = load(folder)
+    assert titles_of(r)[1] == "Toy Story (1995)" and genres_of(r)[1] == "Animation"
+
+
+def test_an_unclosed_quote_is_refused_where_it_opens(tmp_path):
+    folder = latest_small(tmp_path)
+    rows = 'movieId,title,genres\n1,"Toy Story (1995),Animation\n11,Heat (1995),Action\n12,Up (2009),Drama\n'
+    (folder / "movies.csv").write_text(rows)
+    with pytest.raises(DataError, match=r"movies.csv:2: a field runs from line 2 to line 4.*not closed"):
+        load(folder)
+
+
+def test_a_movie_listed_twice_is_refused_with_both_lines(tmp_path):
+    folder = latest_small(tmp_path)
+    (folder / "movies.csv").write_text("movieId,title,genres\n1,Toy Story (1995),A\n11,Heat,B\n1,Other,C\n")
+    with pytest.raises(DataError, match=r"movies.csv:4: movie id 1 is listed twice, on lines 2 and 4"):
+        load(folder)
+
+
+def test_a_genres_column_of_hundreds_of_values_is_refused_not_dropped(tmp_path):
+    folder = latest_small(tmp_path)
+    rows = "".join(f"{k},Film {k},tag{k}\n" for k in range(1, 600))
+    (folder / "movies.csv").write_text("movieId,title,genres\n" + rows)
+    with pytest.raises(DataError, match="599 distinct genres .*at most 500"):
+        load(folder)
+
+
+@pytest.mark.parametrize("bad", ["1\x00", "\x1b[2J1"])
+def test_a_control_character_in_an_id_is_refused_with_its_line(tmp_path, bad):
+    folder = latest_small(tmp_path, LATEST_RATINGS + f"2,{bad},4.0,1445714836\r\n")
+    with pytest.raises(DataError, match=r"ratings.csv:5: item id .* holds a control character"):
+        load(folder)
+
+
+def test_a_declared_scale_is_kept_whatever_the_log_holds(tmp_path):
+    path = tmp_path / "tens.csv"
+    path.write_text("user,item,rating\n" + "".join(f"{u},{i},{1 + (u + i) % 9}\n" for u in range(5) for i in range(6)))
+    r = load(path, rating_range=(1, 10))
+    assert float(r.rating.max()) == 9.0 and r.rating_scale() == (1.0, 10.0)  # no 10 given, still out of 10
+    fours = tmp_path / "fours.csv"
+    fours.write_text("user,item,rating\n1,1,1\n1,2,4\n2,1,2\n")
+    assert load(fours).rating_scale() == (1.0, 4.0)  # undeclared: the ratings present stand for it
+    for lo, hi in ((float("-inf"), float("inf")), (0.5, 1e308), (float("nan"), 5.0)):
+        with pytest.raises(ConfigError, match="--rating-range must be"):
+            load(path, rating_range=(lo, hi))
+    release = load(latest_small(tmp_path))
+    assert release.rating_scale() == (0.5, 5.0) and release.rating_floor() == 0.0  # r / 5, as on MovieLens
+
+
+def test_a_model_of_a_declared_scale_takes_its_top_rating_with_none_given(tmp_path):
+    from movierec import fitting, persist, pipeline
+
+    path = tmp_path / "tens.csv"
+    path.write_text(
+        "user,item,rating\n" + "".join(f"{u},{i},{1 + (u * i) % 9}\n" for u in range(30) for i in range(12))
+    )
+    parts = pipeline.split(load(path, rating_range=(1, 10)))
+    rec, _ = fitting.fit(parts.fit, parts.val, "baseline", ranker="popular")
+    loaded = persist.load(persist.save(rec, tmp_path / "m"))
+    assert loaded.scale == (1.0, 10.0)  # was 1..9, the ratings present, and a rating of 10 was refused
+    assert loaded.recommend_new_user([(3, 10.0), (4, 1.0)], 3).items

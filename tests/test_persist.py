@@ -67,14 +67,21 @@ def test_round_trip_and_permissions_follow_the_umask(saved, tmp_path):
 @pytest.mark.parametrize(
     ("manifest", "message"),
     [
-        ({"global_mean": float("nan")}, "global_mean"),
+        ({"global_mean": float("nan")}, "NaN is not a number"),
         ({"global_mean": 1e308}, "global_mean"),
         ({"rating_scale": [5.0, 0.5]}, "rating_scale"),
-        ({"rating_scale": [0.5, float("nan")]}, "rating_scale"),
+        ({"rating_scale": [0.5, float("nan")]}, "NaN is not a number"),
+        ({"rating_scale": [0.5, 1e308]}, "rating_scale must be from"),  # a rating of 1e300 would be accepted
+        ({"lists": {"candidates": 50.5}}, "lists.candidates must be a whole number, got 50.5"),
+        ({"lists": {"gate": "no"}}, "lists.gate must be true or false, got 'no'"),
+        ({"lists": {"window": 3}}, "unknown field"),
+        ({"rater": {"name": "als", "config": {"dim": 10**9}}}, "dim must be from 0 to 4096"),
+        ({"n_users": True}, "n_users/n_items"),
+        ({"user_ids": [2**64] + list(range(2, 121))}, "beyond signed 64-bit"),
         ({"rating_scale": "0.5-5"}, "rating_scale"),
         ({"user_ids": [1, 1] + list(range(3, 121))}, "unique and sorted"),
         ({"titles": ["just one"]}, "titles"),
-        ({"rater": {"name": "als", "config": {"dim": 100_000}}}, "shape"),
+        ({"rater": {"name": "als", "config": {"dim": 4000}}}, "shape"),
         ({"rater": {"name": "als", "config": {"dim": -3}}}, "dim must be"),
         ({"rater": {"name": "nope", "config": {}}}, "unknown model"),
         ({"ranker": {"name": "als", "config": {}}}, "not a ranker"),
@@ -82,7 +89,7 @@ def test_round_trip_and_permissions_follow_the_umask(saved, tmp_path):
         ({"lists": {"candidates": 0}}, "candidates"),
         ({"lists": {"candidates": 10**15}}, "candidates"),  # each list would rate this many items
         ({"lists": None}, "field 'lists' must be an object, got null"),
-        ({"item_ids": "1,2,3"}, "field 'item_ids' must be a list, got a string"),
+        ({"item_ids": "1,2,3"}, "field 'item_ids' must be a list, got '1,2,3'"),
         ({"rater": {"name": "baseline", "config": [1]}}, "field 'rater.config' must be an object, got a list"),
         ({"rater": {"name": "baseline", "config": {"reg_user": -2.0}}}, "reg_user and reg_item must be"),
     ],
@@ -183,4 +190,67 @@ def test_a_saved_config_value_of_the_wrong_kind_is_refused_by_name(saved, tmp_pa
     ranker = json.loads((target / "manifest.json").read_text())["ranker"]
     rewrite(target, manifest={"ranker": {"name": "ease", "config": {**ranker["config"], field: value}}})
     with pytest.raises(ModelError, match=f"{field} must be a"):
+        persist.load(target)
+
+
+def _titles_manifest(target, title):
+    data = json.loads((target / "manifest.json").read_text())
+    return {"titles": [title] + [f"movie {k}" for k in range(1, data["n_items"])]}
+
+
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [("x" * 5_000_000, "5,000,000 characters long"), ("caf\ud800", "lone surrogate"), (7, "must be a string")],
+)
+def test_a_title_too_long_or_not_unicode_is_refused_at_load(saved, tmp_path, title, message):
+    target = copy_of(saved, tmp_path)
+    rewrite(target, manifest=_titles_manifest(target, title))
+    with pytest.raises(ModelError, match=message):
+        persist.load(target)
+
+
+def test_control_characters_in_titles_are_removed_at_load(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    rewrite(target, manifest=_titles_manifest(target, "\x1b]0;owned\x07Heat\x1b[2J (1995)\x9b1m\x00"))
+    assert persist.load(target).titles[0] == "Heat (1995)"
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "metrics.json"])
+def test_an_integer_of_thousands_of_digits_is_refused(saved, tmp_path, name):
+    from movierec import manifest
+
+    target = copy_of(saved, tmp_path)
+    rewrite(target)
+    path = target / name
+    text = path.read_text() if path.exists() else '{"rmse": 0.9}'
+    path.write_text(text.replace("{", '{"big": ' + "9" * 5000 + ",", 1))
+    with pytest.raises(ModelError, match="5,000 digits"):
+        persist.load(target) if name == "manifest.json" else manifest.read_metrics(target)
+
+
+@pytest.mark.parametrize(("value", "message"), [(0.0, "rating_max 0 must be"), (-1.0, "rating_max -1 must be")])
+def test_a_ranker_weighing_ratings_by_nonsense_is_refused(saved, tmp_path, value, message):
+    target = copy_of(saved, tmp_path)
+    rewrite(target, tensors={"ranker.rating_max": torch.tensor(value)})
+    with pytest.raises(ModelError, match=message):
+        persist.load(target)
+
+
+def test_a_model_saved_before_the_rating_floor_loads_with_r_over_r_max(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    tensors = load_file(str(target / "model.safetensors"))
+    del tensors["ranker.rating_floor"]
+    save_file(tensors, str(target / "model.safetensors"))
+    rewrite(target)
+    loaded = persist.load(target)
+    assert float(loaded.ranker.rating_floor) == 0.0
+    assert loaded.recommend(loaded.user_id(0), 5) == persist.load(saved).recommend(loaded.user_id(0), 5)
+
+
+def test_training_ratings_that_do_not_match_the_fingerprint_are_refused(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    ratings = load_file(str(target / "model.safetensors"))["history.ratings"].clone()
+    ratings[0] = 3.0 if float(ratings[0]) != 3.0 else 4.0
+    rewrite(target, tensors={"history.ratings": ratings})
+    with pytest.raises(ModelError, match="fingerprint"):
         persist.load(target)

@@ -36,17 +36,17 @@ def test_a_few_five_star_ratings_give_a_list_mostly_of_that_genre(real, titles, 
     recommender, movies = real
     rated = _ids(movies, titles)
     found = recommender.recommend_new_user([(i, 5.0) for i in rated], k=10)
-    listed = [row["item_id"] for row in found.items]
+    listed = [row.item_id for row in found.items]
     assert found.source == "fold-in" and len(listed) == 10 and not set(listed) & set(rated)
     of_genre = [i for i in listed if genre in movies[i]["genres"].split("|")]
     assert len(of_genre) >= 6, f"{len(of_genre)}/10 {genre}: {[movies[i]['title'] for i in listed]}"
     # Each one explained by the films the user rated, and rated as a fan of them would.
-    assert all(row["because"] and set(row["because"]) <= set(rated) for row in found.items)
+    assert all(row.because and set(row.because) <= set(rated) for row in found.items)
 
 
 def test_the_popular_list_is_not_the_genre_list(real):
     # The check above would pass trivially if every list were full of animation.
     recommender, movies = real
-    popular = [row["item_id"] for row in recommender.popular_items(10)]
+    popular = [row.item_id for row in recommender.popular_items(10)]
     assert sum("Animation" in movies[i]["genres"] for i in popular) <= 3
     assert sum("Horror" in movies[i]["genres"] for i in popular) <= 3

@@ -22,7 +22,7 @@ from movierec.models.base import ModelSpec, RatingModel
 from movierec.models.baseline import Baseline
 from movierec.models.ease import EASE, EASEConfig
 from movierec.models.popular import Popular, PopularConfig
-from movierec.recommend import ListConfig, Recommender, UnknownIdError, recommender, write_recommendations
+from movierec.recommend import ListConfig, Recommender, UnknownIdError, ranked, write_recommendations
 from movierec.recommend.topk import top_k, top_k_rows
 
 # Items 100..104 as vectors; 104 is never rated in training (a cold item).
@@ -125,7 +125,7 @@ def make_recommender(rater: str = "dot", *, gate: bool = False, ranker: str = "e
 
 
 def ids(rows):
-    return [r["item_id"] for r in rows]
+    return [r.item_id for r in rows]
 
 
 def test_lists_follow_the_ranker_and_show_the_raters_prediction():
@@ -134,9 +134,9 @@ def test_lists_follow_the_ranker_and_show_the_raters_prediction():
     # User 10 rated 100: scores are B's row 0, so 101 (.9), 103 (.2), 102 (.1); cold 104 never.
     assert ids(rows) == [101, 103, 102]
     # Ratings are the rater's: 3 + p_10 . q_i = 3.9, 3.1, 3.0.
-    assert [r["rating"] for r in rows] == pytest.approx([3.9, 3.1, 3.0])
-    assert {r["source"] for r in rows} == {"model"} and {r["rating_source"] for r in rows} == {"model"}
-    assert rows[0]["title"] == "B" and rows[0]["because"] == [100]
+    assert [r.rating for r in rows] == pytest.approx([3.9, 3.1, 3.0])
+    assert rows.source == "model" and {r.rating_source for r in rows} == {"model"}
+    assert rows[0].title == "B" and rows[0].because == (100,)
 
 
 def test_ties_go_to_the_lower_index_and_the_gate_reorders_by_predicted_rating():
@@ -166,8 +166,8 @@ def test_user_without_ratings_gets_popular_list_marked_as_such():
     rows = make_recommender().recommend(40, 10)
     # clip(mu + b_i) * log(1 + n_i): 100 -> 3.5 log 3, 102 -> 3.1 log 3, 103 -> 2.7 log 3, 101 -> 3.2 log 2.
     assert ids(rows) == [100, 102, 103, 101]
-    assert [r["rating"] for r in rows] == pytest.approx([3.5, 3.1, 2.7, 3.2])
-    assert {r["source"] for r in rows} == {"popular"} and {r["rating_source"] for r in rows} == {"popular"}
+    assert [r.rating for r in rows] == pytest.approx([3.5, 3.1, 2.7, 3.2])
+    assert rows.source == "popular" and {r.rating_source for r in rows} == {"popular"}
 
 
 def test_unknown_ids_raise_a_clear_error():
@@ -186,7 +186,7 @@ def test_batch_equals_one_by_one_in_any_block_size(monkeypatch):
     rec = make_recommender(gate=True)
     users = np.array([0, 1, 2, 3, 1, -1])
     whole = rec.top_n(users, 3)
-    monkeypatch.setattr(recommender, "BLOCK_PAIRS", 5)  # one user per block
+    monkeypatch.setattr(ranked, "BLOCK_PAIRS", 5)  # one user per block
     blocked = rec.top_n(users, 3)
     np.testing.assert_array_equal(whole.items, blocked.items)
     np.testing.assert_array_equal(whole.ratings, blocked.ratings)
@@ -253,13 +253,12 @@ def test_a_users_own_ranked_list_is_not_taken_for_a_recommendations_file(tmp_pat
 def test_new_user_is_folded_in_and_explained_by_the_rankers_weights():
     rec = make_recommender()
     result = rec.recommend_new_user([(100, 5.0), (102, 1.0), (999, 4.0)], k=2)
-    assert result.source == "fold-in" and result.ignored == [999]
+    assert result.source == "fold-in" and result.ignored == (999,)
     # Scores B[0] + B[2] = [.1, 1.1, .1, .9, 0]: 101, then 103.
     assert ids(result.items) == [101, 103]
     # 103 owes .7 to 102 and .2 to 100, but only liked items (>= the user's mean) explain.
-    assert [r["because"] for r in result.items] == [[100], [100]]
-    assert {r["source"] for r in result.items} == {"fold-in"}
-    assert {r["rating_source"] for r in result.items} == {"fold-in"}
+    assert [r.because for r in result.items] == [(100,), (100,)]
+    assert {r.rating_source for r in result.items} == {"fold-in"}
 
 
 def test_a_new_user_with_a_known_users_ratings_gets_that_users_list():
@@ -288,8 +287,8 @@ def test_new_user_gets_the_baseline_fold_in_or_the_bias_fallback_and_says_which(
     # baseline's own fold-in and the fallback solve the same shrunk mean.
     b_u = 2.3 / 17
     assert ids(result.items) == [103, 102]  # scores .3 and .2
-    assert [r["rating"] for r in result.items] == pytest.approx([3 + b_u - 0.3, 3 + b_u + 0.1], abs=1e-4)
-    assert {r["rating_source"] for r in result.items} == {source}
+    assert [r.rating for r in result.items] == pytest.approx([3 + b_u - 0.3, 3 + b_u + 0.1], abs=1e-4)
+    assert {r.rating_source for r in result.items} == {source}
 
 
 def test_new_user_without_known_ratings_gets_popular_list():
@@ -297,7 +296,7 @@ def test_new_user_without_known_ratings_gets_popular_list():
     result = rec.recommend_new_user([("nope", 4.0)], k=2, exclude=[100])
     assert result.source == "popular"
     assert ids(result.items) == [102, 103]
-    assert result.ignored == ["nope"]
+    assert result.ignored == ("nope",)
     assert rec.recommend_new_user([], k=1).source == "popular"
 
 
@@ -313,8 +312,8 @@ def test_similar_items_by_the_rankers_weights():
     rows = rec.similar_items(100, 5)
     # B's row 0: 101 (.9), 103 (.2), 102 (.1); cold 104 is never listed.
     assert ids(rows) == [101, 103, 102]
-    assert rows[0]["score"] == pytest.approx(0.9)
-    assert rows[0]["source"] == rec.similarity_source == "ease"
+    assert rows[0].score == pytest.approx(0.9)
+    assert rows.source == rec.similarity_source == "ease"
 
 
 def test_similar_items_by_co_rating_for_rankers_without_a_similarity():
@@ -323,7 +322,7 @@ def test_similar_items_by_co_rating_for_rankers_without_a_similarity():
     # Raters: 100 {10, 30}, 101 {30}, 102 {20, 30}, 103 {20, 30}.
     rows = rec.similar_items(102, 5)
     assert ids(rows) == [103, 101, 100]
-    assert [r["score"] for r in rows] == pytest.approx([1.0, 1 / np.sqrt(2), 0.5], abs=1e-4)
+    assert [r.score for r in rows] == pytest.approx([1.0, 1 / np.sqrt(2), 0.5], abs=1e-4)
     assert ids(rec.similar_items(100, 5)) == [101, 102, 103]  # 102 and 103 tie at 0.5: lower index first
 
 
@@ -340,8 +339,8 @@ def test_a_recommender_without_a_rater_lists_but_predicts_nothing():
     rec = replace(make_recommender(), rater=None, rater_name=None, rater_config=None)
     rows = rec.recommend(10, 3)
     assert ids(rows) == [101, 103, 102]
-    assert {r["rating"] for r in rows} == {None}
-    assert rec.recommend_new_user([(100, 1.0)], k=1).items[0]["rating"] is None
+    assert {r.rating for r in rows} == {None}
+    assert rec.recommend_new_user([(100, 1.0)], k=1).items[0].rating is None
     with pytest.raises(ConfigError, match="without ratings"):
         rec.predict([10], [101])
 

@@ -104,7 +104,18 @@ def test_model_defaults_then_overrides():
 
 
 @pytest.mark.parametrize(
-    "damage", ["json", "truncated", "other-data", "missing-weights", "epoch-negative", "epoch-huge", "history-row"]
+    "damage",
+    [
+        "json",
+        "truncated",
+        "other-data",
+        "missing-weights",
+        "epoch-negative",
+        "epoch-huge",
+        "history-row",
+        "lr-fast",
+        "momentum-nan",
+    ],
 )
 def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, monkeypatch, capsys, damage):
     from helpers import run_cli
@@ -128,6 +139,11 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path, 
     elif damage.startswith("epoch"):
         meta = json.loads((partial / checkpoints.META).read_text())
         meta["epoch"] = -3 if damage == "epoch-negative" else 10**30
+        (partial / checkpoints.META).write_text(json.dumps(meta))
+    elif damage in ("lr-fast", "momentum-nan"):  # accepted by the optimiser, then failing mid-training
+        meta = json.loads((partial / checkpoints.META).read_text())
+        key, value = ("lr", "fast") if damage == "lr-fast" else ("momentum", float("nan"))
+        meta["param_groups"][0][key] = value
         (partial / checkpoints.META).write_text(json.dumps(meta))
     elif damage == "history-row":
         meta = json.loads((partial / checkpoints.META).read_text())

@@ -139,3 +139,83 @@ def test_a_tuned_value_of_the_wrong_kind_names_its_field(tmp_path, bad):
     path.write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="genres must be a number"):
         tuning.load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "message"),
+    [
+        ("model_config", {"dim": 1_000_000_000}, "dim must be from 0 to 4096, got 1000000000"),  # 7 TB of factors
+        ("model_config", {"dim": 10.5}, "dim must be a whole number"),
+        ("train", {"epochs": "many"}, "train.epochs must be a whole number, got 'many'"),
+        ("train", {"lr": "fast"}, "train.lr must be a number, got 'fast'"),
+        ("train", {"lr": -1.0}, "learning rate must be a positive number"),
+        ("train", {"batch_size": 10**12}, "train.batch_size must be from 0 to"),
+        ("train", {"patience": True}, "train.patience must be a whole number"),
+    ],
+)
+def test_a_tuned_config_is_checked_before_anything_is_allocated(tmp_path, part, value, message):
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"format": "movierec-tuned-config", "model": "mf", part: value}))
+    with pytest.raises(ConfigError, match=message) as refused:
+        tuning.load_config(path)
+    assert str(path) in str(refused.value)
+
+
+@pytest.mark.parametrize("number", ["9" * 5000, "NaN", "1e999"])
+def test_a_tuned_config_with_a_number_json_should_not_hold_is_refused(tmp_path, number):
+    path = tmp_path / "best.json"
+    path.write_text('{"format": "movierec-tuned-config", "model": "mf", "model_config": {"reg": ' + number + "}}")
+    with pytest.raises(ConfigError, match="digits|not a number|overflows"):
+        tuning.load_config(path)
+
+
+def test_a_patience_of_null_means_never_stop_early(tmp_path):
+    path = tmp_path / "best.json"
+    path.write_text('{"format": "movierec-tuned-config", "model": "mf", "train": {"patience": null, "epochs": 3}}')
+    assert tuning.load_config(path)[2] == {"patience": None, "epochs": 3}
+
+
+def test_a_rating_model_is_not_tuned_on_a_log_without_ratings(small, monkeypatch, capsys, tmp_path):
+    pytest.importorskip("optuna")
+    plays = tmp_path / "plays.csv"
+    plays.write_text("user,item\n" + "".join(f"{u},{(u * 7 + k) % 40}\n" for u in range(60) for k in range(8)))
+    out = tmp_path / "best.json"
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--model", "baseline", "--data", str(plays), "--out", str(out))
+    assert code == 2 and "has no ratings" in err and "--model ease" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_ctrl_c_during_tune_is_one_line_and_exit_130(monkeypatch, capfd, tmp_path):
+    pytest.importorskip("optuna")
+    from movierec import fitting
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting, "fit", interrupted)
+    monkeypatch.setattr(
+        sys, "argv", ["movierec", "tune", "--model", "baseline", *TINY, "--out", str(tmp_path / "b.json")]
+    )
+    from movierec.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capfd.readouterr().err
+    assert exited.value.code == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_a_failed_trial_says_why(small, monkeypatch):
+    pytest.importorskip("optuna")
+    from movierec import fitting
+    from movierec.errors import MovierecError
+
+    def failing(*args, **kwargs):
+        raise MovierecError("the model diverged")
+
+    monkeypatch.setattr(fitting, "fit", failing)
+    states = []
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    with pytest.raises(ConfigError, match="no trial completed"):
+        tuning.tune(parts, "baseline", trials=2, on_trial=lambda n, v, b, state: states.append(state))
+    assert states == ["fail: the model diverged"] * 2

@@ -403,3 +403,103 @@ def test_phone_sized_window(page_at, trained):
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "10-phone-model")
     assert page.errors == []
+
+
+# ---------------------------------------------------------------- the API's documentation pages
+
+
+def _operations(server: str) -> dict[tuple[str, str], str]:
+    """(METHOD, path) -> operationId of every operation the served OpenAPI schema declares."""
+    with urllib.request.urlopen(server + "openapi.json", timeout=10) as res:
+        schema = json.load(res)
+    assert schema["openapi"].startswith("3.1")  # what Swagger UI 4 could not read
+    verbs = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+    return {
+        (verb.upper(), path): op["operationId"]
+        for path, item in schema["paths"].items()
+        for verb, op in item.items()
+        if verb in verbs
+    }
+
+
+def _leaves_loopback(url: str, server: str) -> bool:
+    """A request over the network to anywhere but the server (blob: and data: URLs stay in the page)."""
+    return url.split(":", 1)[0] not in ("blob", "data") and not url.startswith(server)
+
+
+@pytest.fixture
+def docs_page(browser, server):
+    """A fresh page that records script errors and every request that left loopback (``page.outside``)."""
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    page.errors, page.outside, page.refused = [], [], []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: page.outside.append(r.url) if _leaves_loopback(r.url, server) else None)
+    # A request the page's Content-Security-Policy refuses never reaches the network.
+    page.on("requestfailed", lambda r: page.refused.append(r.url) if r.failure == "csp" else None)
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    ctx.close()
+
+
+def test_swagger_ui_renders_every_operation(docs_page, server):
+    """/docs in the browser shows every operation of the schema, each once, with nothing fetched from elsewhere."""
+    operations = _operations(server)
+    assert len(operations) >= 5
+    page = docs_page
+    page.goto(server + "docs")
+    page.wait_for_selector(".opblock-summary")
+    assert page.locator(".swagger-ui .errors-wrapper").count() == 0, page.inner_text(".swagger-ui")
+    shown = page.eval_on_selector_all(
+        ".opblock",
+        """bs => bs.map(b => [b.querySelector('.opblock-summary-method').textContent.trim(),
+                              b.querySelector('.opblock-summary-path').dataset.path])""",
+    )
+    assert sorted(map(tuple, shown)) == sorted(operations)
+    shot(page, "11-api-docs")
+    assert page.errors == [] and page.outside == []
+
+
+def test_redoc_renders(docs_page, server):
+    """/redoc in the browser shows the API's title and a section per operation, with nothing fetched from elsewhere."""
+    operations = _operations(server)
+    page = docs_page
+    page.goto(server + "redoc")
+    page.wait_for_selector(".api-content h1")
+    assert page.inner_text(".api-content h1").startswith("movierec")
+    # ReDoc gives each operation a section (and a menu entry) named after its operationId.
+    sections = page.eval_on_selector_all(
+        ".api-content [data-section-id^='operation/']", "ss => ss.map(s => s.dataset.sectionId)"
+    )
+    assert set(sections) == {f"operation/{op}" for op in operations.values()}, page.inner_text(".menu-content")
+    shot(page, "12-redoc")
+    # Its footer's logo lives on a CDN: the page's policy refuses it (a console error) rather than fetch it.
+    assert page.outside == page.refused
+    assert [e for e in page.errors if "cdn.redoc.ly" not in e] == []
+
+
+@pytest.mark.parametrize(
+    ("scale", "sent"),
+    [
+        ([0.5, 5], [1, 3, 5]),
+        ([1, 5], [1, 3, 5]),
+        ([1, 10], [1, 5.5, 10]),
+        ([-2.5, 2], [-2.5, -0.25, 2]),
+        ([0, 100], [0, 50, 100]),
+    ],
+)
+def test_stars_are_sent_on_the_model_scale(scale, sent):
+    """The page's starsToScale, run by node: five stars are the top of any scale (5 of 10 was sent before)."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    source = (Path(__file__).resolve().parents[1] / "src" / "movierec" / "web" / "rate.js").read_text()
+    function = re.search(r"function starsToScale\(stars\) \{.*?\n\}", source, re.S)
+    assert function is not None
+    show = "console.log(JSON.stringify([1, 3, 5].map(starsToScale)));"
+    script = f"const state = {{scale: {scale}}};\n{function.group(0)}\n{show}"
+    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30, check=True)
+    assert json.loads(result.stdout) == sent

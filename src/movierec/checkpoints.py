@@ -24,10 +24,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from movierec import stored
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 
 WEIGHTS, META = "checkpoint.safetensors", "checkpoint.json"
+MAX_META_BYTES = 1 << 26
+"""checkpoint.json holds settings and a history of epochs: 64 MiB is far beyond any run's."""
 FILES = (WEIGHTS, META, WEIGHTS + ".tmp", META + ".tmp")
 """Every name a run may leave in its checkpoint folder (the .tmp ones if killed mid-write)."""
 
@@ -102,11 +105,39 @@ def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
         for pid, extra in meta["optim_scalars"].items():
             state.setdefault(int(pid), {}).update(extra)
         if optimizer is not None:
+            _check_groups(meta["param_groups"], optimizer.param_groups)
             optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         best_rmse = meta["best_rmse"] if meta["best_rmse"] is not None else math.inf
         return meta["epoch"], meta["history"], best_rmse, best
     except (SafetensorError, OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(damaged(directory, str(exc))) from None
+
+
+def _check_groups(saved: object, fresh: list[dict]) -> None:
+    """Refuse optimiser settings not of the kind a fresh optimiser's are (an lr of "fast", a NaN
+    momentum): the optimiser would take them and fail, or diverge, in the middle of training."""
+    if not isinstance(saved, list) or len(saved) != len(fresh) or not all(isinstance(g, dict) for g in saved):
+        raise ValueError(f"param_groups must be a list of {len(fresh)} settings objects")
+    for group, new in zip(saved, fresh, strict=True):
+        for key, value in new.items():
+            if key == "params":
+                ok = isinstance(group.get(key), list) and len(group[key]) == len(value)
+                ok = ok and all(type(p) is int for p in group[key])
+            elif isinstance(value, bool) or value is None:
+                ok = group.get(key) is None or isinstance(group.get(key), bool)
+            elif isinstance(value, int | float):
+                ok = _finite(group.get(key)) and (key != "lr" or group[key] > 0)
+            elif isinstance(value, tuple | list):
+                ok = isinstance(group.get(key), list) and len(group[key]) == len(value)
+                ok = ok and all(_finite(v) for v in group[key])
+            else:
+                ok = isinstance(group.get(key), str) and len(group[key]) <= 100
+            if not ok:
+                raise ValueError(f"the optimiser setting {key} is {stored.kind(group.get(key))}")
+
+
+def _finite(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def check(directory: Path, model: str, config: object, data: dict) -> None:
@@ -173,8 +204,8 @@ def remove(directory: Path) -> None:
 
 def _meta(directory: Path) -> dict:
     try:
-        meta = json.loads((directory / META).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        meta = stored.read_json(directory / META, MAX_META_BYTES)
+    except (OSError, stored.Invalid) as exc:
         raise ConfigError(damaged(directory, str(exc))) from None
     needed = ("model", "epoch", "history", "best_rmse", "param_groups", "optim_scalars", "config")
     if not isinstance(meta, dict) or any(k not in meta for k in needed):
@@ -183,6 +214,13 @@ def _meta(directory: Path) -> dict:
     # The epoch counts the history's rows; anything else was not written by a run.
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not isinstance(history, list) or epoch != len(history):
         raise ConfigError(damaged(directory, f"its epoch {epoch!r} does not match its history of the epochs run"))
+    scalars = meta["optim_scalars"]
+    if not isinstance(scalars, dict) or not all(
+        isinstance(v, dict) and all(_finite(x) or isinstance(x, bool) for x in v.values()) for v in scalars.values()
+    ):
+        raise ConfigError(damaged(directory, "its optimiser state holds values that are not numbers"))
+    if meta["best_rmse"] is not None and not _finite(meta["best_rmse"]):
+        raise ConfigError(damaged(directory, f"its best RMSE is {stored.kind(meta['best_rmse'])}"))
     return meta
 
 

@@ -88,6 +88,8 @@ def by_rating(recommender: Recommender) -> Recommender:
     assert rater is not None
     cold = torch.from_numpy((recommender.item_counts == 0).nonzero()[0])
     ranker = RatingRanker(rater, torch.from_numpy(recommender.user_bias), torch.from_numpy(recommender.item_bias), cold)
+    ranker.rating_max.copy_(recommender.ranker.rating_max)  # the popular fallback's scale, unchanged
+    ranker.rating_floor.copy_(recommender.ranker.rating_floor)
     return replace(
         recommender,
         ranker=ranker,

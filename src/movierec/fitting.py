@@ -99,7 +99,8 @@ def fit_ranker(
         item_idx=column("item_idx", torch.int64),
         rating=column("rating", torch.float32),
         n_users=first.n_users,
-        rating_max=float(max(float(p.rating.max()) for p in parts if len(p))),
+        rating_max=first.rating_scale()[1],
+        rating_floor=first.rating_floor(),
         generator=torch.Generator().manual_seed(seed),
         genres=None if genres is None else torch.from_numpy(genres).to(dev),
     )
@@ -182,8 +183,11 @@ def fit(
         fit_part.n_items,
     )
     # The rater and the fit part's history, to compare list settings on the validation part.
+    popular = Popular(fit_part.n_items)
+    popular.rating_max.fill_(scale[1])
+    popular.rating_floor.fill_(fit_part.rating_floor())  # for the popular list of users with no ratings
     base = Recommender(
-        ranker=Popular(fit_part.n_items),
+        ranker=popular,
         ranker_name="popular",
         ranker_config=PopularConfig(),
         rater=rater,
@@ -354,8 +358,13 @@ def _changes(config: object, default: object) -> str:
 def popular_of(recommender: Recommender) -> Recommender:
     """The same recommender listing ``popular`` for everyone: the list any ranker must beat."""
     ranker = Popular(recommender.index.n_items)
-    score = popularity(recommender.global_mean, recommender.item_bias, recommender.item_counts, recommender.scale)
+    floor = float(recommender.ranker.rating_floor)
+    score = popularity(
+        recommender.global_mean, recommender.item_bias, recommender.item_counts, recommender.scale, floor
+    )
     ranker.item_score.copy_(torch.from_numpy(score).float())
+    ranker.rating_max.copy_(recommender.ranker.rating_max)
+    ranker.rating_floor.fill_(floor)
     return replace(
         recommender,
         ranker=ranker,

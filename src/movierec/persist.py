@@ -6,7 +6,8 @@ Layout of a model directory:
   ``history.indptr``, ``history.items``, ``history.ratings`` (the training ratings by user);
 - ``manifest.json``: format version, the rater's and ranker's names and configs, how lists
   are made, global mean, rating scale, raw ids, titles, what it was trained on, the
-  versions that wrote it, and the SHA-256 of ``model.safetensors``.
+  versions that wrote it, the SHA-256 of ``model.safetensors`` and ``training_sha256``, the
+  fingerprint of the training ratings by content (``data.ratings.fingerprint``).
 
 Writes go to a temporary sibling directory that replaces the target only when complete,
 so a failed save never leaves a half-written model or destroys a good one; the target
@@ -16,41 +17,38 @@ Loading trusts nothing: the weights must match the manifest's checksum, every te
 shape is checked against the models as their configs would build them before any of
 it is read, and every value that indexing or arithmetic relies on is checked (ids
 unique and sorted, titles one per item, the history's pointers and items in range,
-ratings and weights finite, the mean inside the scale). A directory that fails any
-check is a ``ModelError`` naming what is wrong.
+ratings and weights finite, the mean inside the scale, every manifest value of its kind,
+range and size: ``manifest``). A directory that fails any check is a ``ModelError``
+naming what is wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from movierec import models, outdir
+from movierec import manifest as manifest_file
+from movierec import models, outdir, stored
 from movierec._version import __version__
-from movierec.data.ids import IdIndex
-from movierec.data.ratings import ByUser
+from movierec.data.ratings import ByUser, fingerprint
 from movierec.errors import ConfigError, ModelError
-from movierec.recommend import ListConfig, Recommender
+from movierec.recommend import Recommender
 from movierec.sittings import Sittings
 
-FORMAT = "movierec-model"
-FORMAT_VERSION = 2
-MANIFEST, WEIGHTS = outdir.MANIFEST, "model.safetensors"
-MAX_MANIFEST_BYTES = 1 << 30
-"""A manifest larger than this (1 GiB: ids and titles of ~20M items) is refused unread."""
+FORMAT, FORMAT_VERSION = manifest_file.FORMAT, manifest_file.FORMAT_VERSION
+MANIFEST, WEIGHTS = outdir.MANIFEST, manifest_file.WEIGHTS
 
 
 # --- saving ------------------------------------------------------------------------------
@@ -122,6 +120,7 @@ def _manifest(r: Recommender) -> dict:
         },
         **r.index.to_json(),
         "titles": None if r.titles is None else [str(t) for t in r.titles],
+        "training_sha256": fingerprint(r.index, r.history),
     }
 
 
@@ -177,50 +176,22 @@ def load(directory: str | Path, *, device: str = "cpu") -> Recommender:
 
 def read_manifest(directory: Path) -> dict:
     """The manifest of a model directory, checked to be a movierec manifest of this format."""
-    manifest_path, weights_path = directory / MANIFEST, directory / WEIGHTS
-    if not manifest_path.is_file() or not weights_path.is_file():
-        raise ModelError(
-            f"{directory} is not a movierec model directory (expected {MANIFEST} and {WEIGHTS}); "
-            "train one with: movierec train --out DIR"
-        )
-    try:
-        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ModelError(f"{manifest_path}: over {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest movierec wrote")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"{manifest_path}: cannot read it ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ModelError(
-            f"{manifest_path}: not valid JSON ({reason}); the model directory is corrupt, retrain it"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise ModelError(f"{manifest_path}: not a JSON object; the model directory is corrupt, retrain it")
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelError(
-            f"{manifest_path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r} "
-            f"is not {FORMAT!r} version {FORMAT_VERSION}; retrain with this movierec"
-        )
-    return manifest
+    return manifest_file.read(directory)
 
 
 def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: str) -> Recommender:
-    bad = _Checker(directory)
-    bad.field(manifest, "user_ids", list)
-    bad.field(manifest, "item_ids", list)
-    index = IdIndex.from_json(manifest)
-    bad.ids(index)
+    bad = manifest_file.Checker(directory)
+    index = bad.index(manifest)
     n_users, n_items = index.n_users, index.n_items
     if manifest.get("n_users") != n_users or manifest.get("n_items") != n_items:
-        bad.fail(f"n_users/n_items ({manifest.get('n_users')!r}, {manifest.get('n_items')!r}) differ from the id lists")
-    scale = bad.scale(manifest.get("rating_scale"))
-    global_mean = manifest.get("global_mean")
-    if not isinstance(global_mean, int | float) or not scale[0] <= global_mean <= scale[1]:
-        bad.fail(f"global_mean {global_mean!r} is not a number inside the rating scale {scale}")
-    titles = manifest.get("titles")
-    if titles is not None and (not isinstance(titles, list) or len(titles) != n_items):
-        bad.fail(f"titles must be a list of {n_items} strings, one per item")
-    lists = ListConfig(**bad.field(manifest, "lists", dict))
+        bad.fail(
+            f"n_users/n_items ({stored.kind(manifest.get('n_users'))}, {stored.kind(manifest.get('n_items'))}) "
+            "differ from the id lists"
+        )
+    scale = bad.value(stored.scale, manifest.get("rating_scale"))
+    global_mean = bad.value(stored.number, manifest.get("global_mean"), "global_mean", *scale)
+    titles = bad.titles(manifest.get("titles"), n_items)
+    lists = bad.lists(bad.field(manifest, "lists", dict))
     ranker_spec, ranker_config = _spec_and_config(bad, manifest, "ranker", "ranker")
     rater_part = manifest.get("rater")
     rater_spec, rater_config = (None, None) if rater_part is None else _spec_and_config(bad, manifest, "rater", "rater")
@@ -251,9 +222,15 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
     for prefix, meta in (("ranker.", ranker_meta), ("rater.", rater_meta)):
         if meta is not None:
             expected.update({prefix + k: tuple(v.shape) for k, v in meta.state_dict().items()})
+    # Rankers fitted before the scale's floor was kept weighed ratings by r / r_max: a floor of 0.
+    legacy_floor = "ranker.rating_floor" in expected and "ranker.rating_floor" not in shapes
+    if legacy_floor:
+        shapes["ranker.rating_floor"] = ()
     bad.shapes(shapes, expected)
 
     tensors = load_file(str(weights_path), device="cpu")
+    if legacy_floor:
+        tensors["ranker.rating_floor"] = torch.zeros(())
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad.fail(f"tensor {name} holds NaN or infinite values")
@@ -261,6 +238,9 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         tensors["history.indptr"].numpy(), tensors["history.items"].numpy(), tensors["history.ratings"].numpy()
     )
     bad.history(history, n_items, scale)
+    recorded = manifest.get("training_sha256")  # None in models saved before it was recorded
+    if recorded is not None and recorded != fingerprint(index, history):
+        bad.fail("the training ratings do not match the fingerprint the manifest recorded")
 
     ranker = ranker_spec.build(ranker_config, n_users, n_items, torch.Generator().manual_seed(0))
     ranker.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("ranker.")})
@@ -293,82 +273,29 @@ def _load_checked(directory: Path, manifest: dict, weights_path: Path, device: s
         scale=scale,
         user_bias=tensors["fallback.user_bias"].numpy(),
         item_bias=tensors["fallback.item_bias"].numpy(),
-        titles=None if titles is None else np.asarray([str(t) for t in titles], dtype=str),
-        info=manifest.get("info") if isinstance(manifest.get("info"), dict) else {},
+        titles=titles,
+        info=_printable(manifest.get("info")) if isinstance(manifest.get("info"), dict) else {},
         lists=lists,
         sittings=sittings,
     )
 
 
-def _spec_and_config(bad: _Checker, manifest: dict, key: str, kind: str) -> tuple[models.ModelSpec, object]:
+def _printable(value: Any) -> Any:
+    """``value`` with every string in it made printable (``stored.printable``)."""
+    if isinstance(value, str):
+        return stored.printable(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
+
+
+def _spec_and_config(
+    bad: manifest_file.Checker, manifest: dict, key: str, kind: str
+) -> tuple[models.ModelSpec, object]:
     part = bad.field(manifest, key, dict)
     spec = models.get(part.get("name"))  # an unknown name is a ConfigError, reported as a corrupt dir
     if spec.kind != kind:
         bad.fail(f"manifest {key} {spec.name!r} is a {spec.kind}, not a {kind}")
     return spec, spec.saved_config(bad.field(part, "config", dict, f"{key}.config"))
-
-
-class _Checker:
-    """The value checks of ``load``, each failing with a ModelError that names the directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def fail(self, what: str) -> NoReturn:
-        raise ModelError(f"{self.directory}: {what}; the model directory is corrupt, retrain it")
-
-    def field(self, part: dict, key: str, kind: type, name: str | None = None) -> Any:
-        """``part[key]``, which must be a ``kind`` (``name``: how the message spells the field)."""
-        value = part.get(key)
-        if not isinstance(value, kind):
-            self.fail(f"manifest field {name or key!r} must be {_JSON_KINDS[kind]}, got {_json_kind(value)}")
-        return value
-
-    def ids(self, index: IdIndex) -> None:
-        for kind, ids in (("user", index.user_ids), ("item", index.item_ids)):
-            if ids.ndim != 1 or len(ids) == 0:
-                self.fail(f"{kind}_ids must be a non-empty list of ids")
-            if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
-                self.fail(f"{kind}_ids must be unique and sorted")
-
-    def scale(self, value: object) -> tuple[float, float]:
-        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(x, int | float) for x in value)):
-            self.fail(f"rating_scale must be [lo, hi], got {value!r}")
-        lo, hi = float(value[0]), float(value[1])  # type: ignore[index]
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-            self.fail(f"rating_scale {value!r} must be finite with lo <= hi")
-        return lo, hi
-
-    def shapes(self, found: dict[str, tuple], expected: dict[str, tuple]) -> None:
-        missing = sorted(set(expected) - set(found))
-        extra = sorted(set(found) - set(expected))
-        if missing or extra:
-            self.fail(f"the weights lack {missing[:5]} or have unexpected {extra[:5]}")
-        for name, shape in expected.items():
-            # A dimension of 0 in the built model is one the data sets (knn's stored residuals).
-            if len(shape) != len(found[name]) or any(e != f for e, f in zip(shape, found[name], strict=True) if e):
-                self.fail(f"tensor {name} has shape {found[name]}, but the manifest's config gives {shape}")
-
-    def history(self, history: ByUser, n_items: int, scale: tuple[float, float]) -> None:
-        indptr, items, ratings = history.indptr, history.items, history.ratings
-        if indptr[0] != 0 or indptr[-1] != len(items) or bool(np.any(np.diff(indptr) < 0)):
-            self.fail("history.indptr must rise from 0 to the number of training ratings")
-        if len(items) and (int(items.min()) < 0 or int(items.max()) >= n_items):
-            self.fail("history.items holds item indices out of range")
-        if len(ratings) and (float(ratings.min()) < scale[0] or float(ratings.max()) > scale[1]):
-            self.fail("history.ratings holds ratings outside the rating scale")
-
-
-_JSON_KINDS: dict[type, str] = {
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "an object",
-}
-"""How a message names what a JSON value is, by the Python type ``json`` reads it as."""
-
-
-def _json_kind(value: object) -> str:
-    return "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)

@@ -27,15 +27,18 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from movierec import models, outdir
+from movierec import models, outdir, stored
 from movierec.errors import ConfigError, MovierecError
 from movierec.evaluation import evaluate, evaluate_ranking, relevance_of
 from movierec.training import TrainConfig
 
 if TYPE_CHECKING:
+    from movierec.data.ratings import Ratings
     from movierec.training import Epoch
 
 FORMAT = "movierec-tuned-config"
+MAX_CONFIG_BYTES = 1 << 24
+"""A tuned config is a few hundred bytes; a file over 16 MiB is refused unread."""
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "patience")
 """Training settings a tuned config may carry (seed and device stay the command line's)."""
@@ -77,6 +80,16 @@ def check_tunable(model: str) -> models.ModelSpec:
     return spec
 
 
+def check_data(ratings: Ratings, model: str) -> None:
+    """Refuse to tune a rating model on a log without ratings (before a progress bar or any trial)."""
+    if ratings.implicit and models.get(model).kind != "ranker":
+        rankers = " or ".join(n for n, s in models.MODELS.items() if s.space is not None and s.kind == "ranker")
+        raise ConfigError(
+            f"{ratings.name} has no ratings (every row is a positive), so {model!r}, a rating model, cannot be "
+            f"tuned on it; tune a ranker instead: --model {rankers}"
+        )
+
+
 def tune(
     parts,  # noqa: ANN001  (pipeline.Parts)
     model: str,
@@ -100,12 +113,23 @@ def tune(
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     if len(parts.val) == 0:
         raise ConfigError("tuning needs a validation part; raise --val-fraction")
+    check_data(parts.fit, model)
     ranker = spec.kind == "ranker"
     n_train = parts.n_train
     defaults = TrainConfig.for_model(spec, n_train)
     relevance = relevance_of(parts.fit)
+    failures = (MovierecError, RuntimeError)  # a trial failing so is recorded, with why, and the search goes on
+
+    reasons: dict[int, str] = {}  # why each failed trial failed, for its line
 
     def objective(trial) -> float:  # noqa: ANN001
+        try:
+            return attempt(trial)
+        except failures as exc:
+            reasons[trial.number] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise
+
+    def attempt(trial) -> float:  # noqa: ANN001
         if trial.number == 0:
             model_config, train_fields = spec.config_type(), dict[str, object]()
         else:
@@ -141,7 +165,9 @@ def tune(
         # Without sitting shifts: their weight was fitted on these very ratings.
         return evaluate(replace(recommender, sittings=None), parts.val)["rmse"]
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the caller shows progress its own way
+    # The caller shows progress and failures its own way: Optuna's warnings would add a
+    # traceback for every failed trial, and one for a Ctrl-C before the command's own line.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         direction="maximize" if ranker else "minimize",
         sampler=optuna.samplers.TPESampler(seed=seed),
@@ -152,10 +178,14 @@ def tune(
         done = any(t.value is not None for t in study.trials)
         best = study.best_value if done else (-math.inf if ranker else math.inf)
         if on_trial:
-            on_trial(trial.number, trial.value, best, trial.state.name.lower())
+            state = trial.state.name.lower()
+            on_trial(
+                trial.number,
+                trial.value,
+                best,
+                f"{state}: {reasons[trial.number]}" if trial.number in reasons else state,
+            )
 
-    # A diverging or failing trial is recorded as failed and the search goes on.
-    failures = (MovierecError, RuntimeError)
     study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[callback], catch=failures)
     completed = [t for t in study.trials if t.value is not None]
     if not completed:
@@ -201,30 +231,42 @@ def load_config(path: str | Path) -> tuple[str, object, dict]:
     """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = stored.read_json(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file; write one with `movierec tune --out {path}`") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    except stored.Invalid as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ConfigError(f'{path}: not a movierec tuned config (expected "format": "{FORMAT}")')
     try:
-        spec = models.get(raw["model"])
+        stored.utf8(raw, "the config")
+        spec = models.get(stored.text(raw["model"], "model", 100))
         model_config = spec.saved_config(raw.get("model_config", {}))
     except KeyError as exc:
         raise ConfigError(f"{path}: missing {exc}") from None
-    except ConfigError as exc:
+    except (ConfigError, stored.Invalid) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except TypeError as exc:
-        raise ConfigError(f"{path}: the model_config does not fit model {raw['model']!r} ({exc})") from None
+        raise ConfigError(f"{path}: the model_config does not fit model {spec.name!r} ({exc})") from None
     train = raw.get("train", {})
     if not isinstance(train, dict):
         raise ConfigError(f"{path}: train must be an object of training settings")
     unknown = set(train) - set(TRAIN_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown training setting(s) {', '.join(sorted(unknown))}; allowed: {TRAIN_KEYS}")
+        names = ", ".join(sorted(stored.printable(str(k))[:40] for k in unknown))
+        raise ConfigError(f"{path}: unknown training setting(s) {names}; allowed: {', '.join(TRAIN_KEYS)}")
+    defaults = TrainConfig()
+    try:
+        for key, value in train.items():
+            if key == "patience" and value is None:
+                continue  # never stop early
+            default = 1 if key == "patience" else getattr(defaults, key)
+            stored.check(value, default, f"train.{key}")
+        TrainConfig(**train)  # ranges: epochs and batch size at least 1, lr > 0, a known optimizer
+    except (stored.Invalid, ConfigError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return spec.name, model_config, train
 
 
@@ -247,4 +289,4 @@ def _optuna():  # noqa: ANN202
     return optuna
 
 
-__all__ = ["FORMAT", "TRAIN_KEYS", "Tuned", "check_tunable", "load_config", "save", "tune"]
+__all__ = ["FORMAT", "TRAIN_KEYS", "Tuned", "check_data", "check_tunable", "load_config", "save", "tune"]

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from movierec import distributed, models
 from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
@@ -33,9 +32,7 @@ from movierec.cli.common import (
     out,
     parse_columns,
 )
-from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
-from movierec.training import TrainConfig
 
 DEFAULT_RATER = "blend"
 """The rating model ``train`` fits when none is named: the most accurate, whose predicted
@@ -84,7 +81,8 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a recommender (a ranker for the lists, a rating model for the ratings), test it once, and save it."""
-    from movierec import fitting, pipeline
+    from movierec import distributed, fitting, models, pipeline
+    from movierec.training import TrainConfig
 
     model_config: object | None = None
     ranker_config: object | None = None
@@ -212,7 +210,7 @@ def evaluate(
     Reports RMSE and MAE, and ranking metrics at k (precision, recall, NDCG, MAP, hit rate,
     coverage): each test user's items are ranked over every item they did not rate in training.
     """
-    from movierec import persist, pipeline
+    from movierec import persist, pipeline, provenance
     from movierec.evaluation import default_relevance, evaluate_ranking
     from movierec.evaluation import evaluate as score
 
@@ -228,14 +226,18 @@ def evaluate(
         if dataset or data:
             raise ConfigError("give --test alone, or --data/--dataset to re-split as in training")
         part = load_test(test, columns)
+        note = provenance.check_test(recommender, part)
+        if note and not as_json:
+            err.print(note)
     elif dataset or data or synthetic:  # --synthetic SIZE alone: synthetic data, as train takes it
         saved = (recommender.info or {}).get("split") or {}
         if saved.get("how") not in ("random", "user", "time"):
             raise ConfigError("this model was tested on a given --test file; evaluate it with --test PATH")
         # The training seed also seeded synthetic data, so the same log and split come back.
         ratings, _ = load_ratings(dataset, data, columns, synthetic, saved["seed"], progress=not as_json)
-        _check_same_log(recommender.info or {}, ratings)
-        part = pipeline.split(ratings, pipeline.SplitConfig(**saved)).test
+        parts = pipeline.split(ratings, pipeline.SplitConfig(**saved))
+        provenance.check_same_training(recommender, parts.fit, parts.val)
+        part = parts.test
     else:
         raise ConfigError("name the ratings to score: --test PATH, or --data PATH / --dataset NAME / --synthetic SIZE")
     lo, hi = recommender.scale
@@ -272,20 +274,11 @@ def evaluate(
     )
 
 
-def _check_same_log(info: dict, ratings: Ratings) -> None:
-    """Re-splitting gives the model's own test part only from the log it was trained on."""
-    counts = info.get("metrics") or {}
-    trained = sum(int(counts.get(k) or 0) for k in ("n_train", "n_val", "n_test"))
-    if trained and len(ratings) != trained:
-        raise ConfigError(
-            f"this model was trained on {info.get('dataset')} ({trained:,} ratings), not on {ratings.name} "
-            f"({len(ratings):,}): its held-out part cannot be made again from these; score them with --test PATH"
-        )
-
-
 @app.command("models")
 def list_models(as_json: JsonOpt = False) -> None:
     """List the models movierec can train."""
+    from movierec import models
+
     if as_json:
         print(json.dumps({name: spec.summary for name, spec in models.MODELS.items()}))
         return

@@ -17,21 +17,55 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError, MovierecError
 
 if TYPE_CHECKING:
+    from movierec.data.ratings import Ratings
     from movierec.training import Epoch
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Train, evaluate and serve rating-based recommenders.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from movierec._version import __version__
+
+        print(f"movierec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print movierec's version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Train, evaluate and serve rating-based recommenders."""
+
+
+UNLIMITED_WIDTH = 100_000
+"""Width of tables written to a file or a pipe: wide enough that no column is ever cut."""
+
+
+def output_width(is_terminal: bool, columns: str | None) -> int | None:
+    """The width tables are drawn to: ``COLUMNS`` where set, else the terminal's (None: Rich asks it), else unlimited.
+
+    A table cut to 80 columns in a log ("baseli...") is lost for good; a wide one in a file
+    is only wide.
+    """
+    if columns and columns.strip().isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if is_terminal else UNLIMITED_WIDTH
+
+
 # No markup: ids, titles and paths are the user's text, and "[/x]" in one is no style tag.
 err = Console(stderr=True, soft_wrap=True, markup=False)  # an error is one line, however narrow the terminal
-out = Console(markup=False)
+out = Console(markup=False, width=output_width(sys.stdout.isatty(), os.environ.get("COLUMNS")))
 
 
 def error_line(message: object) -> Text:
@@ -77,10 +111,13 @@ class FileFlags:
     rating_range: tuple[float, float] | None
 
 
+MAX_K = 1000
+"""The longest list, as ``movierec.recommend.lists.MAX_K`` (and the server) allow: restated here so that
+``--help`` needs no NumPy; a test keeps the two equal."""
+
+
 def check_k(k: int) -> None:
     """A list length from the command line: 1 .. MAX_K, as the server allows."""
-    from movierec.recommend.lists import MAX_K
-
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"-k must be between 1 and {MAX_K}, got {k}")
 

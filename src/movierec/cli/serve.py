@@ -28,7 +28,7 @@ def serve(
 ) -> None:
     """Serve a saved model over HTTP: recommendations, new users, similar items, predictions, search.
 
-    The OpenAPI schema is at /docs and /openapi.json once it runs.
+    The API's documentation is at /docs (Swagger UI) and /redoc, its schema at /openapi.json, once it runs.
     """
     from movierec.serve import serve as run
 

@@ -72,6 +72,7 @@ def tune(
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
     ratings, _ = load_ratings(dataset, data, columns, synthetic, seed, progress=not as_json)
+    tuning.check_data(ratings, model)
     parts = pipeline.split(ratings, split_config)
     bar = Progress(
         TextColumn("tuning {task.fields[model]}"),

@@ -24,7 +24,7 @@ import numpy as np
 from movierec.data.ids import IdIndex
 from movierec.data.ratings import Ratings
 
-FORMAT = 3
+FORMAT = 4
 """Bumped whenever what is stored (or how it is parsed) changes, so old entries are ignored."""
 
 _ARRAYS = ("user_idx", "item_idx", "rating", "timestamp", "titles", "genres")
@@ -66,6 +66,7 @@ def save(ratings: Ratings, folder: Path, meta: dict) -> None:
                 np.save(tmp / f"{name}.npy", arr.astype(str) if arr.dtype == object else arr, allow_pickle=False)
         stored = sorted(name for name, arr in arrays.items() if arr is not None)
         meta = {**meta, "format": FORMAT, "name": ratings.name, "implicit": ratings.implicit, "arrays": stored}
+        meta.update(scale=None if ratings.scale is None else list(ratings.scale), step=ratings.step)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():  # a stale entry: move it aside first, as rename cannot replace a folder
             old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".old-"))
@@ -92,6 +93,8 @@ def load(folder: Path) -> Ratings:
         genres=arrays.get("genres"),
         name=meta["name"],
         implicit=bool(meta["implicit"]),
+        scale=None if meta.get("scale") is None else (float(meta["scale"][0]), float(meta["scale"][1])),
+        step=None if meta.get("step") is None else float(meta["step"]),
     )
 
 

@@ -19,6 +19,7 @@ from movierec.data.ratings import Ratings
 from movierec.data.readers import read_ratings_file
 from movierec.data.synthetic import generate
 from movierec.errors import ConfigError, DataError
+from movierec.stored import MAX_SCALE
 
 CACHE_MIN_BYTES = 1 << 20
 """Sources smaller than this are parsed every time: it takes milliseconds, and keeps tests'
@@ -44,12 +45,16 @@ def load(
     GroupLens zip, its unpacked folder, a folder holding that, a single MovieLens file
     (``u1.base``...), or any CSV/TSV/Parquet ratings file, whose columns the ``*_col``
     arguments name. ``rating_range=(lo, hi)`` replaces the scale ratings are checked
-    against (a release's own, or 0.5..5 for other files). ``progress`` shows the download
+    against (a release's own, or 0.5..5 for other files) and is kept as the log's scale. ``progress`` shows the download
     bar; ``use_cache=False`` parses every time. Bad data raises ``DataError`` naming the
     file and line; bad arguments raise ``ConfigError``.
     """
-    if rating_range is not None and not rating_range[0] < rating_range[1]:
-        raise ConfigError(f"--rating-range must be LO,HI with LO < HI, got {rating_range[0]:g},{rating_range[1]:g}")
+    if rating_range is not None:
+        lo, hi = rating_range
+        if not (-MAX_SCALE <= lo < hi <= MAX_SCALE):  # also refuses NaN and infinities
+            raise ConfigError(
+                f"--rating-range must be LO,HI with LO < HI, both finite and within +-{MAX_SCALE:g}, got {lo:g},{hi:g}"
+            )
     if data is not None and dataset is not None:
         raise ConfigError("pass either --data PATH or --dataset NAME, not both")
     if dataset == "synthetic":

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from movierec.data.ratings import Ratings
+from movierec import stored
+from movierec.data.ratings import MAX_GENRES, Ratings
 from movierec.data.readers import Columns, Source, first_line, read_delimited, split_fields
-from movierec.data.tables import RatingScale
+from movierec.data.tables import RatingScale, declare
 from movierec.errors import ConfigError, DataError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
@@ -148,6 +149,8 @@ class Found:
     name: str
     """The release name, or the file or folder name when it is not a known release."""
     scale: RatingScale
+    known: bool = False
+    """True for a release GroupLens publishes (its own folder): its scale is the data's declared scale."""
 
     def files(self) -> list[Path]:
         """The files on disk that the data comes from (what a parse cache keys on)."""
@@ -160,7 +163,7 @@ def _found(layout: str, ratings: Source, titles: Source | None, folder: str, fil
     # ratings.dat outside a known folder may be ml-1m (whole stars) or ml-10m (half stars): allow both.
     scale = release.scale if release else (WHOLE_STARS if layout == "100k" else HALF_STARS)
     name = file_name or (release.name if release else folder)
-    return Found(layout, ratings, titles, name, scale)
+    return Found(layout, ratings, titles, name, scale, release is not None)
 
 
 def _in_zip(path: Path) -> Found:
@@ -259,6 +262,8 @@ def read(found: Found, *, rating_range: tuple[float, float] | None = None) -> Ra
         name=found.name,
         hint=hint,
     )
+    if rating_range is not None or found.known:
+        ratings = declare(ratings, scale)
     if found.titles is None:
         return ratings
     ids, titles, genres = read_titles(found.titles, found.layout)
@@ -266,10 +271,17 @@ def read(found: Found, *, rating_range: tuple[float, float] | None = None) -> Ra
 
 
 def attach_titles(ratings: Ratings, ids: np.ndarray, titles: list[str], genres: list[str] | None = None) -> Ratings:
-    """Ratings with a title (and genres) per item, looked up by raw id; items missing from the list get ""."""
+    """Ratings with a title (and genres) per item, looked up by raw id; items missing from the list get "".
+
+    Item ids read as names (one id in the ratings that is not a number, ``12O``, makes them
+    all names) are matched to the movie ids as written (``"12"``), so one odd id costs its
+    own title alone, not every title.
+    """
     item_ids = ratings.index.item_ids
-    if item_ids.dtype.kind not in "iu" or len(ids) == 0:
+    if len(ids) == 0:
         return ratings
+    if item_ids.dtype.kind not in "iu":
+        ids, item_ids = ids.astype(str), item_ids.astype(str)
     order = np.argsort(ids, kind="stable")
     pos = np.minimum(np.searchsorted(ids[order], item_ids), len(ids) - 1)
     found = ids[order][pos] == item_ids
@@ -305,6 +317,7 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], lis
         sep = "|" if layout == "100k" else "::"
         rows = ((number, line.split(sep)) for number, line in enumerate(text.splitlines(), 1))
     ids, titles, genres = [], [], []
+    first_line: dict[int, int] = {}  # movie id -> the line that listed it
     for number, fields in rows:
         if fields == [] or fields == [""]:
             continue
@@ -312,10 +325,18 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], lis
             ids.append(int(fields[0]))
             titles.append(fields[1] if layout != "dat" or len(fields) < 3 else "::".join(fields[1:-1]))
         except (ValueError, IndexError):
-            found = f"expected a movie id and a title, found {fields[:2]!r}"
+            found = f"expected a movie id and a title, found {stored.printable(repr(fields[:2]))[:200]}"
             raise DataError(found, path=source.label, line=number) from None
         if not -(2**63) <= ids[-1] < 2**63:
             raise DataError(f"movie id {ids[-1]} is beyond signed 64-bit integers", path=source.label, line=number)
+        if ids[-1] in first_line:
+            raise DataError(
+                f"movie id {ids[-1]} is listed twice, on lines {first_line[ids[-1]]} and {number}; "
+                "keep one row per movie",
+                path=source.label,
+                line=number,
+            )
+        first_line[ids[-1]] = number
         found_genres = (g.strip() for g in _genres(fields, layout, genre_column))
         genres.append("|".join(g for g in found_genres if g and g not in NO_GENRES))
         for what, value in (("title", titles[-1]), ("genres field", genres[-1])):
@@ -323,15 +344,39 @@ def read_titles(source: Source, layout: str) -> tuple[np.ndarray, list[str], lis
             if len(value) > MAX_FIELD:
                 found = f"a {what} of {len(value):,} characters (at most {MAX_FIELD:,}); is this a movies file?"
                 raise DataError(found, path=source.label, line=number)
+        # Printed by recommend and the server: no escape sequence in a data file reaches a terminal.
+        titles[-1], genres[-1] = stored.printable(titles[-1]), stored.printable(genres[-1])
+    _check_genre_count(source, genres)
     return np.array(ids, dtype=np.int64), titles, genres
+
+
+def _check_genre_count(source: Source, genres: list[str]) -> None:
+    """Refuse a genres column of more than ``MAX_GENRES`` distinct values: ids or free text, not genres."""
+    names = {g for joined in genres for g in joined.split("|") if g}
+    if len(names) > MAX_GENRES:
+        raise DataError(
+            f"the genres column holds {len(names):,} distinct genres (at most {MAX_GENRES}; MovieLens has 20), "
+            "so it is not a list of genres; remove that column or rename its header",
+            path=source.label,
+        )
 
 
 def _csv_rows(source: Source, text: str) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of a CSV text, its own errors (an unclosed quote, a huge field) as DataErrors."""
     reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
     try:
         for fields in reader:
-            yield reader.line_num, fields
+            if reader.line_num > start and any("\n" in f or "\r" in f for f in fields):
+                # No MovieLens title spans lines: a quote left open has swallowed the lines after it.
+                raise DataError(
+                    f'a field runs from line {start} to line {reader.line_num}: a quote (") opened on line {start} '
+                    "is not closed; close it, or write a quote inside a title as two quotes",
+                    path=source.label,
+                    line=start,
+                )
+            yield start, fields
+            start = reader.line_num + 1
     except csv.Error as exc:
         raise DataError(f"not a readable CSV row ({exc})", path=source.label, line=reader.line_num) from None
 

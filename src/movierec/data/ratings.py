@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from movierec.data.ids import IdIndex
+from movierec.data.ids import IdIndex, distinct
 
 MAX_GENRES = 500
 """Most distinct genres a catalogue may have for ``genre_matrix`` (500 x 87,585 items: 175 MB)."""
@@ -40,6 +41,11 @@ class Ratings:
     """What the data is called in reports (a release name or a file name)."""
     implicit: bool = False
     """True for a log without ratings: each row only says the user chose the item."""
+    scale: tuple[float, float] | None = None
+    """The rating scale as declared (``--rating-range``, or a MovieLens release's own), or None:
+    the lowest and highest rating present then stand for it."""
+    step: float | None = None
+    """The declared scale's grid (0.5 for half stars), or None when it has none or none was declared."""
 
     def __len__(self) -> int:
         return len(self.rating)
@@ -114,8 +120,25 @@ class Ratings:
         return matrix
 
     def rating_scale(self) -> tuple[float, float]:
-        """The lowest and highest rating present: predictions are clipped to this range."""
+        """The scale as declared, else the lowest and highest rating present: predictions are clipped to it."""
+        if self.scale is not None:
+            return self.scale
         return float(self.rating.min()), float(self.rating.max())
+
+    def rating_floor(self) -> float:
+        """Where a rating would weigh nothing as evidence of interest: one grid step below the scale's lowest.
+
+        The step is the declared one, else the smallest gap between two ratings present (1
+        when there is only one value). On MovieLens's scales (0.5-5 in half stars, 1-5 in
+        whole ones) the floor is 0, so a ranker's weights are r / r_max; on any shift of a
+        scale the floor shifts with it, so the weights do not change.
+        """
+        lo = self.rating_scale()[0]
+        step = self.step
+        if step is None:
+            values = distinct(self.rating)
+            step = float(np.diff(values).min()) if len(values) > 1 else 1.0
+        return lo - step
 
     def by_user(self, *more: Ratings) -> ByUser:
         """These ratings (and ``more`` over the same index) grouped by user."""
@@ -182,6 +205,24 @@ class ByUser:
     def user_of_entry(self) -> np.ndarray:
         """int64 (nnz,): each entry's user."""
         return np.repeat(np.arange(self.n_users, dtype=np.int64), self.counts())
+
+
+def fingerprint(index: IdIndex, history: ByUser) -> str:
+    """SHA-256 of training ratings by content: the raw ids, and each user's items and ratings.
+
+    Raw ids are sorted and ``ByUser`` orders each user's items, so the same ratings in any
+    row order give the same digest, and any changed, added or removed rating another.
+    """
+    digest = hashlib.sha256()
+    for ids in (index.user_ids, index.item_ids):
+        if ids.dtype.kind in "iu":
+            digest.update(b"int:" + np.ascontiguousarray(ids, dtype="<i8").tobytes())
+        else:
+            digest.update(b"str:" + "\x00".join(ids.tolist()).encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(np.ascontiguousarray(history.indptr, dtype="<i8").tobytes())
+    digest.update(np.ascontiguousarray(history.items, dtype="<i4").tobytes())
+    digest.update(np.ascontiguousarray(history.ratings, dtype="<f4").tobytes())
+    return digest.hexdigest()
 
 
 def _python_scalar(value: object) -> object:

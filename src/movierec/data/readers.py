@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from movierec.data import diagnose
 from movierec.data.ratings import Ratings
-from movierec.data.tables import DEFAULT_SCALE, RatingScale, to_ratings
+from movierec.data.tables import DEFAULT_SCALE, RatingScale, declare, to_ratings
 from movierec.errors import DataError
 
 ALIASES = {
@@ -285,13 +285,14 @@ def read_ratings_file(
 ) -> Ratings:
     """Read any ratings file: CSV, TSV (or another single-character separator) or Parquet.
 
-    Columns are found by header name: the ``*_col`` arguments, else common names
-    (``userId,movieId,rating,timestamp`` as MovieLens writes them, ``user_id``, ``item``...).
-    A text file whose first line is all numbers has no header and is read as
-    user, item, rating[, timestamp] (user, item alone: an implicit log). Ratings outside
-    ``rating_range`` (0.5..5 unless given) are an error rather than being dropped. A file
-    with no rating column is an implicit log (plays, clicks, purchases): each (user, item)
-    pair is one positive, held as a rating of 1.0, and ``Ratings.implicit`` is True.
+        Columns are found by header name: the ``*_col`` arguments, else common names
+        (``userId,movieId,rating,timestamp`` as MovieLens writes them, ``user_id``, ``item``...).
+        A text file whose first line is all numbers has no header and is read as
+        user, item, rating[, timestamp] (user, item alone: an implicit log). Ratings outside
+        ``rating_range`` (0.5..5 unless given) are an error rather than being dropped; a range
+    given is kept as the log's scale (``Ratings.scale``). A file
+        with no rating column is an implicit log (plays, clicks, purchases): each (user, item)
+        pair is one positive, held as a rating of 1.0, and ``Ratings.implicit`` is True.
     """
     path = Path(path)
     source = Source(path)
@@ -307,7 +308,8 @@ def read_ratings_file(
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"cannot read Parquet file: {e}", path=str(path)) from None
         table = table.rename_columns(list(columns.fields()))
-        return to_ratings(table, diagnose.Where(source, None), scale, name, hint)
+        ratings = to_ratings(table, diagnose.Where(source, None), scale, name, hint)
+        return ratings if rating_range is None else declare(ratings, scale)
     line = first_line(source)
     delimiter = sniff_delimiter(path, line)
     fields = split_fields(line, delimiter)
@@ -327,6 +329,9 @@ def read_ratings_file(
         names = [f"column{k + 1}" for k in range(len(fields))]
         rating = names[2] if len(names) > 2 else None  # two columns: user, item, an implicit log
         columns = Columns(names[0], names[1], rating, names[3] if len(names) > 3 else None)
-    return read_delimited(
+    ratings = read_delimited(
         source, delimiter=delimiter, header=header, names=names, columns=columns, scale=scale, name=name, hint=hint
     )
+    # A scale given is the model's scale, whatever ratings the log happens to hold (a 1-10
+    # log with no 10 is still rated out of 10); without one, the ratings present stand for it.
+    return ratings if rating_range is None else declare(ratings, scale)

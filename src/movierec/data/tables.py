@@ -7,13 +7,14 @@ Only when one fails does ``where`` work out the line an editor shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from movierec import stored
 from movierec.data.ids import IdIndex
 from movierec.data.ratings import Ratings
 from movierec.errors import DataError
@@ -25,6 +26,8 @@ _NOUN = {"user": "user id", "item": "item id", "rating": "rating", "time": "time
 _NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 _INTEGER = r"^[-+]?\d+$"
 _TOO_BIG = "is beyond signed 64-bit integers; use smaller ids"
+_CONTROL = "[\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f]"
+"""A C0 control but the tab, DEL, or a C1 control (RE2 syntax, as pyarrow matches)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,13 @@ class RatingScale:
 
 DEFAULT_SCALE = RatingScale(0.5, 5.0)
 """What a plain file is checked against unless ``rating_range`` says otherwise."""
+
+
+def declare(ratings: Ratings, scale: RatingScale) -> Ratings:
+    """``ratings`` on ``scale`` as declared, kept whatever ratings the log happens to hold (not for an implicit log)."""
+    if ratings.implicit:
+        return ratings
+    return replace(ratings, scale=(float(scale.lo), float(scale.hi)), step=scale.step)
 
 
 def index_ids(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +104,10 @@ def _string_ids(field: str, col: pa.Array) -> tuple[pa.Array, tuple[int, str] | 
     "1" and "1.0" are one id, not two; a number too large for 64 bits is an error rather
     than a reason to turn every id into a string.
     """
+    controls = _first_true(pc.match_substring_regex(col, _CONTROL))
+    if controls is not None:  # a NUL or an escape: a phantom id beside the real one, or a terminal rewritten
+        shown = stored.printable(repr(col[controls].as_py()))[:60]
+        return col, (controls, f"{_NOUN[field]} {shown} holds a control character; fix or delete the line")
     integral = pc.match_substring_regex(col, r"^[+-]?\d+(\.0*)?$")
     if not pc.all(integral).as_py():
         return col, None  # names (or a mix): the ids stay strings

@@ -15,6 +15,7 @@ user would likely rate each listed item.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from movierec import stored
 from movierec.errors import ConfigError
+from movierec.stored import MAX_SCALE
 
 
 class RatingModel(nn.Module):
@@ -105,6 +108,9 @@ class Ranker(nn.Module):
     n_items: int
     rating_max: Tensor
     """The top of the rating scale, to turn a rating into the weight of its evidence."""
+    rating_floor: Tensor
+    """Where a rating would weigh nothing: one step of the scale's grid below its lowest rating
+    (``Ratings.rating_floor``; 0 on MovieLens's 0.5-5 and 1-5, so there weights are r / r_max)."""
 
     def __init__(self, n_items: int, weighting: str) -> None:
         super().__init__()
@@ -112,17 +118,20 @@ class Ranker(nn.Module):
             raise ConfigError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
         self.n_items, self.weighting = n_items, weighting
         self.register_buffer("rating_max", torch.ones(()))
+        self.register_buffer("rating_floor", torch.zeros(()))
 
     def weights(self, ratings: Tensor) -> Tensor:
-        """How much each rating says the user wants the item: r / r_max, or 1 for ``binary``.
+        """How much each rating says the user wants the item: (r - floor) / (r_max - floor), or 1 for ``binary``.
 
         Every rating is evidence of interest (people rate what they chose to watch), and a
         high one more so: on ml-latest-small's validation parts, EASE weighted by r / 5 gave
-        NDCG@10 8-10% above EASE on the 0/1 matrix (bench/NOTES.md).
+        NDCG@10 8-10% above EASE on the 0/1 matrix (bench/NOTES.md). Measured from the
+        floor, not from zero, the weights do not depend on where zero sits on the scale: a
+        -2.5..2 log weighs its ratings as the same log on 0.5..5 does.
         """
         if self.weighting == "binary":
             return torch.ones_like(ratings, dtype=torch.float32)
-        return (ratings.float() / self.rating_max).clamp_min(0.0)
+        return ((ratings.float() - self.rating_floor) / (self.rating_max - self.rating_floor)).clamp_min(0.0)
 
     def score(self, rows: UserRows) -> Tensor:
         """float32 (B, n_items): how worth listing each item is for each row's user."""
@@ -145,7 +154,12 @@ class Ranker(nn.Module):
         raise NotImplementedError
 
     def check(self) -> None:
-        """Raise ValueError if loaded state would index out of range; rankers with index tensors override it."""
+        """Raise ValueError if loaded state would index out of range or weigh ratings by nonsense.
+
+        Rankers with index tensors extend it (and call it)."""
+        top, floor = float(self.rating_max), float(self.rating_floor)
+        if not (math.isfinite(top) and math.isfinite(floor) and floor < top and abs(top) <= MAX_SCALE):
+            raise ValueError(f"ranker.rating_max {top:g} must be a finite number above ranker.rating_floor {floor:g}")
 
 
 WEIGHTINGS = ("rating", "binary")
@@ -254,6 +268,8 @@ class RankerData:
     """The run's random generator."""
     genres: Tensor | None = None
     """float32 (n_genres, n_items): 1 where an item has a genre; None when the data has no genres."""
+    rating_floor: float = 0.0
+    """Where a rating would weigh nothing (``Ratings.rating_floor``): below the scale's lowest rating."""
 
     def rows(self) -> UserRows:
         """Every user's ratings, as one batch of rows (users with none get an empty row)."""
@@ -302,23 +318,14 @@ class ModelSpec:
         """The config a manifest or tuned-config file saved as ``fields``, each value of its field's kind.
 
         The file is JSON from anywhere, so a value of the wrong kind ("abc", true, null for a
-        number) is a ConfigError naming the field, not a TypeError from a comparison inside.
+        number) or size (a dim of 10^9, which would ask for terabytes) is a ConfigError naming
+        the field (``stored.check``), not a TypeError inside or an allocation that cannot succeed.
         """
         saved = {**self.saved_before, **fields}
         for f in dataclasses.fields(self.config_type):
-            if f.name in saved and not _of_kind(saved[f.name], f.default):
-                raise ConfigError(f"{f.name} must be {_KINDS[type(f.default)]}, got {saved[f.name]!r}")
+            if f.name in saved:
+                try:
+                    stored.check(saved[f.name], f.default, f.name)
+                except stored.Invalid as exc:
+                    raise ConfigError(str(exc)) from None
         return self.config_type(**saved)
-
-
-_KINDS = {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}
-
-
-def _of_kind(value: object, default: object) -> bool:
-    """True when ``value`` may stand where the field's ``default`` does (plain kinds only are checked)."""
-    kind = type(default)
-    if kind not in _KINDS:
-        return True
-    if kind is bool or isinstance(value, bool):  # bool is an int to Python, not to a config
-        return kind is bool and isinstance(value, bool)
-    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)

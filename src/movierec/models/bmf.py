@@ -298,7 +298,7 @@ class _PosteriorMean:
         self.pending = []
         qa, ra = torch.linalg.qr(A)
         qb, rb = torch.linalg.qr(B)
-        left, sing, right_t = torch.linalg.svd(ra @ rb.T)
+        left, sing, right_t = torch.linalg.svd(ra @ rb.T, full_matrices=False)  # rank < dim with few users
         root = sing[: self.dim].sqrt()
         self.A = qa @ left[:, : self.dim] * root
         self.B = qb @ right_t[: self.dim].T * root

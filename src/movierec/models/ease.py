@@ -129,6 +129,7 @@ class _Sweeps(Sweeps):
     def sweep(self, epoch: int) -> None:
         model, data = self.model, self.data
         model.rating_max.fill_(data.rating_max)
+        model.rating_floor.fill_(data.rating_floor)
         weights = model.weights(data.rating)
         genres = data.genres if data.genres is not None and self.config.genres > 0 else None
         rows = few_rows(data, genres, model.n_items)

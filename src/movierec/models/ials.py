@@ -195,6 +195,7 @@ class _Sweeps(Sweeps):
     def __init__(self, model: IALS, config: IALSConfig, data: RankerData) -> None:
         self.model, self.config, self.planned = model, config, config.sweeps
         model.rating_max.fill_(data.rating_max)
+        model.rating_floor.fill_(data.rating_floor)
         self.q = model.item_factors
         self.q.normal_(0.0, config.init_std, generator=data.generator)
         self.p = self.q.new_zeros(data.n_users, config.dim)

@@ -21,9 +21,15 @@ from movierec.models.base import ModelSpec, Ranker, RankerData, RatingModel, Swe
 from movierec.models.baseline import fit_biases
 
 
-def popularity(global_mean: float, item_bias: np.ndarray, item_counts: np.ndarray, scale: tuple[float, float]):
-    """float64 (n_items,): clip(mu + b_i) * log(1 + n_i), the ``popular`` score (0 for unrated items)."""
-    damped = np.clip(global_mean + item_bias.astype(np.float64), *scale)
+def popularity(
+    global_mean: float, item_bias: np.ndarray, item_counts: np.ndarray, scale: tuple[float, float], floor: float = 0.0
+) -> np.ndarray:
+    """float64 (n_items,): (clip(mu + b_i) - floor) * log(1 + n_i), the ``popular`` score (0 for unrated items).
+
+    ``floor`` is where a rating would weigh nothing (``Ratings.rating_floor``: 0 on MovieLens's
+    scales), so the list is the same whatever number the scale starts at.
+    """
+    damped = np.clip(global_mean + item_bias.astype(np.float64), *scale) - floor
     return damped * np.log1p(item_counts)
 
 
@@ -62,7 +68,10 @@ class _Sweeps(Sweeps):
         _, b_i = fit_biases(u, i, r - mean, data.n_users, model.n_items)
         counts = np.bincount(i, minlength=model.n_items)
         scale = (float(r.min()), float(r.max())) if len(r) else (0.0, 1.0)
-        model.item_score.copy_(torch.from_numpy(popularity(mean, b_i, counts, scale)).float())
+        model.rating_max.fill_(data.rating_max)  # unused by the score; kept above the floor, as every ranker's
+        model.rating_floor.fill_(data.rating_floor)
+        score = popularity(mean, b_i, counts, scale, data.rating_floor)
+        model.item_score.copy_(torch.from_numpy(score).float())
 
 
 SPEC = ModelSpec(

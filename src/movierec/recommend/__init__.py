@@ -1,8 +1,11 @@
 """Lists people see: a trained ranker and rater behind raw ids, titles and fallbacks.
 
 - ``recommender``: the ``Recommender`` (lists for known and new users, predicted ratings, similar items);
-- ``fold_in``: a new user's ratings checked, and a rater for them;
-- ``lists``: list settings and shapes, and the rule that orders a list from ranker and rater;
+- ``lists``: list settings, the one list type (``ItemList`` of ``ListItem``s) and the rule that orders it;
+- ``ranked``: known users' lists in index space, scored in blocks;
+- ``fold_in``: a new user's ratings checked, a rater for them, and their list;
+- ``predicted``: predicted ratings and their fallback;
+- ``explain``: why an item is listed (``because``);
 - ``catalogue``: item ids and titles, and title search;
 - ``topk``: deterministic top-k kernels;
 - ``similar``: item-item similarity, the ranker's own or co-rating;
@@ -10,7 +13,7 @@
 """
 
 from movierec.recommend.export import write_recommendations
-from movierec.recommend.lists import BIAS_FALLBACK, FOLD_IN, MODEL, POPULAR, ListConfig, NewUserRecommendations, TopN
+from movierec.recommend.lists import BIAS_FALLBACK, FOLD_IN, MODEL, POPULAR, IndexLists, ItemList, ListConfig, ListItem
 from movierec.recommend.recommender import Recommender, UnknownIdError
 from movierec.recommend.similar import CO_RATING
 
@@ -20,10 +23,11 @@ __all__ = [
     "FOLD_IN",
     "MODEL",
     "POPULAR",
+    "IndexLists",
+    "ItemList",
     "ListConfig",
-    "NewUserRecommendations",
+    "ListItem",
     "Recommender",
-    "TopN",
     "UnknownIdError",
     "write_recommendations",
 ]

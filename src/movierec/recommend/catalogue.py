@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 
+from movierec.recommend.lists import ListItem, finite
+
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 _ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|l'|il|el|der|die|das)(\s*\(\d{4}\))?$", re.IGNORECASE)
 
@@ -34,6 +36,26 @@ class Catalogue:
     def summary(self, item_idx: int) -> dict:
         """``row`` plus ``n_ratings``, the item's number of training ratings."""
         return {**self.row(item_idx), "n_ratings": int(self.counts[item_idx])}
+
+    def listed(
+        self, items: np.ndarray, ratings: np.ndarray | None, rating_source: str | None, because: list | None = None
+    ) -> tuple[ListItem, ...]:
+        """``ListItem``s of item indices, -1 padding left out; ``ratings`` None: a list without ratings.
+
+        ``because``, where given, holds one entry for each item that is not padding.
+        """
+        listed = items >= 0
+        rated = [None] * int(listed.sum()) if ratings is None else [finite(r) for r in ratings[listed]]
+        return tuple(
+            ListItem(
+                self.item_ids[i],
+                self.title(i),
+                rating,
+                None if ratings is None else rating_source,
+                because=() if because is None else tuple(because[j]),
+            )
+            for j, (i, rating) in enumerate(zip(items[listed].tolist(), rated, strict=True))
+        )
 
     def title(self, item_idx: int) -> str | None:
         return None if self.titles is None else self.titles[item_idx]

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
+from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from movierec import outdir
 from movierec.errors import ConfigError
-from movierec.recommend.lists import check_k
-from movierec.recommend.recommender import BLOCK_PAIRS, Recommender
+from movierec.recommend.lists import ItemList
+from movierec.recommend.ranked import block_size
+from movierec.recommend.recommender import Recommender
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def write_recommendations(
@@ -31,7 +37,6 @@ def write_recommendations(
     complete. An existing file is replaced only if it is an earlier recommendations file.
     Returns the number of rows written.
     """
-    import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
@@ -39,36 +44,16 @@ def write_recommendations(
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise ConfigError(f"{path}: write recommendations to a .csv or .parquet file")
-    check_k(k)
-    if user_ids is None:
-        users = np.arange(recommender.index.n_users, dtype=np.int64)
-    else:
-        users = np.array([recommender.user_index(u) for u in user_ids], dtype=np.int64)
+    lists = recommender.recommend_many(user_ids, k, exclude_seen=exclude_seen)  # unknown ids fail here
     # Checked now and again just before the rename: scoring every user can take minutes.
     check = partial(outdir.check_file_replaceable, path, is_recommendations, "a recommendations file")
     check()
-    index, titles = recommender.index, recommender.titles
-    block = max(1, BLOCK_PAIRS // max(index.n_items, 1))
+    index, titled = recommender.index, recommender.titles is not None
     written = 0
     writer = None
     with outdir.atomic_file(path, before_replace=check) as tmp:
-        for s in range(0, max(len(users), 1), block):
-            top = recommender.top_n(users[s : s + block], k, exclude_seen=exclude_seen)
-            valid = top.items >= 0
-            row_user = np.repeat(top.users, k).reshape(-1, k)[valid]
-            rank = np.tile(np.arange(1, k + 1), (len(top.users), 1))[valid]
-            items = top.items[valid]
-            columns = {
-                "user_id": pa.array(index.user_ids[row_user]),
-                "rank": pa.array(rank.astype(np.int32)),
-                "item_id": pa.array(index.item_ids[items]),
-            }
-            if titles is not None:
-                columns["title"] = pa.array(titles[items].astype(str))
-            ratings = top.ratings[valid].astype(np.float32)
-            columns["rating"] = pa.array(ratings, mask=np.isnan(ratings))
-            columns["source"] = pa.array(np.repeat(top.sources, k).reshape(-1, k)[valid].astype(str))
-            table = pa.table(columns)
+        for chunk in _chunks(lists, block_size(index.n_items)):
+            table = _table(chunk, index.user_ids.dtype, index.item_ids.dtype, titled)
             if writer is None:
                 parquet = suffix == ".parquet"
                 writer = pq.ParquetWriter(tmp, table.schema) if parquet else pa_csv.CSVWriter(tmp, table.schema)
@@ -77,6 +62,32 @@ def write_recommendations(
         if writer is not None:
             writer.close()
     return written
+
+
+def _chunks(lists: Iterator[tuple[object, ItemList]], size: int) -> Iterator[list[tuple[object, ItemList]]]:
+    """``size`` lists at a time; one empty chunk when there are none, so the file still gets its header."""
+    chunk = list(islice(lists, size))
+    yield chunk
+    while chunk := list(islice(lists, size)):
+        yield chunk
+
+
+def _table(lists: list[tuple[object, ItemList]], user_dtype: np.dtype, item_dtype: np.dtype, titled: bool) -> pa.Table:
+    """One row per listed item: user, rank (1 = best), item, title (when the model has titles), rating, source."""
+    import pyarrow as pa
+
+    rows = [(user, rank, item, found.source) for user, found in lists for rank, item in enumerate(found, 1)]
+    columns = {
+        "user_id": pa.array([user for user, _, _, _ in rows], type=pa.from_numpy_dtype(user_dtype)),
+        "rank": pa.array([rank for _, rank, _, _ in rows], type=pa.int32()),
+        "item_id": pa.array([item.item_id for _, _, item, _ in rows], type=pa.from_numpy_dtype(item_dtype)),
+    }
+    if titled:
+        columns["title"] = pa.array([item.title for _, _, item, _ in rows], type=pa.string())
+    ratings = np.array([np.nan if item.rating is None else item.rating for _, _, item, _ in rows], dtype=np.float32)
+    columns["rating"] = pa.array(ratings, mask=np.isnan(ratings))
+    columns["source"] = pa.array([source for _, _, _, source in rows], type=pa.string())
+    return pa.table(columns)
 
 
 HEADERS = (

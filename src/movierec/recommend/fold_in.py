@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from movierec.data.ids import UNKNOWN, IdIndex
 from movierec.errors import ConfigError
-from movierec.models.base import RatingModel
+from movierec.models.base import RatingModel, UserRows
 from movierec.models.baseline import BaselineConfig, shrunk_bias
-from movierec.recommend.lists import BIAS_FALLBACK, FOLD_IN, Predict
+from movierec.recommend import explain
+from movierec.recommend.lists import BIAS_FALLBACK, FOLD_IN, ItemList, Predict, check_length
+
+if TYPE_CHECKING:
+    from movierec.recommend.recommender import Recommender
 
 
 def rated_twice(item_ids: Iterable[object]) -> list:
@@ -79,3 +85,24 @@ def rater_of(
         return np.clip(out, *scale)
 
     return predict, (BIAS_FALLBACK if scorer is None else FOLD_IN)
+
+
+@torch.no_grad()
+def new_user_list(
+    rec: Recommender, ratings: Sequence[tuple[object, float]], k: int, exclude: Iterable[object]
+) -> ItemList:
+    """``Recommender.recommend_new_user``: the known-user path run from the given ratings."""
+    check_length(k)
+    known, ignored = parse_ratings(rec.index, rec.scale, ratings)
+    excluded = set(known) | {i for i in (rec.index.find("item", x) for x in exclude) if i != UNKNOWN}
+    if not known:
+        return replace(rec.popular_items(k, excluded), ignored=tuple(ignored))
+    rated = np.fromiter(known, dtype=np.int64)
+    values = np.fromiter(known.values(), dtype=np.float64)
+    device = rec.device
+    scores = rec.scores(UserRows.one(torch.from_numpy(rated).to(device), torch.from_numpy(values).float().to(device)))
+    scores[0, np.fromiter(excluded, dtype=np.int64, count=len(excluded))] = -np.inf
+    predict, rating_source = rater_of(rec.rater, rated, values, rec.global_mean, rec.item_bias, rec.scale, device)
+    items, shown = (rows[0] for rows in rec.ordered(scores, k, predict))
+    because = explain.because(rec.ranker, rec.catalogue.item_ids, items[items >= 0], rated, values, device)
+    return replace(rec.listed(FOLD_IN, items, shown, rating_source, because), ignored=tuple(ignored))

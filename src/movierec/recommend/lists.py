@@ -1,4 +1,8 @@
-"""What a list is made of: its settings, its shapes, and the one rule that orders it.
+"""What a list is made of: its settings, its one type, and the one rule that orders it.
+
+Every path gives an ``ItemList`` of ``ListItem``s (a known user, a new user, the popular
+list, similar items, many users at once); ``IndexLists`` is the same lists for a batch of
+users in index space, before ids and titles, for metrics and files.
 
 Lists say which path made them (``source``):
 
@@ -19,12 +23,13 @@ Every listed item carries ``rating``, what the user would likely give it, and
 user), ``bias-fallback`` (a rater that cannot fold in: the mean plus the item's bias and
 a bias fitted to the user's ratings) or ``popular`` (the item's damped mean rating,
 what a user with no ratings is predicted to give). A recommender trained on a log
-without ratings has no rater: ``rating`` is None.
+without ratings has no rater: ``rating`` is None. Similar-item lists carry ``score``, the
+similarity, instead; their ``source`` names the similarity (the ranker's, or ``co-rating``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,29 +79,56 @@ class ListConfig:
 
 
 @dataclass(frozen=True)
-class TopN:
-    """Top-N lists for a batch of users, best first."""
+class ListItem:
+    """One listed item: what every list, for any user or item, says about it."""
+
+    item_id: object
+    """The item's raw id, as a plain Python value."""
+    title: str | None
+    """Its title (None when the data has no titles)."""
+    rating: float | None = None
+    """The rating the user would likely give it, unrounded (None without a rater, and in similar-item lists)."""
+    rating_source: str | None = None
+    """Who said ``rating``: ``model``, ``fold-in``, ``bias-fallback`` or ``popular`` (None without a rater)."""
+    score: float | None = None
+    """In a similar-item list, its similarity to the item asked about; None in a user's list."""
+    because: tuple = ()
+    """Up to three of the user's liked rated item ids adding the most to its ranker score, most first."""
+
+
+@dataclass(frozen=True)
+class ItemList:
+    """A list as people see it, best first, from any path: a known or new user, popular, similar items."""
+
+    source: str
+    """The path that made it: ``model``, ``fold-in`` or ``popular``; for similar items, the similarity's name."""
+    items: tuple[ListItem, ...]
+    """The listed items, best first (fewer than asked when fewer can be listed)."""
+    ignored: tuple = ()
+    """Item ids given with a new user's ratings that the model does not know; they were left out."""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[ListItem]:
+        return iter(self.items)
+
+    def __getitem__(self, position: int) -> ListItem:
+        return self.items[position]
+
+
+@dataclass(frozen=True)
+class IndexLists:
+    """Lists for a batch of users in index space, best first: what metrics score and files are written from."""
 
     users: np.ndarray
     """int64 (B,): the users' indices (UNKNOWN for ids the model never saw)."""
     items: np.ndarray
-    """int64 (B, k): recommended item indices; -1 pads a list with fewer than k candidates."""
+    """int64 (B, k): listed item indices; -1 pads a list with fewer than k candidates."""
     ratings: np.ndarray
     """float32 (B, k): the predicted rating shown for each item (NaN where padded or without a rater)."""
     sources: np.ndarray
     """str (B,): ``model``, or ``popular`` for users with no training ratings."""
-
-
-@dataclass(frozen=True)
-class NewUserRecommendations:
-    """Recommendations for a user the models have not seen, from their ratings."""
-
-    items: list[dict]
-    """Rows as ``Recommender.recommend`` gives them, each with ``because`` (rated item ids)."""
-    source: str
-    """``fold-in``, or ``popular`` (no usable ratings)."""
-    ignored: list
-    """Rated item ids the model does not know; they were left out."""
 
 
 def order(
@@ -124,11 +156,13 @@ def order(
     return cand[:, :k], np.where(cand[:, :k] >= 0, rating[:, :k], np.nan).astype(np.float32)
 
 
-def check_k(k: int) -> None:
-    """A list length must be a positive whole number."""
+def check_length(k: int) -> None:
+    """A list length must be a positive whole number (``ConfigError`` otherwise)."""
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise ConfigError(f"k must be a positive whole number, got {k!r}")
 
 
-def round_rating(x: float) -> float | None:
-    return round(x, 4) if np.isfinite(x) else None
+def finite(x: float) -> float | None:
+    """``x`` as a plain float, or None where it is NaN or infinite (a padded or unrated place)."""
+    x = float(x)
+    return x if np.isfinite(x) else None

@@ -1,18 +1,14 @@
 """A trained recommender: a ranker that orders lists, a rater that predicts ratings, in raw ids.
 
-How lists are made, and the ``source`` and ``rating_source`` each says, is in ``lists``.
-
-Predicted ratings (``predict``): a user and an item both seen in training get the
-rater's prediction plus the training mean, clipped to the rating scale; otherwise the
-training mean plus each regularised bias that is known (the baseline's, fitted on the
-same data), clipped. Unknown ids never fail a prediction.
+How lists are made, and the ``source`` and ``rating_source`` each says, is in ``lists``;
+every list is an ``ItemList``. How ratings are predicted, and their fallback, is in ``predicted``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -20,28 +16,23 @@ import torch
 from movierec.data.ids import UNKNOWN, IdIndex
 from movierec.data.ratings import ByUser
 from movierec.errors import ConfigError, MovierecError
-from movierec.models.base import Ranker, RatingModel, UserRows, predict_centred
+from movierec.models.base import Ranker, RatingModel, UserRows
 from movierec.models.popular import popularity
-from movierec.recommend import explain, fold_in
+from movierec.recommend import explain, fold_in, predicted, ranked
 from movierec.recommend.catalogue import Catalogue
 from movierec.recommend.lists import (
-    FOLD_IN,
     MODEL,
     POPULAR,
+    IndexLists,
+    ItemList,
     ListConfig,
-    NewUserRecommendations,
+    ListItem,
     Predict,
-    TopN,
-    check_k,
+    check_length,
     order,
-    round_rating,
 )
 from movierec.recommend.similar import Similarity
-from movierec.recommend.topk import top_k
 from movierec.sittings import Sittings
-
-BLOCK_PAIRS = 1 << 22
-"""Most scores held at once by batch top-N (users per block = this // n_items)."""
 
 
 class UnknownIdError(MovierecError):
@@ -136,35 +127,11 @@ class Recommender:
     def predict_idx(
         self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None = None
     ) -> np.ndarray:
-        """Predicted ratings for index pairs; ``UNKNOWN`` (-1) indices take the fallback.
+        """Predicted ratings for index pairs; ``UNKNOWN`` (-1) indices take the fallback (``predicted``).
 
         With the ratings' times (``timestamp``, seconds), each also takes its sitting's shift.
         """
-        return self._predict_idx(user_idx, item_idx, timestamp)[0]
-
-    def _predict_idx(
-        self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rater = self._rater()
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        item_idx = np.asarray(item_idx, dtype=np.int64)
-        known_u = user_idx != UNKNOWN
-        known_i = item_idx != UNKNOWN
-        known_u[known_u] = self.user_counts[user_idx[known_u]] > 0
-        known_i[known_i] = self.item_counts[item_idx[known_i]] > 0
-        both = known_u & known_i
-        out = np.full(len(user_idx), self.global_mean, dtype=np.float64)
-        out[known_u & ~both] += self.user_bias[user_idx[known_u & ~both]]
-        out[known_i & ~both] += self.item_bias[item_idx[known_i & ~both]]
-        if both.any():
-            u = torch.from_numpy(user_idx[both]).to(self._device)
-            i = torch.from_numpy(item_idx[both]).to(self._device)
-            out[both] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
-        if self.sittings is not None and timestamp is not None:
-            if len(timestamp) != len(user_idx):
-                raise ConfigError(f"{len(user_idx)} pairs but {len(timestamp)} times; give one time per pair")
-            out += self.sittings.shift_of(user_idx, timestamp)
-        return np.clip(out, *self.scale).astype(np.float32), both
+        return predicted.pairs(self, user_idx, item_idx, timestamp)[0]
 
     def predict(self, user_ids: object, item_ids: object) -> np.ndarray:
         """Predicted ratings for raw id pairs; unknown ids get the documented fallback."""
@@ -176,76 +143,56 @@ class Recommender:
         i = self.index.find_many("item", item_ids)
         if u.shape != i.shape:
             raise ConfigError(f"{len(u)} user ids but {len(i)} item ids; give them in pairs")
-        return self._predict_idx(u, i)
-
-    def _rater(self) -> RatingModel:
-        if self.rater is None:
-            raise ConfigError(
-                "this recommender was trained on a log without ratings, so it predicts no ratings; "
-                "it ranks items (recommend, similar) only"
-            )
-        return self.rater
+        return predicted.pairs(self, u, i)
 
     # --- lists of known users ---------------------------------------------------------------
 
     @torch.no_grad()
-    def recommend(self, user_id: object, k: int = 10, *, exclude_seen: bool = True) -> list[dict]:
-        """Top-``k`` items for a known user, best first: ``item_id``, ``title``, ``rating``, ``source``, ...
+    def recommend(self, user_id: object, k: int = 10, *, exclude_seen: bool = True) -> ItemList:
+        """Top-``k`` items for a known user, best first, each with the rating the user would likely give.
 
         Items the user rated in training are left out unless ``exclude_seen`` is False; a
-        user with no training ratings gets the ``popular`` list. Each row of a ``model``
+        user with no training ratings gets the ``popular`` list. Each item of a ``model``
         list carries ``because``: up to three of the user's liked rated items that add the
         most to the item's ranker score. Deterministic: ties go to the lower item index.
         """
         u = self.user_index(user_id)
         top = self.top_n(np.array([u]), k, exclude_seen=exclude_seen)
-        source = str(top.sources[0])
-        rows = self._rows(top.items[0], top.ratings[0], source, MODEL if source == MODEL else POPULAR)
-        if source == MODEL:
-            items = top.items[0][top.items[0] >= 0]
-            rated, values = self.history.items_of(u), self.history.ratings_of(u)
-            explain.because(self.ranker, self.catalogue.item_ids, rows, items, rated, values, self._device)
-        return rows
+        if top.sources[0] != MODEL:
+            return ranked.item_list(self, top, 0)
+        items = top.items[0][top.items[0] >= 0]
+        rated, values = self.history.items_of(u), self.history.ratings_of(u)
+        because = explain.because(self.ranker, self.catalogue.item_ids, items, rated, values, self.device)
+        return ranked.item_list(self, top, 0, because)
 
-    @torch.no_grad()
-    def top_n(self, user_idx: np.ndarray, k: int = 10, *, exclude_seen: bool = True) -> TopN:
+    def recommend_many(
+        self, user_ids: Sequence[object] | None = None, k: int = 10, *, exclude_seen: bool = True
+    ) -> Iterator[tuple[object, ItemList]]:
+        """(user id, top-``k`` list) for known users (every user when None), in order, scored in blocks.
+
+        The lists are ``recommend``'s, without ``because`` (explaining takes a ranker pass
+        per user). Unknown ids raise ``UnknownIdError`` here, before any list is made.
+        """
+        check_length(k)
+        if user_ids is None:
+            users = np.arange(self.index.n_users, dtype=np.int64)
+        else:
+            users = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
+        return ranked.many(self, users, k, exclude_seen)
+
+    def top_n(self, user_idx: np.ndarray, k: int = 10, *, exclude_seen: bool = True) -> IndexLists:
         """Top-``k`` lists for users by index (``UNKNOWN`` allowed), in blocks of at most ``BLOCK_PAIRS`` scores.
 
         Never builds a users x items matrix: memory is bounded whatever the number of users.
         """
-        check_k(k)
-        users = np.asarray(user_idx, dtype=np.int64).ravel()
-        n_items = self.index.n_items
-        items = np.full((len(users), k), -1, dtype=np.int64)
-        ratings = np.full((len(users), k), np.nan, dtype=np.float32)
-        warm = (users >= 0) & (users < self.index.n_users)
-        warm[warm] = self.user_counts[users[warm]] > 0
-        sources = np.where(warm, MODEL, POPULAR)
-        if not warm.all():
-            top = self.popular[:k]
-            items[~warm, : len(top)] = top
-            ratings[~warm, : len(top)] = self._popular_rating[top]
-        rows_warm = np.flatnonzero(warm)
-        block = max(1, BLOCK_PAIRS // max(n_items, 1))
-        for s in range(0, len(rows_warm), block):
-            rows = rows_warm[s : s + block]
-            u = users[rows]
-            indptr, seen, values = self.history.rows_of(u)  # once: the ranker's input and what to leave out
-            scores = self._scores(self._user_rows(u, (indptr, seen, values)))
-            if exclude_seen:
-                scores[np.repeat(np.arange(len(u)), np.diff(indptr)), seen] = -np.inf
-            items[rows], ratings[rows] = self._finish(scores, k, partial(self._predict_known, u))
-        return TopN(users, items, ratings, sources)
+        return ranked.top_n(self, user_idx, k, exclude_seen)
 
     def _user_rows(self, users: np.ndarray, csr: tuple | None = None) -> UserRows:
         """``users``' training ratings as the ranker's input; ``csr`` is ``history.rows_of(users)`` when known."""
-        indptr_t, items_t, ratings_t, users_t = (
-            torch.from_numpy(a).to(self._device) for a in (*(csr or self.history.rows_of(users)), users)
-        )
-        return UserRows(indptr_t, items_t, ratings_t, users=users_t)
+        return ranked.user_rows(self, users, csr)
 
-    def _scores(self, rows: UserRows) -> np.ndarray:
-        """float32 (B, n_items): the ranker's scores, popularity-discounted, -inf on items no one rated."""
+    def scores(self, rows: UserRows) -> np.ndarray:
+        """float32 (B, n_items): the ranker's scores of users' rows, popularity-discounted, -inf on cold items."""
         if self.ranker.training:
             self.ranker.eval()
         scores = self.ranker.score(rows).float().cpu().numpy()
@@ -260,57 +207,28 @@ class Recommender:
     def _discount(self) -> np.ndarray:
         return np.power(1.0 + self.item_counts, self.lists.discount).astype(np.float32)
 
-    def _predict_known(self, users: np.ndarray, cand: np.ndarray) -> np.ndarray:
-        """float64 (B, C): predicted ratings of known users for candidate items (NaN where cand is -1)."""
-        rater = self._rater()
-        valid = cand >= 0
-        u = torch.from_numpy(np.repeat(users, cand.shape[1]).reshape(cand.shape)[valid]).to(self._device)
-        i = torch.from_numpy(cand[valid]).to(self._device)
-        out = np.full(cand.shape, np.nan)
-        out[valid] = predict_centred(rater, u, i).double().cpu().numpy() + self.global_mean
-        return np.clip(out, *self.scale)
-
-    def _finish(self, scores: np.ndarray, k: int, predict: Predict) -> tuple[np.ndarray, np.ndarray]:
+    def ordered(self, scores: np.ndarray, k: int, predict: Predict) -> tuple[np.ndarray, np.ndarray]:
         """Lists from ranker scores (B, n_items) and their predicted ratings (see ``lists.order``)."""
         return order(scores, k, self.lists, self.scale, None if self.rater is None else predict)
 
     # --- new users ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def recommend_new_user(
         self, ratings: Sequence[tuple[object, float]], k: int = 10, *, exclude: Iterable[object] = ()
-    ) -> NewUserRecommendations:
+    ) -> ItemList:
         """Top-``k`` for a user the models have not seen, from (item_id, rating) pairs, without retraining.
 
-        The rated items and ``exclude`` are left out. Unknown item ids are ignored and
+        The rated items and ``exclude`` are left out. Unknown item ids are left out too and
         listed in ``ignored`` (the caller decides whether that is an error); a repeated
-        item keeps its last rating. Ratings outside the scale are an error.
+        item keeps its last rating. Ratings outside the scale are an error. The list's
+        source is ``fold-in``, or ``popular`` when no rated item is known.
         """
-        check_k(k)
-        known, ignored = fold_in.parse_ratings(self.index, self.scale, ratings)
-        excluded = set(known) | {i for i in (self.index.find("item", x) for x in exclude) if i != UNKNOWN}
-        if not known:
-            return NewUserRecommendations(self.popular_items(k, excluded), POPULAR, ignored)
-        rated = np.fromiter(known, dtype=np.int64)
-        values = np.fromiter(known.values(), dtype=np.float64)
-        device = self._device
-        rows = UserRows.one(torch.from_numpy(rated).to(device), torch.from_numpy(values).float().to(device))
-        scores = self._scores(rows)
-        scores[0, np.fromiter(excluded, dtype=np.int64, count=len(excluded))] = -np.inf
-        predict, rating_source = fold_in.rater_of(
-            self.rater, rated, values, self.global_mean, self.item_bias, self.scale, device
-        )
-        items, shown = self._finish(scores, k, predict)
-        listed = items[0] >= 0
-        top = items[0][listed]
-        out = self._rows(top, shown[0][listed], FOLD_IN, rating_source)
-        explain.because(self.ranker, self.catalogue.item_ids, out, top, rated, values, self._device)
-        return NewUserRecommendations(out, FOLD_IN, ignored)
+        return fold_in.new_user_list(self, ratings, k, exclude)
 
     # --- popular --------------------------------------------------------------------------------
 
     @cached_property
-    def _popular_rating(self) -> np.ndarray:
+    def popular_rating(self) -> np.ndarray:
         """float32 (n_items,): each item's damped mean rating, clip(mu + b_i) (NaN without a rater)."""
         if self.rater is None:
             return np.full(self.index.n_items, np.nan, dtype=np.float32)
@@ -319,41 +237,37 @@ class Recommender:
     @cached_property
     def popular(self) -> np.ndarray:
         """Item indices with training ratings, by ``models.popular``'s score, best first."""
-        key = popularity(self.global_mean, self.item_bias, self.item_counts, self.scale)
+        floor = float(self.ranker.rating_floor)
+        key = popularity(self.global_mean, self.item_bias, self.item_counts, self.scale, floor)
         rated = np.flatnonzero(self.item_counts > 0)
         return rated[np.lexsort((rated, -key[rated]))]
 
-    def popular_items(self, k: int = 10, exclude: Iterable[int] = ()) -> list[dict]:
+    def popular_items(self, k: int = 10, exclude: Iterable[int] = ()) -> ItemList:
         """The ``popular`` list without the item indices in ``exclude``."""
-        check_k(k)
+        check_length(k)
         skip = np.asarray(list(exclude), dtype=np.int64)
         order = self.popular
         if len(skip):
             order = order[~np.isin(order, skip)]
         top = order[:k]
-        return self._rows(top, self._popular_rating[top], POPULAR, POPULAR)
+        return self.listed(POPULAR, top, self.popular_rating[top], POPULAR)
 
     # --- similar items ---------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def similar_items(self, item_id: object, k: int = 10) -> list[dict]:
+    def similar_items(self, item_id: object, k: int = 10) -> ItemList:
         """The ``k`` items most like ``item_id``, most similar first, by the ranker's own similarity.
 
-        ``score`` is that similarity (``similarity_source`` names it). Items no one rated in
-        training are never listed, nor are items with a similarity of 0 or less. Ties go
-        to the lower item index.
+        Each item's ``score`` is that similarity; the list's ``source`` names it (the
+        ranker's name, or ``co-rating``). Items no one rated in training are never listed,
+        nor are items with a similarity of 0 or less. Ties go to the lower item index.
         """
-        check_k(k)
-        i = self.item_index(item_id)
-        sims = self._similarity.of(i, self._device)
-        sims[i] = -np.inf
-        sims[self._cold_items] = -np.inf
-        sims[sims <= 0] = -np.inf
-        top = top_k(sims, k)
-        return [
-            {**self.catalogue.row(int(j)), "score": round_rating(float(sims[j])), "source": self.similarity_source}
-            for j in top
-        ]
+        check_length(k)
+        top, sims = self._similarity.nearest(self.item_index(item_id), k, self._cold_items, self.device)
+        items = tuple(
+            ListItem(self.catalogue.item_ids[j], self.catalogue.title(j), score=float(s))
+            for j, s in zip(top.tolist(), sims.tolist(), strict=True)
+        )
+        return ItemList(self.similarity_source, items)
 
     @property
     def similarity_source(self) -> str:
@@ -364,20 +278,19 @@ class Recommender:
     def _similarity(self) -> Similarity:
         return Similarity(self.ranker, self.ranker_name, self.history, self.index.n_items)
 
-    # --- rows -------------------------------------------------------------------------------------
+    # --- items ------------------------------------------------------------------------------------
 
-    def _rows(self, items: np.ndarray, ratings: np.ndarray, source: str, rating_source: str | None) -> list[dict]:
-        rated = self.rater is not None
-        return [
-            {
-                **self.catalogue.row(int(i)),
-                "rating": round_rating(float(r)) if rated else None,
-                "rating_source": rating_source if rated else None,
-                "source": source,
-            }
-            for i, r in zip(items, ratings, strict=True)
-            if i >= 0
-        ]
+    def listed(
+        self,
+        source: str,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        rating_source: str | None,
+        because: list | None = None,
+    ) -> ItemList:
+        """A list of item indices (-1 padding left out) as people see it; ``ratings`` count only with a rater."""
+        shown = ratings if self.rater is not None else None
+        return ItemList(source, self.catalogue.listed(items, shown, rating_source, because))
 
     def item_summary(self, item_idx: int) -> dict:
         """``item_id``, ``title`` and the number of training ratings of one item."""
@@ -388,7 +301,7 @@ class Recommender:
         return np.flatnonzero(self.item_counts == 0)
 
     @cached_property
-    def _device(self) -> torch.device:
+    def device(self) -> torch.device:
         for module in (self.rater, self.ranker):
             for tensor in [*module.parameters(), *module.buffers()] if module is not None else []:
                 return tensor.device

@@ -10,6 +10,7 @@ import torch
 
 from movierec.data.ratings import ByUser
 from movierec.models.base import Ranker
+from movierec.recommend.topk import top_k
 
 CO_RATING = "co-rating"
 """The ``source`` of similar items for rankers without a similarity of their own."""
@@ -54,3 +55,16 @@ class Similarity:
             return self.co_rating.cosine(item_idx)
         self.ranker.eval()
         return self.ranker.similar(torch.tensor([item_idx], device=device))[0].double().cpu().numpy()
+
+    def nearest(self, item_idx: int, k: int, cold: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most like ``item_idx`` and their similarities, most similar first.
+
+        Never the item itself, an item in ``cold`` (no training ratings), or one with a
+        similarity of 0 or less; ties go to the lower item index.
+        """
+        sims = self.of(item_idx, device)
+        sims[item_idx] = -np.inf
+        sims[cold] = -np.inf
+        sims[sims <= 0] = -np.inf
+        top = top_k(sims, k)
+        return top, sims[top]
