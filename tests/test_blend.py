@@ -111,3 +111,26 @@ def test_the_default_blend_has_the_clip_link_als_and_members_stop_at_their_own_e
 def test_a_member_config_of_the_wrong_kind_names_the_member_and_field():
     with pytest.raises(ConfigError, match="blend member 'als': dim must be a whole number, got 2.5"):
         BlendConfig(members=("baseline", "als"), configs=({}, {"dim": 2.5}))
+
+
+def test_members_fitted_beside_the_lead_give_the_same_blend(small, monkeypatch):
+    from movierec.models import blend as blend_module
+
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    spec = models.get("blend")
+    config = BlendConfig(members=("bmf", "knn", "baseline", "als"), configs=({"dim": 4}, {}, {}, {"dim": 4}))
+    train = TrainConfig.for_model(spec, epochs=27, device="cpu")
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(blend_module.os, "sched_getaffinity", lambda _: set(range(threads + 1)))  # a core to spare
+    beside = []
+    real = blend_module.ThreadPoolExecutor
+    monkeypatch.setattr(blend_module, "ThreadPoolExecutor", lambda n: beside.append(n) or real(n))
+    runs = []
+    for limit in (0, blend_module.SIDE_BY_SIDE):
+        monkeypatch.setattr(blend_module, "SIDE_BY_SIDE", limit)
+        runs.append(fitting.fit(parts.fit, parts.val, "blend", train_config=train, model_config=config)[0].rater)
+    assert beside == [1]  # the second fit alone had members beside its lead
+    torch.testing.assert_close(runs[0].weights, runs[1].weights)
+    for one, other in zip(runs[0].members, runs[1].members, strict=True):
+        for (name, a), (_, b) in zip(one.state_dict().items(), other.state_dict().items(), strict=True):
+            torch.testing.assert_close(a, b, msg=name)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
+import torch
 
 from movierec import fitting, pipeline, selection
 from movierec.evaluation import evaluate
@@ -156,3 +158,35 @@ def test_a_small_validation_part_gives_a_ranker_more_patience(setting, monkeypat
     fitting.fit(parts.fit, parts.val, "baseline", ranker="ials", ranker_config=None)
     want = fitting.SMALL_RANKER_PATIENCE if small_val else fitting.RANKER_PATIENCE
     assert seen == [want]
+
+
+def test_remembered_scores_are_the_rankers_and_a_callers_changes_do_not_stick(setting):
+    parts, base = setting
+    ranker, _, _ = fitting.fit_ranker([parts.fit], "ease")
+    rows = replace(base, ranker=ranker)._user_rows(np.arange(5))
+    remembered = selection.Remembered(ranker)
+    first = remembered.score(rows)
+    torch.testing.assert_close(first, ranker.score(rows))
+    first.fill_(-1.0)  # as the recommender discounts its copy in place
+    torch.testing.assert_close(remembered.score(rows), ranker.score(rows))
+    other = replace(base, ranker=ranker)._user_rows(np.arange(5, 9))
+    torch.testing.assert_close(remembered.score(other), ranker.score(other))
+
+
+def test_remembered_ratings_predict_each_new_pair_once_and_every_pair_as_the_rater(setting):
+    _, base = setting
+    rater, asked = base.rater, []
+
+    class Counting(torch.nn.Module):
+        n_users, n_items = rater.n_users, rater.n_items
+
+        def forward(self, u, i):
+            asked.append(len(u))
+            return rater(u, i)
+
+    remembered = selection.RememberedRatings(Counting())
+    u, i = torch.tensor([0, 1, 1, 2]), torch.tensor([3, 4, 4, 5])
+    torch.testing.assert_close(remembered(u, i), rater(u, i))
+    u2, i2 = torch.tensor([2, 0, 3]), torch.tensor([5, 7, 3])  # one pair known, two new
+    torch.testing.assert_close(remembered(u2, i2), rater(u2, i2))
+    assert asked == [3, 2]
