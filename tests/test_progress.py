@@ -108,3 +108,17 @@ def test_quiet_shows_no_progress_and_verbose_each_phase_time(monkeypatch, capsys
     assert code == 0 and "list settings" not in quiet and "epoch" not in quiet
     code, _, verbose = run_cli(monkeypatch, capsys, "-v", *args, "--out", str(tmp_path / "b"))
     assert code == 0 and "scoring the test part: " in verbose and " s\n" in verbose
+
+
+def test_a_commands_clock_starts_when_the_command_does_not_after_pytorch_loads(monkeypatch):
+    """The CLI's wall time counts from ``main``'s start: loading PyTorch takes seconds on a busy machine."""
+    import time
+
+    from movierec import cli
+    from movierec.cli.display import Display
+
+    monkeypatch.setattr(cli, "STARTED", [None])
+    before = time.perf_counter()
+    assert Display(quiet=True).started >= before  # run other than through main: from now
+    monkeypatch.setattr(cli, "STARTED", [before - 10.0])
+    assert Display(quiet=True).started == before - 10.0

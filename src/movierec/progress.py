@@ -44,9 +44,9 @@ class Progress:
     step, so the timing in ``seconds`` is the same whoever renders it.
     """
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        """When the job began (one ``Progress`` per job): a run's wall time counts from here."""
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.perf_counter() if started is None else started
+        """When the job began (one ``Progress`` per job; ``time.perf_counter``): a run's wall time counts from here."""
         self.seconds: dict[str, float] = {}
         """Wall seconds of each keyed phase, summed over its repeats."""
 

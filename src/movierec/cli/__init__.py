@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 INTERRUPTED = (
@@ -18,8 +19,14 @@ INTERRUPTED = (
 )
 
 
+STARTED: list[float | None] = [None]
+"""When ``main`` began, before PyTorch loads (``time.perf_counter``; None when the app is run
+otherwise): a run's wall time counts from here, as loading PyTorch takes seconds on a busy machine."""
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C exit code 130."""
+    STARTED[0] = time.perf_counter()
     # Before PyTorch loads its OpenMP runtime: threads that wait by sleeping, not spinning, so
     # two threads on two busy cores do not fight (an mlp epoch on ml-latest-small took 20 s
     # with spinning threads beside another job, 0.6 s with passive ones). Yours wins if set.

@@ -69,7 +69,9 @@ class Display(JobProgress):
     """A job's progress drawn on stderr: a bar per open phase, a line per history row and note."""
 
     def __init__(self, quiet: bool = False) -> None:
-        super().__init__()
+        from movierec.cli import STARTED
+
+        super().__init__(STARTED[0])  # the command's start, PyTorch's loading included
         self.quiet = quiet or LEVEL[0] > logging.INFO
         self.bar = Progress(
             TextColumn("{task.description}"),
