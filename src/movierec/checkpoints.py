@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from movierec import outdir
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 
@@ -78,12 +78,12 @@ def save(
         "config": asdict(config),  # type: ignore[call-overload]
         "data": data,
     }
-    tmp_weights, tmp_meta = directory / (WEIGHTS + ".tmp"), directory / (META + ".tmp")
-    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp_weights))
-    tmp_meta.write_text(json.dumps(meta))
-    # Weights first, then the JSON that points at them: the JSON is the commit.
-    os.replace(tmp_weights, directory / WEIGHTS)
-    os.replace(tmp_meta, directory / META)
+    # Each file made in a private folder and renamed into place (no planted link is followed);
+    # weights first, then the JSON that points at them: the JSON is the commit.
+    with outdir.atomic_file(directory / WEIGHTS) as tmp:
+        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp))
+    with outdir.atomic_file(directory / META) as tmp:
+        tmp.write_text(json.dumps(meta))
 
 
 def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple:

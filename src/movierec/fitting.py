@@ -44,19 +44,36 @@ DEFAULT_SITTINGS = SittingConfig()
 
 def rater_spec(name: str) -> models.ModelSpec:
     """The registered rating model ``name``; a ranker's name is a clear error."""
+    if name not in models.MODELS:
+        raise ConfigError(f"unknown rating model {name!r}{_case_hint(name)}; --model takes one of: {_names('rater')}")
     spec = models.get(name)
     if spec.kind != "rater":
         raise ConfigError(f"{name!r} is a ranker, not a rating model; pass it as --ranker {name}")
     return spec
 
 
+def _names(kind: str) -> str:
+    return ", ".join(n for n, s in models.MODELS.items() if s.kind == kind)
+
+
+def _case_hint(name: str) -> str:
+    """A hint for a name that is right but for its case (``EASE``), or empty."""
+    if not name.strip():
+        return " (an empty name)"
+    return f" (names are lower case: {name.lower()})" if name.lower() in models.MODELS else ""
+
+
 def choose_ranker(name: str, n_users: int, n_items: int) -> tuple[str, str | None]:
     """The ranker ``auto`` means for this catalogue, and a line saying why (None when named)."""
     if name != "auto":
-        spec = models.get(name)
-        if spec.kind != "ranker":
-            rankers = ", ".join(n for n, s in models.MODELS.items() if s.kind == "ranker")
-            raise ConfigError(f"{name!r} is a rating model, not a ranker; --ranker takes one of: auto, {rankers}")
+        if name not in models.MODELS:
+            raise ConfigError(
+                f"unknown ranker {name!r}{_case_hint(name)}; --ranker takes one of: auto, {_names('ranker')}"
+            )
+        if models.get(name).kind != "ranker":
+            raise ConfigError(
+                f"{name!r} is a rating model, not a ranker; --ranker takes one of: auto, {_names('ranker')}"
+            )
         return name, None
     if ease.fits(n_users, n_items):
         return "ease", None

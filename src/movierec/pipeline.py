@@ -139,6 +139,7 @@ def run(
     with holding:
         outdir.check_replaceable(out)
         partial = out.with_name(out.name + ".partial")
+        outdir.check_own_folder(partial, "checkpoint folder")
         if distributed.is_main() and not resume:  # --resume checks the checkpoint itself, below
             checkpoints.check_ours(partial)
         parts = split(ratings, split_config, test)

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from movierec import distributed, models
+from movierec import distributed, models, outdir
+from movierec.cli import resumable_from
 from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
@@ -115,6 +116,9 @@ def train(
     if ranker != "auto":
         fitting.choose_ranker(ranker, 1, 1)
     quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
+    if distributed.is_main():  # an --out that cannot be written fails before any data is read
+        outdir.check_writable(out_dir)
+    resumable_from(out_dir.with_name(out_dir.name + ".partial"))
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
     ratings, syn = load_ratings(dataset, data, columns, synthetic, seed, progress=not quiet)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from movierec import outdir
 from movierec.cli.common import JsonOpt, app, check_k, err, out
 from movierec.errors import ConfigError
 from movierec.recommend.lists import MAX_K
@@ -58,16 +59,20 @@ def recommend(
     twice = sorted(str(i) for i in rated_twice(item for item, _ in pairs))
     if twice:
         raise ConfigError(f"--rate gives item(s) {', '.join(twice)} more than one rating; rate each item once")
-    recommender = persist.load(model_dir)
     if out_file is not None:
-        n = write_recommendations(
-            recommender, out_file, None if all_users else user, k=k, exclude_seen=not include_rated
-        )
+        if out_file.suffix.lower() not in (".csv", ".parquet"):
+            raise ConfigError(f"--out {out_file}: write recommendations to a .csv or .parquet file")
+        outdir.check_writable(out_file)  # before the model loads and every user is scored
+        with outdir.lock(out_file):
+            n = write_recommendations(
+                persist.load(model_dir), out_file, None if all_users else user, k=k, exclude_seen=not include_rated
+            )
         if as_json:
             print(json.dumps({"out": str(out_file), "rows": n}))
         else:
             err.print(f"wrote {n:,} recommendations to {out_file}", highlight=False)
         return
+    recommender = persist.load(model_dir)
     if rate:
         result = recommender.recommend_new_user(pairs, k)
         if result.ignored:
