@@ -77,7 +77,7 @@ def test_models_lists_each_model_on_a_line(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--model", "nope"], "unknown model 'nope'"),
+        (["train", "--model", "nope"], "unknown rating model 'nope'"),
         (["train", "--lr", "-1", *TINY], "learning rate"),
         (["train", "--synthetic", "axb"], "USERSxITEMSxRATINGS"),
         (["recommend", "--model", "/nonexistent/dir", "--user", "1"], "not a movierec model directory"),
@@ -255,3 +255,10 @@ def test_ctrl_c_stops_serve_with_one_line_and_130(trained, tmp_path):
     assert result.returncode == 130, result.stderr[-2000:]
     after = result.stderr.split("Uvicorn running", 1)[1].splitlines()[1:]
     assert after == ["interrupted; nothing was written over any earlier result"]
+
+
+def test_resume_on_a_closed_form_model_says_it_keeps_no_checkpoint(tmp_path, monkeypatch, capsys):
+    args = ["train", "--model", "baseline", "--resume", *TINY, "--out", str(tmp_path / "m")]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and "baseline is fitted in one pass (closed form) and keeps no checkpoint" in err
+    assert not list(tmp_path.iterdir())

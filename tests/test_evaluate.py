@@ -169,3 +169,17 @@ def test_evaluate_refuses_ratings_the_model_was_not_trained_on(tmp_path):
     five.write_text("userId,movieId,rating\n1,1,4.5\n2,3,2\n")
     same = runner.invoke(app, ["evaluate", "--model", str(out), "--test", str(five), "--json"])
     assert same.exit_code == 0 and json.loads(same.output)["n"] == 2, same.output
+
+
+def test_ranking_caveat_names_logs_where_every_model_scores_alike():
+    from movierec.data.ids import IdIndex
+    from movierec.evaluation import ranking_caveat
+
+    def log(users, items) -> Ratings:
+        index, u, i = IdIndex.build(np.array(users), np.array(items))
+        return Ratings(u, i, np.full(len(users), 4.0, np.float32), None, index, name="log")
+
+    test = log([1, 1, 2], [30, 31, 32])
+    assert "no more than the list length 10" in ranking_caveat(np.arange(5), test, 10)
+    assert "no test item was rated in training" in ranking_caveat(np.arange(100, 200), test, 10)
+    assert ranking_caveat(np.arange(20, 100), test, 10) is None

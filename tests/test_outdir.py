@@ -328,3 +328,20 @@ def test_a_user_id_is_read_as_the_ratings_reader_reads_it(model, monkeypatch, ca
 def test_what_the_reader_would_not_take_as_a_whole_number_is_no_id(model, monkeypatch, capsys, given):
     code, _, err = run_cli(monkeypatch, capsys, "recommend", "--model", str(model), "--user", given)
     assert code == 2 and "unknown user id" in err
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "recommend"])
+def test_an_out_that_is_a_link_is_refused_and_its_target_kept(model, tmp_path, monkeypatch, capsys, command):
+    target = tmp_path / "target"
+    target.mkdir() if command == "train" else target.write_text("keep")
+    name = {"train": "m", "tune": "best.json", "recommend": "recs.csv"}[command]
+    (tmp_path / name).symlink_to(target)
+    args = {
+        "recommend": ["recommend", "--model", str(model), "--all-users"],
+        "tune": ["tune", "--model", "baseline", "--synthetic", "300x200x5000", "--trials", "1"],
+        "train": TP,
+    }[command]
+    before = _tree(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--out", str(tmp_path / name))
+    assert code == 2 and "is a symbolic link; movierec does not write through links" in err
+    assert _tree(tmp_path) == before

@@ -57,6 +57,7 @@ def save(
 ) -> None:
     """Everything needed to resume, written atomically: a crash leaves the previous checkpoint."""
     directory.mkdir(parents=True, exist_ok=True)
+    outdir.check_own_folder(directory, "checkpoint folder")  # made by this run, not a link planted since
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     if best_state is not None:
         tensors.update({f"best.{k}": v.contiguous() for k, v in best_state.items()})

@@ -111,7 +111,9 @@ def check_replaceable(path: Path) -> None:
     """
     if not os.path.lexists(path):
         return
-    if path.is_symlink() or not path.is_dir():
+    if path.is_symlink():
+        raise ConfigError(f"--out {path} is a symbolic link; movierec does not write through links. Name a new folder")
+    if not path.is_dir():
         raise ConfigError(f"--out {path} exists and is not a folder; name a new folder for the model")
     try:
         names = {entry.name for entry in path.iterdir()}
@@ -173,7 +175,9 @@ def check_file_replaceable(path: Path, ours: Callable[[Path], bool], what: str) 
     """
     if not os.path.lexists(path):
         return
-    if path.is_symlink() or not path.is_file():
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; movierec does not write through links. Name a new file")
+    if not path.is_file():
         raise ConfigError(f"{path} exists and is not a plain file; name a new file to write {what} to")
     try:
         mine = ours(path)

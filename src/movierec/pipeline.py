@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from movierec import checkpoints, distributed, fitting, outdir, persist
+from movierec.data.ids import distinct
 from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
 from movierec.data.synthetic import Synthetic
@@ -25,6 +26,7 @@ from movierec.evaluation import (
     evaluate,
     evaluate_ranking,
     predict_test,
+    ranking_caveat,
     rating_distribution,
 )
 from movierec.plotting import loss_plot
@@ -184,6 +186,7 @@ def run(
             )
             for r in (recommender, fitting.popular_of(recommender))
         )
+        trained_items = parts.fit.index.item_ids[distinct(parts.fit.item_idx)]
         metrics: dict = {
             "model": model,
             "ranker": recommender.ranker_name,
@@ -201,6 +204,7 @@ def run(
             "n_test": len(parts.test),
             "ranking": ranking,
             "ranking_popular": ranking_popular,
+            "ranking_caveat": ranking_caveat(trained_items, parts.test, 10),
             "history": as_json(history),
             "ranker_history": (recommender.info or {}).get("ranker_history"),
             # Every candidate's fit where train compared the rater's settings.

@@ -104,6 +104,11 @@ def train(
             model, model_config = tuned_model, tuned_config
     if model is not None:
         chosen = fitting.rater_spec(model)  # a bad name fails before any data is read
+        if chosen.one_pass and resume:
+            raise ConfigError(
+                f"--resume: {model} is fitted in one pass (closed form) and keeps no checkpoint to resume from; "
+                "run the same command without --resume"
+            )
         if chosen.one_pass and (epochs is not None or batch_size is not None or lr is not None):
             raise ConfigError(
                 f"{model} is fitted in one pass (closed form), so --epochs, --batch-size and --lr do not apply to it"
@@ -187,6 +192,8 @@ def train(
             f"synthetic data: noise floor (best possible test RMSE) {metrics['noise_floor']:.4f}; "
             f"oracle list NDCG@10 {metrics['oracle_ndcg']:.4f}"
         )
+    if metrics.get("ranking_caveat"):
+        out.print(f"note: {metrics['ranking_caveat']}")
     out.print(f"saved to {out_dir}/ (model.safetensors, manifest.json, metrics.json, loss.png)")
 
 
@@ -217,7 +224,8 @@ def evaluate(
     coverage): each test user's items are ranked over every item they did not rate in training.
     """
     from movierec import persist, pipeline
-    from movierec.evaluation import default_relevance, evaluate_ranking
+    from movierec.data.ids import distinct
+    from movierec.evaluation import default_relevance, evaluate_ranking, ranking_caveat
     from movierec.evaluation import evaluate as score
 
     check_k(k)
@@ -258,6 +266,8 @@ def evaluate(
     default = 1.0 if part.implicit else default_relevance(recommender.scale)
     threshold = relevance if relevance is not None else default
     result["ranking"] = ranking = evaluate_ranking(recommender, part, k=k, relevance=threshold, max_users=max_users)
+    trained_items = recommender.index.item_ids[distinct(recommender.history.items)]
+    result["ranking_caveat"] = ranking_caveat(trained_items, part, k)
     if as_json:
         print(json.dumps(result))
         return
@@ -274,6 +284,8 @@ def evaluate(
         f"precision {ranking['precision']:.4f}  recall {ranking['recall']:.4f}  NDCG {ranking['ndcg']:.4f}  "
         f"MAP {ranking['map']:.4f}  hit rate {ranking['hit_rate']:.4f}  coverage {ranking['coverage']:.4f}"
     )
+    if result["ranking_caveat"]:
+        out.print(f"note: {result['ranking_caveat']}")
 
 
 def _check_same_log(info: dict, ratings: Ratings) -> None:

@@ -90,7 +90,11 @@ def tune(
         with bar:
             task = bar.add_task("", total=trials, model=model, best="-", metric=metric)
 
+            scores: list[float] = []
+
             def on_trial(number: int, value: float | None, best: float, state: str) -> None:
+                if value is not None:
+                    scores.append(value)
                 shown = "-" if value is None else f"{value:.4f}"
                 bar.update(task, advance=1, best=f"{best:.4f}")
                 bar.console.print(
@@ -113,4 +117,10 @@ def tune(
         out.print(f"model config: {json.dumps(tuned.model_config)}")
         if tuned.train:
             out.print(f"training: {json.dumps(tuned.train)}")
+        if len(scores) > 1 and len(set(scores)) == 1:
+            out.print(
+                f"note: every trial scored val {metric} {scores[0]:.4f}: the validation part does not tell these "
+                "settings apart (too few users, items or relevant ratings in it), so the first one tried is saved, "
+                "not a better one; tune on a larger log or a larger --val-fraction"
+            )
         out.print(f"saved to {out_path}; train with it: movierec train --config {out_path} [data flags]")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def _uvicorn_run(app: object, host: str, port: int, access_log: bool, log_level:
     from uvicorn.config import LOGGING_CONFIG
 
     log_config = json.loads(json.dumps(LOGGING_CONFIG))
-    log_config["filters"] = {"quiet_shutdown": {"()": "movierec.serve.run.QuietShutdown"}}
+    log_config["filters"] = {"quiet_shutdown": {"()": "movierec.shutdown_log.QuietShutdown"}}
     log_config["handlers"]["default"]["filters"] = ["quiet_shutdown"]
     noted: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
@@ -112,22 +111,6 @@ def _uvicorn_run(app: object, host: str, port: int, access_log: bool, log_level:
         signal.signal(signal.SIGINT, previous)
     if noted or extra.get("workers", 1) != 1:
         raise KeyboardInterrupt
-
-
-class QuietShutdown(logging.Filter):
-    """Drops uvicorn's shutdown lines: a stopped server says one line (the command's), not five."""
-
-    PREFIXES = (
-        "Shutting down",
-        "Waiting for application shutdown",
-        "Application shutdown complete",
-        "Finished server process",
-        "Waiting for child process",
-        "Stopping parent process",
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.PREFIXES)
 
 
 def guarded_protocol() -> str:
