@@ -40,8 +40,8 @@ MODEL_FILES = frozenset({MANIFEST, WEIGHTS, "metrics.json", "loss.png"})
 """Every file ``persist.save`` may write into a model directory."""
 NAME_SLACK = len(".") + len(".XXXXXXXX.tmp")
 """The most bytes movierec adds to an --out name for the files it keeps beside it (temporary folders)."""
-MAX_MANIFEST_READ = 1 << 31
-"""A manifest is read to check a folder's files; a larger file is no manifest movierec wrote."""
+MAX_MANIFEST_READ = 1 << 30
+"""A manifest is read to check a folder's files; a larger one is no manifest movierec wrote (as ``persist``)."""
 _LOCK_TEXT = re.compile(rb"movierec lock: pid (\d+)(?: on [^\s]+)?\n")
 
 
@@ -146,7 +146,10 @@ def _unrecorded(path: Path, names: list[str]) -> str | None:
     """The first of ``names`` whose SHA-256 is not the one the manifest recorded for it (None: all match)."""
     try:
         with open(path / MANIFEST, "rb") as f:
-            manifest = json.loads(f.read(MAX_MANIFEST_READ))
+            text = f.read(MAX_MANIFEST_READ + 1)
+        if len(text) > MAX_MANIFEST_READ:
+            return MANIFEST
+        manifest = json.loads(text)
     except (OSError, ValueError, RecursionError):
         return MANIFEST
     if not isinstance(manifest, dict):

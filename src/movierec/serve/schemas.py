@@ -36,7 +36,9 @@ def _whole(value: float) -> int:
     return int(value)
 
 
-PostedId = StrictInt | Annotated[StrictFloat, AfterValidator(_whole)] | StrictStr
+WholeNumber = Annotated[StrictFloat, Field(multiple_of=1, ge=-(2.0**63), lt=2.0**63), AfterValidator(_whole)]
+"""A whole number written with a point (1.0), within the 64-bit ids a ratings file may hold."""
+PostedId = StrictInt | WholeNumber | StrictStr
 """A raw id in a request: as ``RawId``, or a whole number with a point (1.0), the id it equals."""
 MAX_PAIRS = 10_000
 """The most (user, item) pairs, or posted ratings, one request may carry."""
