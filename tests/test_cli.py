@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,7 +77,7 @@ def test_models_lists_each_model_on_a_line(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--model", "nope"], "unknown model 'nope'"),
+        (["train", "--model", "nope"], "unknown rating model 'nope'"),
         (["train", "--lr", "-1", *TINY], "learning rate"),
         (["train", "--synthetic", "axb"], "USERSxITEMSxRATINGS"),
         (["recommend", "--model", "/nonexistent/dir", "--user", "1"], "not a movierec model directory"),
@@ -232,3 +233,32 @@ def test_the_users_text_is_printed_as_it_is_never_as_markup(trained, monkeypatch
     out = tmp_path / "odd[/x]name"
     code, stdout, err = run_cli(monkeypatch, capsys, "train", "--model", "baseline", *TINY, "--out", str(out))
     assert code == 0 and f"saved to {out}/" in (stdout + err).replace("\n", "")
+
+
+def test_ctrl_c_advises_resume_only_where_a_checkpoint_waits(tmp_path, monkeypatch):
+    import movierec.cli as cli
+
+    monkeypatch.setattr(cli, "_checkpoints", [])
+    assert "--resume" not in cli.interrupted_line()  # recommend, compare, tune: nothing to resume
+    cli.resumable_from(tmp_path / "m.partial")
+    assert "--resume" not in cli.interrupted_line()  # a closed-form train writes no checkpoint
+    (tmp_path / "m.partial").mkdir()
+    (tmp_path / "m.partial" / "checkpoint.json").write_text("{}")
+    assert cli.interrupted_line().endswith("with the same command plus --resume")
+
+
+def test_ctrl_c_stops_serve_with_one_line_and_130(trained, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = _interrupt(["serve", "--model", str(trained), "--port", str(port)], "Uvicorn running", 0, tmp_path)
+    assert result.returncode == 130, result.stderr[-2000:]
+    after = result.stderr.split("Uvicorn running", 1)[1].splitlines()[1:]
+    assert after == ["interrupted; nothing was written over any earlier result"]
+
+
+def test_resume_on_a_closed_form_model_says_it_keeps_no_checkpoint(tmp_path, monkeypatch, capsys):
+    args = ["train", "--model", "baseline", "--resume", *TINY, "--out", str(tmp_path / "m")]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and "baseline is fitted in one pass (closed form) and keeps no checkpoint" in err
+    assert not list(tmp_path.iterdir())

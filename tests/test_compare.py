@@ -76,3 +76,27 @@ def test_a_rater_with_sitting_shifts_reports_its_figure_alone_too(monkeypatch, c
     assert "RMSE alone" in out and "sitting's shift" in out
     code, out, err = run_cli(monkeypatch, capsys, "compare", "--models", "baseline", "--synthetic", "300x200x6000")
     assert code == 0 and "RMSE alone" not in out  # no times in sittings: nothing to tell apart
+
+
+def _one_users_log(path) -> None:
+    rng = np.random.default_rng(1)
+    path.write_text("userId,movieId,rating\n" + "".join(f"1,{i},{rng.integers(1, 6)}\n" for i in range(1, 200)))
+
+
+def test_a_tie_among_every_model_is_no_winner_and_is_explained(tmp_path, monkeypatch, capsys):
+    _one_users_log(tmp_path / "one.csv")
+    args = ["compare", "--data", str(tmp_path / "one.csv"), "--models", "baseline,popular,ease"]
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert " *" not in out and "does not tell their lists apart" in out
+    assert "no test item was rated in training" in " ".join(out.split())
+    code, out, _ = run_cli(monkeypatch, capsys, *args, "--json")
+    assert "no test item was rated in training" in json.loads(out)["ranking_caveat"]
+
+
+def test_tune_says_when_no_trial_scored_differently(tmp_path, monkeypatch, capsys):
+    _one_users_log(tmp_path / "one.csv")
+    args = ["tune", "--model", "ease", "--data", str(tmp_path / "one.csv"), "--trials", "3"]
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--out", str(tmp_path / "best.json"))
+    assert code == 0, err
+    assert "every trial scored val NDCG@10 0.0000" in " ".join(out.split())

@@ -203,3 +203,17 @@ def test_evaluate_knows_its_training_data_by_content_not_by_name_or_size(small, 
     train_only.write_text("user,item,rating\n" + "\n".join(lines) + "\n")
     refused = runner.invoke(app, ["evaluate", "--model", str(out), "--test", str(train_only)])
     assert isinstance(refused.exception, ConfigError) and "every one of its" in str(refused.exception)
+
+
+def test_ranking_caveat_names_logs_where_every_model_scores_alike():
+    from movierec.data.ids import IdIndex
+    from movierec.evaluation import ranking_caveat
+
+    def log(users, items) -> Ratings:
+        index, u, i = IdIndex.build(np.array(users), np.array(items))
+        return Ratings(u, i, np.full(len(users), 4.0, np.float32), None, index, name="log")
+
+    test = log([1, 1, 2], [30, 31, 32])
+    assert "no more than the list length 10" in ranking_caveat(np.arange(5), test, 10)
+    assert "no test item was rated in training" in ranking_caveat(np.arange(100, 200), test, 10)
+    assert ranking_caveat(np.arange(20, 100), test, 10) is None

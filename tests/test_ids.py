@@ -59,3 +59,13 @@ def test_distinct_is_numpys_unique(values):
     out = distinct(keys)
     assert out.dtype == keys.dtype
     np.testing.assert_array_equal(out, np.unique(keys))
+
+
+def test_an_id_from_outside_follows_the_ratings_readers_rule():
+    index, _, _ = IdIndex.build(np.array([10, 20]), np.array(["a", "b"]))
+    for same in (20, "20", "20.0", "20.", "+20", 20.0, np.float32(20.0)):
+        assert index.find("user", same) == 1, same
+    for other in (20.5, "20.5", " 20", "2e1", float("nan"), float("inf"), 1e300, True, None):
+        assert index.find("user", other) == UNKNOWN, other
+    assert index.find_many("user", [20.0, "10.0", 3.5]).tolist() == [1, 0, UNKNOWN]
+    assert index.find("item", "a") == 0 and index.find("item", 1.0) == UNKNOWN

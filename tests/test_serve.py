@@ -422,3 +422,20 @@ def test_a_body_not_sent_as_json_is_400_saying_how(api, kind):
     assert r.status_code == 400 and "Content-Type: application/json" in r.json()["detail"], r.text
     r = api.post("/recommendations", content=b'{"ratings": [], "k": 3}', headers={"content-type": "application/json"})
     assert r.status_code == 200 and len(r.json()["items"]) == 3
+
+
+def test_an_id_written_as_a_whole_number_with_a_point_is_that_id(api, baseline_dir):
+    # The ratings reader takes "12.0" as id 12; the URL and the JSON body take it alike.
+    user, rated = known_user(baseline_dir)
+    plain = valid(api.get(f"/users/{user}/recommendations"), schemas.UserRecommendations)
+    for written in (f"{user}.0", f"{user}.", f"+{user}"):
+        assert valid(api.get(f"/users/{written}/recommendations"), schemas.UserRecommendations) == plain
+    item = sorted(rated)[0]
+    as_int = api.post("/predict", json={"pairs": [{"user_id": user, "item_id": item}]}).json()
+    as_float = api.post("/predict", json={"pairs": [{"user_id": float(user), "item_id": float(item)}]}).json()
+    assert as_float == as_int and as_float["predictions"][0]["user_id"] == user
+    posted = {"ratings": [{"item_id": float(item), "rating": 4.0}], "k": 3, "exclude": [float(item)]}
+    assert api.post("/recommendations", json=posted).status_code == 200
+    for bad in (user + 0.5, True):
+        r = api.post("/predict", json={"pairs": [{"user_id": bad, "item_id": item}]})
+        assert r.status_code == 422, (bad, r.text[:200])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from movierec import stored
+from movierec import outdir, stored
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
 
@@ -60,6 +59,7 @@ def save(
 ) -> None:
     """Everything needed to resume, written atomically: a crash leaves the previous checkpoint."""
     directory.mkdir(parents=True, exist_ok=True)
+    outdir.check_own_folder(directory, "checkpoint folder")  # made by this run, not a link planted since
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     if best_state is not None:
         tensors.update({f"best.{k}": v.contiguous() for k, v in best_state.items()})
@@ -81,12 +81,12 @@ def save(
         "config": asdict(config),  # type: ignore[call-overload]
         "data": data,
     }
-    tmp_weights, tmp_meta = directory / (WEIGHTS + ".tmp"), directory / (META + ".tmp")
-    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp_weights))
-    tmp_meta.write_text(json.dumps(meta))
-    # Weights first, then the JSON that points at them: the JSON is the commit.
-    os.replace(tmp_weights, directory / WEIGHTS)
-    os.replace(tmp_meta, directory / META)
+    # Each file made in a private folder and renamed into place (no planted link is followed);
+    # weights first, then the JSON that points at them: the JSON is the commit.
+    with outdir.atomic_file(directory / WEIGHTS) as tmp:
+        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp))
+    with outdir.atomic_file(directory / META) as tmp:
+        tmp.write_text(json.dumps(meta))
 
 
 def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple:

@@ -198,3 +198,26 @@ def rating_distribution(recommender: Recommender, test: Ratings, *, predictions:
         return np.bincount(bins, minlength=n_bins).tolist()
 
     return {"bins": [round(float(c), 6) for c in centres], "test": counts(test.rating), "predicted": counts(pred)}
+
+
+def ranking_caveat(trained_items: np.ndarray, test: Ratings, k: int) -> str | None:
+    """Why the ranking metrics on ``test`` cannot tell models apart, or None when they can.
+
+    ``trained_items`` are the raw ids of the items rated in training. Two logs make every
+    model score alike, whatever it learned: a catalogue no longer than a list (every list
+    holds every unrated item), and test items no one rated in training (no model can
+    rank an item it never saw: a log of one user, or of items each rated once).
+    """
+    n_items = len(trained_items)
+    if n_items <= k:
+        return (
+            f"training rated {n_items} item(s), no more than the list length {k}: each list holds every item its user "
+            "has not rated, so recall and hit rate are the same for every model; rank on a larger catalogue"
+        )
+    tested = test.index.item_ids[distinct(test.item_idx)]
+    if len(tested) and not np.isin(tested, trained_items).any():
+        return (
+            "no test item was rated in training (a log of one user, or of items each rated once): no model can rank "
+            "an item it never saw, so every NDCG is 0; rank on a log where items have several raters"
+        )
+    return None

@@ -1,26 +1,97 @@
-"""What a command writes (``--out``): what may be replaced, whether it can be written, one run at a time.
+"""What a command writes (``--out``): where it may write, what it may replace, one run at a time.
 
-A model directory is replaced as a whole, so only a missing path, an empty folder or an
-earlier movierec model holding nothing else may be the target; an output file replaces
-only an earlier file of its own kind. Anything else is refused before any work.
+Every file movierec writes goes through here, by one rule: it is written inside a
+private temporary folder (``mkdtemp``: mode 0700, a fresh name) beside its target,
+flushed to disk, and renamed onto the target only when complete. Nothing is opened
+through a name someone else could have planted, so no symbolic link is followed and
+no file of anyone else's is truncated. What a rename may replace is checked first:
+
+- a model folder only when movierec wrote it: its manifest records the SHA-256 of every
+  other file in it, and the folder holds those files, unchanged, and nothing else;
+- an output file only when it reads as movierec's own output of that kind.
+
+A run holds ``.<name>.lock`` beside its target (made with a hard link, so never through
+a symbolic link and never over an existing file): a second run is refused, and so is a
+lock path that is anything but a lock movierec made.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
+import json
 import os
+import re
+import shutil
+import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, os_reason
 
 MANIFEST = "manifest.json"
 """The file that makes a folder a movierec model (``persist`` writes it)."""
-MODEL_FILES = frozenset({MANIFEST, "model.safetensors", "metrics.json", "loss.png"})
-"""Every file ``persist.save`` may write into a model directory: replacing one that holds
-only these deletes nothing of anyone else's."""
+WEIGHTS = "model.safetensors"
+MODEL_FILES = frozenset({MANIFEST, WEIGHTS, "metrics.json", "loss.png"})
+"""Every file ``persist.save`` may write into a model directory."""
+NAME_SLACK = len(".") + len(".XXXXXXXX.tmp")
+"""The most bytes movierec adds to an --out name for the files it keeps beside it (temporary folders)."""
+MAX_MANIFEST_READ = 1 << 30
+"""A manifest is read to check a folder's files; a larger one is no manifest movierec wrote (as ``persist``)."""
+_LOCK_TEXT = re.compile(rb"movierec lock: pid (\d+)(?: on [^\s]+)?\n")
+
+
+def check_writable(path: Path, flag: str = "--out") -> None:
+    """Refuse a target that cannot be written (under a file, read-only, virtual, a name too long) before any work."""
+    name = path.name
+    if name in ("", ".", ".."):
+        raise ConfigError(f"{flag} {path} names a folder by . or ..; give the output its own name")
+    ancestor = _nearest_folder(path, flag)
+    limit = _name_max(ancestor) - NAME_SLACK
+    if len(os.fsencode(name)) > limit:
+        raise ConfigError(
+            f"{flag} {path}: the name is {len(os.fsencode(name))} bytes long; movierec keeps files named after it "
+            f"beside it, so it may be at most {limit} bytes. Choose a shorter name"
+        )
+    try:
+        probe = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=ancestor)
+    except OSError as exc:
+        why = os_reason(exc)
+        if exc.errno == errno.ENOENT:  # an existing folder that refuses new entries: /proc, /sys
+            why = "the filesystem there takes no new files"
+        raise ConfigError(f"{flag} {path}: cannot write in {ancestor} ({why}); choose another {flag}") from None
+    os.rmdir(probe)
+
+
+def _nearest_folder(path: Path, flag: str) -> Path:
+    """The deepest existing folder on the way to ``path`` (where its missing parents will be made)."""
+    for ancestor in path.absolute().parents:
+        try:
+            st = os.stat(ancestor)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise ConfigError(
+                f"{flag} {path}: cannot reach {ancestor} ({os_reason(exc)}); choose another {flag}"
+            ) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{flag} {path}: {ancestor} is a file, not a folder; choose another {flag}")
+        return ancestor
+    return Path("/")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+# --- what may be replaced -------------------------------------------------------------------
 
 
 def is_model_dir(path: Path) -> bool:
@@ -33,86 +104,70 @@ def is_model_dir(path: Path) -> bool:
 
 
 def check_replaceable(path: Path) -> None:
-    """Refuse a target that is neither missing, an empty folder, nor a movierec model directory.
+    """Refuse a target that is neither missing, an empty folder, nor a model folder movierec wrote.
 
     A model directory is replaced as a whole, so anything else at that path (a plain file,
     a folder of the user's files, the data itself) would be destroyed.
     """
-    if not path.exists() and not path.is_symlink():
+    if not os.path.lexists(path):
         return
-    if path.is_symlink() or not path.is_dir():
+    if path.is_symlink():
+        raise ConfigError(f"--out {path} is a symbolic link; movierec does not write through links. Name a new folder")
+    if not path.is_dir():
         raise ConfigError(f"--out {path} exists and is not a folder; name a new folder for the model")
     try:
         names = {entry.name for entry in path.iterdir()}
     except OSError as exc:
-        raise ConfigError(f"--out {path}: cannot read it ({exc.strerror}); name a folder you can write") from None
-    if is_model_dir(path):
-        foreign = sorted(names - MODEL_FILES)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise ConfigError(
-                f"--out {path} holds a movierec model and files movierec did not write there ({shown}); "
-                "replacing the model would delete them. Move them out, or name another folder"
-            )
+        raise ConfigError(f"--out {path}: cannot read it ({os_reason(exc)}); name a folder you can write") from None
+    if not names:
         return
-    if names:
+    if not is_model_dir(path):
         raise ConfigError(
             f"--out {path} is a folder that holds files but no movierec model; movierec replaces the whole folder, "
             "so it will not write there. Name a new or empty folder"
         )
+    foreign = sorted(names - MODEL_FILES)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(
+            f"--out {path} holds a movierec model and files movierec did not write there ({shown}); "
+            "replacing the model would delete them. Move them out, or name another folder"
+        )
+    unrecorded = _unrecorded(path, sorted(names - {MANIFEST}))
+    if unrecorded:
+        raise ConfigError(
+            f"--out {path} looks like a movierec model, but {unrecorded} is not the file its manifest records "
+            "movierec writing there (changed since, or the folder was not written by this movierec); it will not "
+            "be replaced. Move the folder away, or name another --out"
+        )
 
 
-def check_writable(path: Path) -> None:
-    """Refuse an --out that cannot be written (inside a file, a read-only or virtual folder) before any work."""
-    if path.name in ("", ".", ".."):
-        raise ConfigError(f"--out {path} names a folder by . or ..; give the model folder its own name")
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ConfigError(f"--out {path}: {ancestor} is a file, not a folder; choose another --out")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {path}: cannot write in {ancestor} (permission denied); choose another --out")
+def _unrecorded(path: Path, names: list[str]) -> str | None:
+    """The first of ``names`` whose SHA-256 is not the one the manifest recorded for it (None: all match)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-    except OSError as exc:
-        raise ConfigError(f"--out {path}: cannot write there ({exc.strerror}); choose another --out") from None
-    os.close(probe[0])
-    os.unlink(probe[1])
-
-
-@contextmanager
-def lock(directory: Path) -> Iterator[None]:
-    """Hold ``directory`` for one run: a second run that asks for it is refused, naming the holder.
-
-    An advisory lock (flock) on ``.<name>.lock`` beside the directory, taken without
-    waiting, released (and the file removed) when the run ends or its process dies.
-    """
-    path = directory.with_name(f".{directory.name}.lock")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with open(path / MANIFEST, "rb") as f:
+            text = f.read(MAX_MANIFEST_READ + 1)
+        if len(text) > MAX_MANIFEST_READ:
+            return MANIFEST
+        manifest = json.loads(text)
+    except (OSError, ValueError, RecursionError):
+        return MANIFEST
+    if not isinstance(manifest, dict):
+        return MANIFEST
+    files = manifest.get("files")
+    recorded = dict(files) if isinstance(files, dict) else {}
+    recorded.setdefault(WEIGHTS, manifest.get("weights_sha256"))
+    for name in names:
+        file = path / name
+        expected = recorded.get(name)
+        if not isinstance(expected, str) or file.is_symlink() or not file.is_file():
+            return name
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise ConfigError(
-                f"another movierec run ({holder}) is writing --out {directory}; wait for it to finish "
-                "or choose another --out"
-            ) from None
-        # The holder before us may have removed the file after we opened it: lock the file on disk.
-        if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        yield
-    finally:
-        os.unlink(path)
-        os.close(fd)
+            if sha256(file) != expected:
+                return name
+        except OSError:
+            return name
+    return None
 
 
 def check_file_replaceable(path: Path, ours: Callable[[Path], bool], what: str) -> None:
@@ -121,9 +176,11 @@ def check_file_replaceable(path: Path, ours: Callable[[Path], bool], what: str) 
     Rerunning a command may replace its own earlier output; a file of anyone else's
     (the ratings themselves, notes) is never overwritten.
     """
-    if not path.exists() and not path.is_symlink():
+    if not os.path.lexists(path):
         return
-    if path.is_symlink() or not path.is_file():
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; movierec does not write through links. Name a new file")
+    if not path.is_file():
         raise ConfigError(f"{path} exists and is not a plain file; name a new file to write {what} to")
     try:
         mine = ours(path)
@@ -136,26 +193,159 @@ def check_file_replaceable(path: Path, ours: Callable[[Path], bool], what: str) 
         )
 
 
+def check_own_folder(path: Path, what: str) -> None:
+    """Refuse a folder movierec fills by itself (a checkpoint folder) when it is a symbolic link or a file."""
+    if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
+        raise ConfigError(f"{path} (the {what}) is a symbolic link or a file, not a folder movierec made; move it away")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- one run at a time ----------------------------------------------------------------------
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of an output: ``.<name>.lock`` beside it."""
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextmanager
+def lock(target: Path, flag: str = "--out") -> Iterator[None]:
+    """Hold ``target`` for one run: a second run that asks for it is refused, naming the holder.
+
+    An advisory lock (flock) on ``.<name>.lock`` beside the target, taken without waiting,
+    released (and the file removed) when the run ends; a lock left by a killed run is taken
+    over. The file is made complete in a private folder and hard-linked into place, which
+    never follows a symbolic link nor replaces anything; a lock path holding anything else
+    is refused and left as it is.
+    """
+    path = lock_path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):  # each pass either takes the lock or clears a stale one
+        fd = _try_lock(path, target, flag)
+        if fd is not None:
+            break
+    else:
+        raise ConfigError(f"{path}: could not take the lock for {flag} {target}; try again")
+    try:
+        yield
+    finally:
+        try:
+            if os.path.samestat(os.lstat(path), os.fstat(fd)):
+                os.unlink(path)
+        except OSError:
+            pass  # already gone, or replaced by someone: not ours to remove
+        os.close(fd)
+
+
+def _try_lock(path: Path, target: Path, flag: str) -> int | None:
+    """The locked descriptor of a new lock file at ``path``; None after clearing a stale one (try again)."""
+    folder = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=path.parent)
+    fresh = os.path.join(folder, "lock")
+    try:
+        fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        os.write(fd, f"movierec lock: pid {os.getpid()} on {socket.gethostname() or 'localhost'}\n".encode())
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh file: nobody else holds it
+        try:
+            os.link(fresh, path)
+        except FileExistsError:
+            os.close(fd)
+            _clear_stale(path, target, flag)
+            return None
+        except OSError as exc:
+            os.close(fd)
+            raise ConfigError(f"{flag} {target}: cannot make its lock {path} ({os_reason(exc)})") from None
+        return fd
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _clear_stale(path: Path, target: Path, flag: str) -> None:
+    """Refuse what is at the lock path unless it is a lock movierec made whose run has ended; remove that one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # released meanwhile
+    except OSError as exc:
+        kind = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a folder"}.get(exc.errno or 0)
+        what = kind or f"unreadable ({os_reason(exc)})"
+        raise ConfigError(
+            f"{path} is {what}, not a lock movierec made; movierec locks {flag} {target} with that name. "
+            "Move it away, or choose another --out"
+        ) from None
+    try:
+        st = os.fstat(fd)
+        text = os.read(fd, 256) if stat.S_ISREG(st.st_mode) else b""
+        found = _LOCK_TEXT.fullmatch(text)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or found is None:
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "a file"
+            raise ConfigError(
+                f"{path} is {what} that is not a lock movierec made; movierec locks {flag} {target} with that name "
+                "and leaves it alone. Move it away, or choose another --out"
+            )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"another movierec run (pid {found.group(1).decode()}) is writing {flag} {target}; wait for it to "
+                f"finish or choose another {flag}"
+            ) from None
+        # Its run ended without removing it (killed): remove it, unless it changed since it was read.
+        if os.path.samestat(os.lstat(path), st):
+            os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+@contextmanager
+def private_folder(target: Path) -> Iterator[Path]:
+    """A new folder beside ``target`` that only this user can enter, removed afterwards with what is left in it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextmanager
 def atomic_file(path: Path, before_replace: Callable[[], None] | None = None) -> Iterator[Path]:
-    """A temporary sibling of ``path`` to write; renamed onto ``path`` only if the block completes.
+    """A path to write, renamed onto ``path`` only if the block completes (else removed).
 
-    ``before_replace`` runs just before the rename (a check that may refuse it). The file
-    gets the permissions the umask gives any new file (mkstemp makes it 0600).
+    The path lies in a private folder beside ``path``, so nobody can plant a link in its
+    place. ``before_replace`` runs just before the rename (a check that may refuse it). The
+    file is flushed to disk first and gets the permissions the umask gives any new file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with private_folder(path) as folder:
+        tmp = folder / path.name
         yield tmp
         if before_replace is not None:
             before_replace()
         os.chmod(tmp, 0o666 & ~umask())
+        fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fsync(path.parent)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file or folder to disk (a folder: the names in it), so a rename after it never exposes a hole."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EROFS, errno.EBADF):  # filesystems that cannot sync a folder
+            raise
+    finally:
+        os.close(fd)
 
 
 def umask() -> int:

@@ -11,7 +11,8 @@ Layout of a model directory:
 
 Writes go to a temporary sibling directory that replaces the target only when complete,
 so a failed save never leaves a half-written model or destroys a good one; the target
-may only be missing, an empty folder, or an earlier movierec model (``outdir.check_replaceable``).
+may only be missing, an empty folder, or a model folder movierec wrote, as the SHA-256 of
+each file recorded in its manifest (``files``) shows (``outdir.check_replaceable``).
 
 Loading trusts nothing: the weights must match the manifest's checksum, every tensor's
 shape is checked against the models as their configs would build them before any of
@@ -69,11 +70,15 @@ def save(recommender: Recommender, directory: str | Path, *, extra_files: dict[s
     try:
         weights = tmp / WEIGHTS
         save_file(_tensors(recommender), str(weights))
-        manifest = {**_manifest(recommender), "weights_sha256": _sha256(weights)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
+        # Every file's digest: what makes the folder one movierec may replace (outdir.check_replaceable).
+        files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        manifest = {**_manifest(recommender), "weights_sha256": files[WEIGHTS], "files": files}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _honour_umask(tmp)
+        for f in tmp.iterdir():
+            outdir.fsync(f)
         _swap_into_place(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -144,10 +149,12 @@ def _swap_into_place(tmp: Path, directory: Path) -> None:
     """Replace ``directory`` by ``tmp``; the old one is removed only once the new one is in place."""
     if not directory.exists():
         os.replace(tmp, directory)
+        outdir.fsync(directory.parent)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
     os.replace(directory, old / "model")
     os.replace(tmp, directory)
+    outdir.fsync(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from movierec import checkpoints, distributed, fitting, outdir, persist
+from movierec.data.ids import distinct
 from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
 from movierec.data.synthetic import Synthetic
@@ -25,6 +26,7 @@ from movierec.evaluation import (
     evaluate,
     evaluate_ranking,
     predict_test,
+    ranking_caveat,
     rating_distribution,
 )
 from movierec.plan import FitPlan
@@ -152,6 +154,7 @@ def run(
     holding = outdir.lock(out) if distributed.is_main() else contextlib.nullcontext()
     with holding:
         outdir.check_replaceable(out)
+        outdir.check_own_folder(partial, "checkpoint folder")
         if distributed.is_main() and not resume:  # --resume checks the checkpoint itself, below
             checkpoints.check_ours(partial)
         extra: dict = {}
@@ -222,7 +225,12 @@ def test_metrics(recommender: Recommender, parts: Parts, split_config: SplitConf
         evaluate_ranking(r, parts.test, k=10, relevance=relevance, max_users=RANKING_MAX_USERS, seed=split_config.seed)
         for r in (recommender, popular_of(recommender))
     )
-    metrics: dict = {"ranking": ranking, "ranking_popular": ranking_popular}
+    trained_items = parts.fit.index.item_ids[distinct(parts.fit.item_idx)]
+    metrics: dict = {
+        "ranking": ranking,
+        "ranking_popular": ranking_popular,
+        "ranking_caveat": ranking_caveat(trained_items, parts.test, 10),
+    }
     if recommender.rater is not None:
         predictions = predict_test(recommender, parts.test)
         scores = evaluate(recommender, parts.test, predictions=predictions)

@@ -61,7 +61,9 @@ class FitPlan:
 
 
 def rater_spec(name: str) -> models.ModelSpec:
-    """The registered rating model ``name``; a ranker's name is a clear error."""
+    """The registered rating model ``name``; a ranker's or an unknown name is a clear error."""
+    if name not in models.MODELS:
+        raise ConfigError(f"unknown rating model {name!r}{_case_hint(name)}; --model takes one of: {_names('rater')}")
     spec = models.get(name)
     if spec.kind != "rater":
         raise ConfigError(f"{name!r} is a ranker, not a rating model; pass it as --ranker {name}")
@@ -69,11 +71,25 @@ def rater_spec(name: str) -> models.ModelSpec:
 
 
 def check_ranker(name: str) -> str:
-    """``name`` if it is ``auto`` or a registered ranker; a clear error otherwise."""
-    if name != "auto" and models.get(name).kind != "ranker":
-        rankers = ", ".join(n for n, s in models.MODELS.items() if s.kind == "ranker")
-        raise ConfigError(f"{name!r} is a rating model, not a ranker; --ranker takes one of: auto, {rankers}")
+    """``name`` if it is ``auto`` or a registered ranker; a clear error naming the rankers otherwise."""
+    if name == "auto":
+        return name
+    if name not in models.MODELS:
+        raise ConfigError(f"unknown ranker {name!r}{_case_hint(name)}; --ranker takes one of: auto, {_names('ranker')}")
+    if models.get(name).kind != "ranker":
+        raise ConfigError(f"{name!r} is a rating model, not a ranker; --ranker takes one of: auto, {_names('ranker')}")
     return name
+
+
+def _names(kind: str) -> str:
+    return ", ".join(n for n, s in models.MODELS.items() if s.kind == kind)
+
+
+def _case_hint(name: str) -> str:
+    """A hint for a name that is right but for its case (``EASE``), or empty."""
+    if not name.strip():
+        return " (an empty name)"
+    return f" (names are lower case: {name.lower()})" if name.lower() in models.MODELS else ""
 
 
 def choose_ranker(name: str, n_users: int, n_items: int) -> tuple[str, str | None]:

@@ -13,10 +13,21 @@ import sys
 import time
 from typing import Any
 
-INTERRUPTED = (
-    "interrupted; nothing was written over any earlier result. "
-    "An interrupted `train` continues from its last checkpoint with the same command plus --resume."
-)
+INTERRUPTED = "interrupted; nothing was written over any earlier result"
+"""The line Ctrl-C ends a command with (``interrupted_line`` adds how to go on, where there is a way)."""
+_checkpoints: list[str] = []
+
+
+def resumable_from(checkpoint_dir: os.PathLike | str) -> None:
+    """Note where this run keeps its checkpoint: Ctrl-C then says ``--resume`` if one was written."""
+    _checkpoints[:] = [os.fspath(checkpoint_dir)]
+
+
+def interrupted_line() -> str:
+    """What Ctrl-C prints: advice to ``--resume`` only when a checkpoint to resume from is on disk."""
+    if any(os.path.isfile(os.path.join(d, "checkpoint.json")) for d in _checkpoints):
+        return f"{INTERRUPTED}; it continues from its last checkpoint with the same command plus --resume"
+    return INTERRUPTED
 
 
 STARTED: list[float | None] = [None]
@@ -45,7 +56,7 @@ def main() -> None:
             raise KeyboardInterrupt
         run()
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        print(interrupted_line(), file=sys.stderr)
         hard_exit(130)
 
 

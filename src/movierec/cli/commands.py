@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from movierec import outdir
+from movierec.cli import resumable_from
 from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
@@ -102,6 +104,11 @@ def train(
             model, model_config = tuned_model, tuned_config
     if model is not None:
         chosen = rater_spec(model)  # a bad name fails before any data is read
+        if chosen.one_pass and resume:
+            raise ConfigError(
+                f"--resume: {model} is fitted in one pass (closed form) and keeps no checkpoint to resume from; "
+                "run the same command without --resume"
+            )
         if chosen.one_pass and (epochs is not None or batch_size is not None or lr is not None):
             raise ConfigError(
                 f"{model} is fitted in one pass (closed form), so --epochs, --batch-size and --lr do not apply to it"
@@ -113,6 +120,9 @@ def train(
             )
     check_ranker(ranker)
     quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
+    if distributed.is_main():  # an --out that cannot be written fails before any data is read
+        outdir.check_writable(out_dir)
+    resumable_from(out_dir.with_name(out_dir.name + ".partial"))
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
     display = Display(quiet=quiet)  # the run's wall time counts from here, loading included
@@ -178,6 +188,8 @@ def train(
             f"synthetic data: noise floor (best possible test RMSE) {metrics['noise_floor']:.4f}; "
             f"oracle list NDCG@10 {metrics['oracle_ndcg']:.4f}"
         )
+    if metrics.get("ranking_caveat"):
+        out.print(f"note: {metrics['ranking_caveat']}")
     out.print(f"saved to {out_dir}/ (model.safetensors, manifest.json, metrics.json, loss.png)")
 
 
@@ -209,7 +221,8 @@ def evaluate(
     """
     from movierec import persist, pipeline, provenance
     from movierec.cli.display import Display
-    from movierec.evaluation import default_relevance, evaluate_ranking
+    from movierec.data.ids import distinct
+    from movierec.evaluation import default_relevance, evaluate_ranking, ranking_caveat
     from movierec.evaluation import evaluate as score
 
     check_k(k)
@@ -260,6 +273,8 @@ def evaluate(
         with display.phase(f"ranking every item for the test users (top {k})"):
             ranking = evaluate_ranking(recommender, part, k=k, relevance=threshold, max_users=max_users)
     result["ranking"] = ranking
+    trained_items = recommender.index.item_ids[distinct(recommender.history.items)]
+    result["ranking_caveat"] = ranking_caveat(trained_items, part, k)
     if as_json:
         print(json.dumps(result))
         return
@@ -276,6 +291,8 @@ def evaluate(
         f"precision {ranking['precision']:.4f}  recall {ranking['recall']:.4f}  NDCG {ranking['ndcg']:.4f}  "
         f"MAP {ranking['map']:.4f}  hit rate {ranking['hit_rate']:.4f}  coverage {ranking['coverage']:.4f}"
     )
+    if result["ranking_caveat"]:
+        out.print(f"note: {result['ranking_caveat']}")
 
 
 @app.command("models")

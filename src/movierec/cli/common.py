@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from movierec.errors import ConfigError, MovierecError
+from movierec.errors import ConfigError, MovierecError, os_reason
 
 if TYPE_CHECKING:
     from movierec.data.ratings import Ratings
@@ -210,7 +210,7 @@ def use_threads(n_ratings: int) -> int:
 
 def run() -> None:
     """Run the app: user errors become one line on stderr and exit code 2, Ctrl-C exit code 130."""
-    from movierec.cli import INTERRUPTED, hard_exit
+    from movierec.cli import hard_exit, interrupted_line
 
     try:
         # standalone_mode=False: Typer hands Ctrl-C back as exit code 130 (it would exit
@@ -224,11 +224,16 @@ def run() -> None:
     except PermissionError as exc:  # a file inside a folder given, or one written to: named by the OS
         err.print(error_line(f"{exc.filename}: permission denied; make it readable, or name another"), highlight=False)
         sys.exit(2)
+    except OSError as exc:  # the OS refused a file (read-only, full, a link loop): named, in words
+        if exc.filename is None:
+            raise
+        err.print(error_line(f"{exc.filename}: {os_reason(exc)}; fix that, or name another"), highlight=False)
+        sys.exit(2)
     except typer.TyperException as exc:  # a bad flag: Typer's own message and exit code (2)
         _show_usage_error(exc)
         sys.exit(getattr(exc, "exit_code", 2))
     if code == 130:
-        err.print(INTERRUPTED, highlight=False)
+        err.print(interrupted_line(), highlight=False)
         hard_exit(130)  # not sys.exit: see cli.hard_exit
     sys.exit(code if isinstance(code, int) else 0)
 

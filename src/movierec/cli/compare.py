@@ -57,6 +57,8 @@ def compare(
     from movierec import models, pipeline
     from movierec.cli.display import Display
     from movierec.compare import compare as run
+    from movierec.data.ids import distinct
+    from movierec.evaluation import ranking_caveat
 
     names = [n.strip() for n in model_names.split(",") if n.strip()]
     if not names:
@@ -83,15 +85,17 @@ def compare(
 
     with Display(quiet=as_json) as display:
         rows = run(parts, names, seed=seed, device=device, progress=display)
+    caveat = ranking_caveat(parts.fit.index.item_ids[distinct(parts.fit.item_idx)], parts.test, 10)
     if as_json:
-        print(json.dumps({"data": ratings.name, "split": parts.fit.name, "models": rows}))
+        print(json.dumps({"data": ratings.name, "split": parts.fit.name, "models": rows, "ranking_caveat": caveat}))
         return
     table = Table(title=f"{ratings.name}: {len(parts.fit):,} fit / {len(parts.val):,} val / {len(parts.test):,} test")
     shifted = any(r["rmse_without_sittings"] is not None for r in rows)
     headers = ["model", "kind", "test RMSE", *(["RMSE alone"] if shifted else []), "test MAE"]
     for col in (*headers, "NDCG@10", "recall@10", "train s"):
         table.add_column(col, justify="left" if col in ("model", "kind") else "right")
-    best = max(r["ndcg"] for r in rows)
+    # A star marks the best lists only where the lists differ: a tie among all is no winner.
+    best = max(r["ndcg"] for r in rows) if len({r["ndcg"] for r in rows}) > 1 else None
     for r in rows:
         # A rater with no shifts has the same figure alone; a ranker has none.
         alone = [_figure(r["rmse"] if r["rmse_without_sittings"] is None else r["rmse_without_sittings"])]
@@ -106,6 +110,10 @@ def compare(
             f"{r['seconds']:.1f}",
         )
     out.print(table)
+    if best is None and len(rows) > 1:
+        out.print(f"every model's NDCG@10 is {rows[0]['ndcg']:.4f}: this test part does not tell their lists apart")
+    if caveat:
+        out.print(f"note: {caveat}")
     if shifted:
         out.print(
             "test RMSE includes each rating sitting's shift, as `movierec train` reports it; RMSE alone is "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from movierec import outdir
 from movierec.cli.common import MAX_K, JsonOpt, app, check_k, err, out
 from movierec.errors import ConfigError
 
@@ -61,11 +62,19 @@ def recommend(
     twice = sorted(str(i) for i in rated_twice(item for item, _ in pairs))
     if twice:
         raise ConfigError(f"--rate gives item(s) {', '.join(twice)} more than one rating; rate each item once")
+    if out_file is not None:
+        if out_file.suffix.lower() not in (".csv", ".parquet"):
+            raise ConfigError(f"--out {out_file}: write recommendations to a .csv or .parquet file")
+        outdir.check_writable(out_file)  # before the model loads and every user is scored
     display = Display(quiet=as_json)
     with display, display.phase(f"loading the model in {model_dir}"):
         recommender = persist.load(model_dir)
     if out_file is not None:
-        with Display(quiet=as_json) as display, display.phase(f"top {k} for each user, to {out_file}") as phase:
+        with (
+            outdir.lock(out_file),
+            Display(quiet=as_json) as display,
+            display.phase(f"top {k} for each user, to {out_file}") as phase,
+        ):
             n = write_recommendations(
                 recommender, out_file, None if all_users else user, k=k, exclude_seen=not include_rated, phase=phase
             )

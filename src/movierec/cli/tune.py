@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from movierec import outdir
 from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
@@ -62,41 +63,63 @@ def tune(
 
     spec = tuning.check_tunable(model)  # an unknown or untunable name fails before any data is read
     tuning._optuna()  # and so does a missing Optuna
-    tuning.check_out(out_path)  # and an --out that is someone else's file
     if trials < 1:  # before any data is read or a progress bar drawn
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise ConfigError(f"--timeout must be a number of seconds above 0, got {timeout}")
-    metric = "NDCG@10" if spec.kind == "ranker" else "RMSE"
-    split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
-    columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
-    ratings, _ = load_ratings(dataset, data, columns, synthetic, seed, progress=not as_json)
-    tuning.check_data(ratings, model)
-    parts = pipeline.split(ratings, split_config)
-    with Display(quiet=as_json) as display, display.phase(f"tuning {model}: {trials} trials", total=trials) as phase:
+    # And an --out that cannot be written, is someone else's file or another tune's: all before any trial.
+    outdir.check_writable(out_path)
+    tuning.check_out(out_path)
+    with outdir.lock(out_path):
+        metric = "NDCG@10" if spec.kind == "ranker" else "RMSE"
+        split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
+        columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
+        ratings, _ = load_ratings(dataset, data, columns, synthetic, seed, progress=not as_json)
+        tuning.check_data(ratings, model)
+        parts = pipeline.split(ratings, split_config)
+        scores: list[float] = []
+        with (
+            Display(quiet=as_json) as display,
+            display.phase(f"tuning {model}: {trials} trials", total=trials) as phase,
+        ):
 
-        def on_trial(number: int, value: float | None, best: float, state: str) -> None:
-            shown = "-" if value is None else f"{value:.4f}"
-            phase.advance(number + 1)
-            display.note(
-                f"trial {number:>3}: val {metric} {shown}  ({state}{', defaults' if number == 0 else ''}); "
-                f"best {best:.4f}"
+            def on_trial(number: int, value: float | None, best: float, state: str) -> None:
+                if value is not None:
+                    scores.append(value)
+                shown = "-" if value is None else f"{value:.4f}"
+                phase.advance(number + 1)
+                display.note(
+                    f"trial {number:>3}: val {metric} {shown}  ({state}{', defaults' if number == 0 else ''}); "
+                    f"best {best:.4f}"
+                )
+
+            tuned = tuning.tune(
+                parts,
+                model,
+                trials=trials,
+                seed=seed,
+                device=device,
+                timeout=timeout,
+                on_trial=on_trial,
+                progress=display,
             )
-
-        tuned = tuning.tune(
-            parts, model, trials=trials, seed=seed, device=device, timeout=timeout, on_trial=on_trial, progress=display
+        tuned = replace(tuned, data=ratings.name, split=asdict(split_config))
+        tuning.save(tuned, out_path)
+        if as_json:
+            print(json.dumps(asdict(tuned)))
+            return
+        gain = abs(tuned.value - tuned.default_value)
+        out.print(
+            f"best val {metric} {tuned.value:.4f} (defaults {tuned.default_value:.4f}, {gain:.4f} better) "
+            f"after {tuned.trials} trials"
         )
-    tuned = replace(tuned, data=ratings.name, split=asdict(split_config))
-    tuning.save(tuned, out_path)
-    if as_json:
-        print(json.dumps(asdict(tuned)))
-        return
-    gain = abs(tuned.value - tuned.default_value)
-    out.print(
-        f"best val {metric} {tuned.value:.4f} (defaults {tuned.default_value:.4f}, {gain:.4f} better) "
-        f"after {tuned.trials} trials"
-    )
-    out.print(f"model config: {json.dumps(tuned.model_config)}")
-    if tuned.train:
-        out.print(f"training: {json.dumps(tuned.train)}")
-    out.print(f"saved to {out_path}; train with it: movierec train --config {out_path} [data flags]")
+        out.print(f"model config: {json.dumps(tuned.model_config)}")
+        if tuned.train:
+            out.print(f"training: {json.dumps(tuned.train)}")
+        if len(scores) > 1 and len(set(scores)) == 1:
+            out.print(
+                f"note: every trial scored val {metric} {scores[0]:.4f}: the validation part does not tell these "
+                "settings apart (too few users, items or relevant ratings in it), so the first one tried is saved, "
+                "not a better one; tune on a larger log or a larger --val-fraction"
+            )
+        out.print(f"saved to {out_path}; train with it: movierec train --config {out_path} [data flags]")

@@ -8,6 +8,7 @@ whatever order the ratings came in.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -75,15 +76,23 @@ class IdIndex:
     def find(self, kind: str, raw: object) -> int:
         """The index of one raw ``kind`` (``user``/``item``) id; ``UNKNOWN`` when never seen or not an id.
 
-        The policy for ids from outside (a URL, JSON, a command line): an id is an int or a
-        string; a string matches an integer id only when written as one ("12", not " 12",
-        "1e1" or "12.0"); a bool, a float or a number too large for the ids is not an id.
+        The policy for ids from outside (a URL, JSON, a command line) is the ratings reader's
+        (``WHOLE_NUMBER``): "12" and "12.0" are id 12, and so is the JSON number 12.0; not
+        " 12", "1e1" or "12.5". A bool, a fraction or a number too large for the ids is not an id.
         """
         known = self.user_ids if kind == "user" else self.item_ids
-        if isinstance(raw, bool | np.bool_) or not isinstance(raw, int | str | np.integer | np.str_):
+        if isinstance(raw, bool | np.bool_):
             return UNKNOWN
-        if isinstance(raw, str | np.str_) and known.dtype.kind in "iu" and not _INT.fullmatch(str(raw)):
+        if isinstance(raw, float | np.floating):
+            if not (math.isfinite(raw) and raw == math.floor(raw)):
+                return UNKNOWN
+            raw = int(raw)
+        if not isinstance(raw, int | str | np.integer | np.str_):
             return UNKNOWN
+        if isinstance(raw, str | np.str_) and known.dtype.kind in "iu":
+            if not WHOLE_NUMBER.fullmatch(str(raw)):
+                return UNKNOWN
+            raw = int(str(raw).partition(".")[0])
         try:
             return int(_lookup(known, np.asarray([raw]), kind, False)[0])
         except (ValueError, OverflowError, TypeError):
@@ -107,7 +116,8 @@ class IdIndex:
         return cls(_ids_array(obj["user_ids"]), _ids_array(obj["item_ids"]))
 
 
-_INT = re.compile(r"[+-]?[0-9]+")
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0*)?")
+"""An id written as a whole number: the ratings reader makes a column of these integer ids (``data.tables``)."""
 
 
 def distinct(values: np.ndarray) -> np.ndarray:

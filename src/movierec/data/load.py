@@ -7,6 +7,7 @@ have not changed since they were last read.
 
 from __future__ import annotations
 
+import errno
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from movierec.data.download import fetch
 from movierec.data.ratings import Ratings
 from movierec.data.readers import read_ratings_file
 from movierec.data.synthetic import generate
-from movierec.errors import ConfigError, DataError
+from movierec.errors import ConfigError, DataError, os_reason
 from movierec.stored import MAX_SCALE
 
 CACHE_MIN_BYTES = 1 << 20
@@ -67,6 +68,11 @@ def load(
         names = ", ".join([*movielens.RELEASES, "synthetic"])
         raise ConfigError(f"no data given: pass --data PATH or --dataset NAME ({names})")
     if not path.exists():
+        try:  # exists() is False for a link loop or a forbidden folder too: say which
+            path.stat()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise DataError(f"cannot open it ({os_reason(exc)}); check the path", path=str(path)) from None
         raise DataError("no such file or folder; check the path", path=str(path))
     if not (path.is_file() or path.is_dir()):
         raise DataError(

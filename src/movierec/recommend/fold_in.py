@@ -41,6 +41,11 @@ def parse_ratings(
             r = float(rating)
         except (TypeError, ValueError):
             raise ConfigError(f"rating {rating!r} of item {item_id!r} is not a number") from None
+        if lo == hi and r != lo:  # an implicit log's "rating" is its one value: seen
+            raise ConfigError(
+                f"rating {rating!r} of item {item_id!r}: this model was trained on a log without ratings (plays, "
+                f"clicks), so it has no rating scale; give each item the user chose as ITEM={lo:g}"
+            )
         if not np.isfinite(r) or not lo <= r <= hi:
             raise ConfigError(f"rating {rating!r} of item {item_id!r} is outside the rating scale {lo:g}..{hi:g}")
         idx = index.find("item", item_id)

@@ -78,18 +78,39 @@ def _configured_app(settings: dict) -> FastAPI:
 
 
 def _uvicorn_run(app: object, host: str, port: int, access_log: bool, log_level: str, **extra: object) -> None:
-    import uvicorn
+    """Run uvicorn until a signal stops it; Ctrl-C then reaches the caller as ``KeyboardInterrupt``.
 
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level=log_level,
-        timeout_keep_alive=IDLE_TIMEOUT_S,
-        http=guarded_protocol(),  # type: ignore[arg-type]
-        **extra,  # type: ignore[arg-type]
-    )
+    uvicorn takes SIGINT itself, shuts down and returns as if nothing happened (exit 0,
+    with four lines of its log). It re-raises the signal it caught through the handler it
+    found, so a handler that only notes it tells Ctrl-C apart; with several workers the
+    supervisor keeps the signal, and its return can only follow one.
+    """
+    import signal
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = json.loads(json.dumps(LOGGING_CONFIG))
+    log_config["filters"] = {"quiet_shutdown": {"()": "movierec.shutdown_log.QuietShutdown"}}
+    log_config["handlers"]["default"]["filters"] = ["quiet_shutdown"]
+    noted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    try:
+        uvicorn.run(
+            app,  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level=log_level,
+            log_config=log_config,
+            timeout_keep_alive=IDLE_TIMEOUT_S,
+            http=guarded_protocol(),  # type: ignore[arg-type]
+            **extra,  # type: ignore[arg-type]
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if noted or extra.get("workers", 1) != 1:
+        raise KeyboardInterrupt
 
 
 def guarded_protocol() -> str:

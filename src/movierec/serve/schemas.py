@@ -1,19 +1,45 @@
 """The HTTP service's request and response bodies: they make the OpenAPI schema.
 
-Ids are strict: an int or a string, never a bool or a float (``true`` is not user 1).
+Ids are strict: an int or a string, never a bool (``true`` is not user 1); a posted id may
+also be a whole number written with a point (``1.0``), user 1 as in a ratings file.
 Responses are encoded directly for speed (``app._json``); the tests validate every
 endpoint's answers against these models, so the schema stays the contract.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+import math
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from movierec.recommend.fold_in import rated_twice
 from movierec.recommend.lists import MAX_K
 
 RawId = StrictInt | StrictStr
 """A raw user or item id as the data has it: an int for MovieLens, a string for other files."""
+
+
+def _whole(value: float) -> int:
+    if not (math.isfinite(value) and value == math.floor(value)):
+        raise ValueError("an id is a whole number or a string, not a fraction")
+    return int(value)
+
+
+WholeNumber = Annotated[StrictFloat, Field(multiple_of=1, ge=-(2.0**63), lt=2.0**63), AfterValidator(_whole)]
+"""A whole number written with a point (1.0), within the 64-bit ids a ratings file may hold."""
+PostedId = StrictInt | WholeNumber | StrictStr
+"""A raw id in a request: as ``RawId``, or a whole number with a point (1.0), the id it equals."""
 MAX_PAIRS = 10_000
 """The most (user, item) pairs, or posted ratings, one request may carry."""
 
@@ -53,7 +79,7 @@ class UserRatings(BaseModel):
 
 class Rating(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    item_id: RawId
+    item_id: PostedId
     rating: StrictFloat = Field(allow_inf_nan=False)  # a number: not true, not "4.5"
 
 
@@ -63,7 +89,7 @@ class NewUserRequest(BaseModel):
         default_factory=list, max_length=MAX_PAIRS, description="Each item at most once (else 422)."
     )
     k: int = Field(10, ge=1, le=MAX_K)
-    exclude: list[RawId] = Field(default_factory=list, max_length=MAX_PAIRS)
+    exclude: list[PostedId] = Field(default_factory=list, max_length=MAX_PAIRS)
     ignore_unknown: StrictBool = Field(
         False, description="Leave out rated items the model does not know (listed in ignored) instead of a 404."
     )
@@ -107,8 +133,8 @@ class SimilarItems(BaseModel):
 
 class Pair(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_id: RawId
-    item_id: RawId
+    user_id: PostedId
+    item_id: PostedId
 
 
 class PredictRequest(BaseModel):
