@@ -197,10 +197,10 @@ def test_train_never_writes_over_what_it_did_not_write(tmp_path, monkeypatch, ca
 
 
 def test_a_second_run_into_the_same_out_is_refused(tmp_path, monkeypatch, capsys):
-    from movierec import outdir
+    from movierec import locks
 
     out = tmp_path / "model"
-    with outdir.lock(out):
+    with locks.lock(out):
         code, _, err = run_cli(monkeypatch, capsys, "train", "--model", "baseline", *TINY, "--out", str(out))
     assert code == 2 and "another movierec run (pid" in err
     assert not out.exists() and not list(tmp_path.iterdir())  # and the lock file is gone once released

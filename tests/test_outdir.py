@@ -10,12 +10,13 @@ import errno
 import json
 import os
 import subprocess
+import sys
 import threading
 
 import pytest
 from helpers import run_cli
 
-from movierec import outdir
+from movierec import locks, outdir
 from movierec.errors import ConfigError
 
 TP = ["train", "--model", "baseline", "--ranker", "popular", "--synthetic", "300x200x5000"]
@@ -77,7 +78,7 @@ def test_a_folder_at_the_lock_path_is_refused(tmp_path):
     (tmp_path / ".m.lock").mkdir()
     with (
         pytest.raises(ConfigError, match=r"\.m\.lock is a folder that is not a lock movierec made"),
-        outdir.lock(tmp_path / "m"),
+        locks.lock(tmp_path / "m"),
     ):
         pass
     assert (tmp_path / ".m.lock").is_dir()
@@ -87,29 +88,29 @@ def test_a_hard_link_at_the_lock_path_is_refused(tmp_path):
     other = tmp_path / "other"
     other.write_bytes(b"movierec lock: pid 1 on h\n")  # even one that reads as a lock: two names, not ours
     os.link(other, tmp_path / ".m.lock")
-    with pytest.raises(ConfigError, match="not a lock movierec made"), outdir.lock(tmp_path / "m"):
+    with pytest.raises(ConfigError, match="not a lock movierec made"), locks.lock(tmp_path / "m"):
         pass
     assert other.read_bytes() == b"movierec lock: pid 1 on h\n"
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
-    code = "from movierec import outdir; import pathlib, os\nwith outdir.lock(pathlib.Path('m')): os._exit(9)"
-    result = subprocess.run(["python", "-c", code], cwd=tmp_path, env={**os.environ}, check=False)
+    code = "from movierec import locks; import pathlib, os\nwith locks.lock(pathlib.Path('m')): os._exit(9)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ}, check=False)
     assert result.returncode == 9 and (tmp_path / ".m.lock").read_bytes().startswith(b"movierec lock: pid ")
-    with outdir.lock(tmp_path / "m"):
+    with locks.lock(tmp_path / "m"):
         assert (tmp_path / ".m.lock").read_bytes().startswith(f"movierec lock: pid {os.getpid()} ".encode())
     assert not (tmp_path / ".m.lock").exists() and not list(tmp_path.iterdir())
 
 
 def test_a_held_lock_names_its_holder_and_is_released_whole(tmp_path):
     holder = rf"another movierec run \(pid {os.getpid()}\) is writing --out"
-    with outdir.lock(tmp_path / "m"), pytest.raises(ConfigError, match=holder), outdir.lock(tmp_path / "m"):
+    with locks.lock(tmp_path / "m"), pytest.raises(ConfigError, match=holder), locks.lock(tmp_path / "m"):
         pass
     assert not list(tmp_path.iterdir())
 
 
 def test_a_lock_replaced_while_held_is_not_removed(tmp_path):
-    with outdir.lock(tmp_path / "m"):
+    with locks.lock(tmp_path / "m"):
         (tmp_path / ".m.lock").unlink()
         (tmp_path / ".m.lock").write_text("someone's")
     assert (tmp_path / ".m.lock").read_text() == "someone's"
@@ -120,7 +121,7 @@ def test_a_lock_replaced_while_held_is_not_removed(tmp_path):
 
 def test_two_recommend_runs_onto_one_file_are_kept_apart(model, tmp_path, monkeypatch, capsys):
     out = tmp_path / "recs.csv"
-    with outdir.lock(out):  # another run holds it
+    with locks.lock(out):  # another run holds it
         code, _, err = run_cli(
             monkeypatch, capsys, "recommend", "--model", str(model), "--all-users", "--out", str(out)
         )
@@ -133,7 +134,7 @@ def test_two_recommend_runs_onto_one_file_are_kept_apart(model, tmp_path, monkey
 def test_two_tune_runs_onto_one_file_are_kept_apart(tmp_path, monkeypatch, capsys):
     out = tmp_path / "best.json"
     args = ["tune", "--model", "baseline", "--synthetic", "300x200x5000", "--trials", "1", "--out", str(out)]
-    with outdir.lock(out):
+    with locks.lock(out):
         code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2 and "another movierec run (pid" in err and "trial" not in err and not out.exists()
 

@@ -25,7 +25,6 @@ naming what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -73,7 +72,7 @@ def save(recommender: Recommender, directory: str | Path, *, extra_files: dict[s
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
         # Every file's digest: what makes the folder one movierec may replace (outdir.check_replaceable).
-        files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        files = {f.name: outdir.sha256(f) for f in sorted(tmp.iterdir())}
         manifest = {**_manifest(recommender), "weights_sha256": files[WEIGHTS], "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _honour_umask(tmp)
@@ -129,14 +128,6 @@ def _manifest(r: Recommender) -> dict:
     }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _honour_umask(folder: Path) -> None:
     # mkdtemp makes 0700 folders: give the model the permissions any file the user writes gets.
     umask = outdir.umask()
@@ -167,7 +158,7 @@ def load(directory: str | Path, *, device: str = "cpu") -> Recommender:
     manifest = read_manifest(directory)
     weights_path = directory / WEIGHTS
     try:
-        if _sha256(weights_path) != manifest.get("weights_sha256"):
+        if outdir.sha256(weights_path) != manifest.get("weights_sha256"):
             raise ModelError(
                 f"{weights_path}: its SHA-256 is not the one the manifest recorded; the model directory is "
                 "corrupt or was changed after training, retrain it"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from movierec import checkpoints, distributed, fitting, outdir, persist
+from movierec import checkpoints, distributed, fitting, locks, outdir, persist
 from movierec.data.ids import distinct
 from movierec.data.ratings import Ratings
 from movierec.data.splits import random_split, split_rows
@@ -151,7 +151,7 @@ def run(
     # One run at a time per --out (rank 0 alone writes it): a second is refused before any work.
     if distributed.is_main():
         outdir.check_writable(out)
-    holding = outdir.lock(out) if distributed.is_main() else contextlib.nullcontext()
+    holding = locks.lock(out) if distributed.is_main() else contextlib.nullcontext()
     with holding:
         outdir.check_replaceable(out)
         outdir.check_own_folder(partial, "checkpoint folder")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from movierec import outdir
+from movierec import locks, outdir
 from movierec.cli.common import MAX_K, JsonOpt, app, check_k, err, out
 from movierec.errors import ConfigError
 
@@ -71,7 +71,7 @@ def recommend(
         recommender = persist.load(model_dir)
     if out_file is not None:
         with (
-            outdir.lock(out_file),
+            locks.lock(out_file),
             Display(quiet=as_json) as display,
             display.phase(f"top {k} for each user, to {out_file}") as phase,
         ):

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from movierec import outdir
+from movierec import locks, outdir
 from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
@@ -70,7 +70,7 @@ def tune(
     # And an --out that cannot be written, is someone else's file or another tune's: all before any trial.
     outdir.check_writable(out_path)
     tuning.check_out(out_path)
-    with outdir.lock(out_path):
+    with locks.lock(out_path):
         metric = "NDCG@10" if spec.kind == "ranker" else "RMSE"
         split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
         columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
