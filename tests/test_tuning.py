@@ -196,7 +196,11 @@ def test_ctrl_c_during_tune_is_one_line_and_exit_130(monkeypatch, capfd, tmp_pat
     monkeypatch.setattr(
         sys, "argv", ["movierec", "tune", "--model", "baseline", *TINY, "--out", str(tmp_path / "b.json")]
     )
+    from movierec import cli
     from movierec.cli import main
+
+    # main ends a Ctrl-C with os._exit(130), which would end this test process too.
+    monkeypatch.setattr(cli, "hard_exit", sys.exit)
 
     with pytest.raises(SystemExit) as exited:
         main()
