@@ -35,6 +35,7 @@ from movierec.errors import ConfigError
 from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps
 from movierec.models.gibbs import PosteriorMean, Sampler
 from movierec.models.mf import MF, ridge_fold_in
+from movierec.models.space import Ints, OneOf, Space
 
 
 @dataclass(frozen=True)
@@ -138,14 +139,11 @@ def _build(config: BMFConfig, n_users: int, n_items: int, generator: torch.Gener
     return BMF(n_users, n_items, config.dim, generator)
 
 
-def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
-    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
-    model = {
-        "dim": trial.suggest_int("dim", 8, 96, log=True),
-        "burn_in": trial.suggest_int("burn_in", 5, 40),
-        "implicit_user": trial.suggest_categorical("implicit_user", [False, True]),
-    }
-    return model, {"epochs": trial.suggest_int("epochs", 40, 160, step=20)}
+_SPACE = Space(
+    model={"dim": Ints(8, 96, log=True), "burn_in": Ints(5, 40), "implicit_user": OneOf((False, True))},
+    train={"epochs": Ints(40, 160, step=20)},
+)
+"""What ``movierec tune`` searches."""
 
 
 SMALL_LOG, SMALL_LOG_SWEEPS = 1_000_000, 150
@@ -167,5 +165,5 @@ SPEC = ModelSpec(
     training={"epochs": 60},
     training_by_size=training_by_size,
     sweeps=_Sweeps,
-    space=_space,
+    space=_SPACE,
 )
