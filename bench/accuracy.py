@@ -98,7 +98,8 @@ def movierec_rows(ratings, parts, name: str, seed: int, device: str) -> dict:
     whole_process = not reset_peak()
     started = time.perf_counter()
     # The popular list: this table is about ratings, and a ranker's fit would only add to the seconds.
-    recommender, history = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+    recommender, report = fitting.fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
+    history = list(report.history)
     seconds = time.perf_counter() - started
     peak_gb = peak_mb() / 1024
     scores = evaluate(recommender, parts.test)

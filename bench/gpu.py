@@ -65,8 +65,8 @@ def train(parts: pipeline.Parts, model: str, epochs: int, device: str) -> tuple[
     spec = get(model)
     config = TrainConfig.for_model(spec, epochs=epochs, device=device)
     start = time.perf_counter()
-    _, history = fitting.fit(parts.fit, parts.val, model, train_config=config, model_config=spec.config_type())
-    return history, time.perf_counter() - start
+    _, report = fitting.fit(parts.fit, parts.val, model, train_config=config, model_config=spec.config_type())
+    return list(report.history), time.perf_counter() - start
 
 
 def check(device: str, size: tuple[int, int, int], epochs: int) -> bool:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from movierec import fitting, models, pipeline
+from movierec import fitting, models, pipeline, references
 from movierec.compare import by_rating
 from movierec.data.load import load
 from movierec.data.synthetic import SyntheticConfig, generate
@@ -97,7 +97,7 @@ def systems(train_parts, raters: dict, seed: int) -> dict[str, tuple]:
                 out[f"{name} d{discount:g} + {rater_name}"] = (gated, ranker_s + rater_s)
     for rater_name, (rated, rater_s) in raters.items():
         out[f"{rater_name} by rating"] = (by_rating(replace(rated, history=history)), rater_s)
-    out["popular"] = (fitting.popular_of(base), 0.0)
+    out["popular"] = (references.popular_of(base), 0.0)
     return out
 
 

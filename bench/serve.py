@@ -50,6 +50,7 @@ def build_model(model: str, shape: str, epochs: int, out: Path) -> None:
     from movierec import fitting, models, persist
     from movierec.data.synthetic import SyntheticConfig, generate
     from movierec.models.baseline import fit_biases
+    from movierec.plan import choose_ranker
     from movierec.recommend import Recommender
     from movierec.training import TrainConfig
 
@@ -58,7 +59,7 @@ def build_model(model: str, shape: str, epochs: int, out: Path) -> None:
     ratings = generate(SyntheticConfig(n_users=n_users, n_items=n_items, n_ratings=n_ratings)).ratings
     print(f"generated {ratings.name} in {time.perf_counter() - started:.0f} s", flush=True)
     spec = models.get(model)
-    ranker_name, _ = fitting.choose_ranker("auto", n_users, n_items)
+    ranker_name, _ = choose_ranker("auto", n_users, n_items)
     ranker_spec = models.get(ranker_name)
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(0)

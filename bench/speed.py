@@ -77,7 +77,8 @@ def work_train(csv: str, model: str, epochs: int, topn: bool, device: str) -> di
         config = TrainConfig.for_model(get(model), n_train, device=device)
     start = time.perf_counter()
     # The cheapest ranker: these rows time the rating model (the ``rank`` worker times rankers).
-    recommender, history = fitting.fit(parts.fit, parts.val, model, ranker="popular", train_config=config)
+    recommender, report = fitting.fit(parts.fit, parts.val, model, ranker="popular", train_config=config)
+    history = list(report.history)
     result = {
         "model": model,
         "converged": not epochs,
@@ -109,7 +110,8 @@ def work_rank(csv: str, rater: str, device: str) -> dict:
     parts = pipeline.split(load(csv))
     config = TrainConfig.for_model(get(rater), parts.n_train, device=device)
     start = time.perf_counter()
-    recommender, history = fitting.fit(parts.fit, parts.val, rater, train_config=config)
+    recommender, report = fitting.fit(parts.fit, parts.val, rater, train_config=config)
+    history = list(report.history)
     total = time.perf_counter() - start
     ranker_s = sum(h["seconds"] for h in recommender.info["ranker_history"])
     users = np.arange(recommender.index.n_users)

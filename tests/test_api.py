@@ -11,7 +11,8 @@ def test_readme_flow_on_real_data(ml_latest_small, tmp_path):
     ratings = movierec.load(ml_latest_small)
     parts = movierec.split(ratings)
     assert len(parts.fit) + len(parts.val) + len(parts.test) == 100_836
-    recommender, history = movierec.train(parts.fit, parts.val, "baseline")
+    recommender, report = movierec.train(parts.fit, parts.val, "baseline")
+    assert report.history and report.seconds["rater"] > 0  # a typed report of what the fit did
     scores = movierec.evaluate(recommender, parts.test)
     # The regularised bias model lands near 0.87 on this release (Surprise's BaselineOnly: 0.869).
     assert 0.85 < scores["rmse"] < 0.89

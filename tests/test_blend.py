@@ -49,9 +49,10 @@ def test_blend_fits_validation_at_least_as_well_as_each_member(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
     config = BlendConfig(members=("baseline", "knn"), configs=({}, {"k": 20}))
     spec = models.get("blend")
-    recommender, history = fitting.fit(
+    recommender, report = fitting.fit(
         parts.fit, parts.val, "blend", train_config=TrainConfig.for_model(spec, device="cpu"), model_config=config
     )
+    history = report.history
     net = recommender.rater
     vu = torch.from_numpy(parts.val.user_idx.astype(np.int64))
     vi = torch.from_numpy(parts.val.item_idx.astype(np.int64))
@@ -73,7 +74,8 @@ def test_refit_trains_members_on_validation_too_and_keeps_the_blind_figure(small
     for refit in (False, True):
         blend = BlendConfig(members=("baseline", "knn"), refit=refit)
         runs[refit] = fitting.fit(parts.fit, parts.val, "blend", train_config=config, model_config=blend)
-    (plain, plain_history), (refitted, refit_history) = runs[False], runs[True]
+    (plain, plain_report), (refitted, refit_report) = runs[False], runs[True]
+    plain_history, refit_history = plain_report.history, refit_report.history
     knn_plain, knn_refit = plain.rater.members[1], refitted.rater.members[1]
     assert len(knn_plain.seen_residual) == len(parts.fit)
     assert len(knn_refit.seen_residual) == len(parts.fit) + len(parts.val)
@@ -109,3 +111,26 @@ def test_the_default_blend_has_the_clip_link_als_and_members_stop_at_their_own_e
 def test_a_member_config_of_the_wrong_kind_names_the_member_and_field():
     with pytest.raises(ConfigError, match="blend member 'als': dim must be a whole number, got 2.5"):
         BlendConfig(members=("baseline", "als"), configs=({}, {"dim": 2.5}))
+
+
+def test_members_fitted_beside_the_lead_give_the_same_blend(small, monkeypatch):
+    from movierec.models import blend as blend_module
+
+    parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
+    spec = models.get("blend")
+    config = BlendConfig(members=("bmf", "knn", "baseline", "als"), configs=({"dim": 4}, {}, {}, {"dim": 4}))
+    train = TrainConfig.for_model(spec, epochs=27, device="cpu")
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(blend_module.os, "sched_getaffinity", lambda _: set(range(threads + 1)))  # a core to spare
+    beside = []
+    real = blend_module.ThreadPoolExecutor
+    monkeypatch.setattr(blend_module, "ThreadPoolExecutor", lambda n: beside.append(n) or real(n))
+    runs = []
+    for limit in (0, blend_module.SIDE_BY_SIDE):
+        monkeypatch.setattr(blend_module, "SIDE_BY_SIDE", limit)
+        runs.append(fitting.fit(parts.fit, parts.val, "blend", train_config=train, model_config=config)[0].rater)
+    assert beside == [1]  # the second fit alone had members beside its lead
+    torch.testing.assert_close(runs[0].weights, runs[1].weights)
+    for one, other in zip(runs[0].members, runs[1].members, strict=True):
+        for (name, a), (_, b) in zip(one.state_dict().items(), other.state_dict().items(), strict=True):
+            torch.testing.assert_close(a, b, msg=name)

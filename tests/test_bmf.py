@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from movierec import fitting, models, pipeline
+from movierec import fitting, models, pipeline, references
 from movierec.evaluation import evaluate
 from movierec.models.base import RaterData
 from movierec.models.bmf import BMFConfig
@@ -146,15 +146,15 @@ def test_a_row_is_drawn_jointly_from_its_exact_gaussian_conditional():
 def fitted(small):
     parts = pipeline.split(small.ratings, pipeline.SplitConfig(seed=3))
     config = TrainConfig.for_model(models.get("bmf"), device="cpu", epochs=40)
-    recommender, history = fitting.fit(parts.fit, parts.val, "bmf", train_config=config, model_config=BMFConfig(dim=8))
-    return parts, recommender, history
+    recommender, report = fitting.fit(parts.fit, parts.val, "bmf", train_config=config, model_config=BMFConfig(dim=8))
+    return parts, recommender, report.history
 
 
 def test_averaging_samples_beats_the_baseline_on_planted_structure(fitted):
     parts, recommender, history = fitted
     assert len(history) == 40
     rmse = evaluate(recommender, parts.test)["rmse"]
-    base = evaluate(fitting.baseline_of(recommender), parts.test)["rmse"]
+    base = evaluate(references.baseline_of(recommender), parts.test)["rmse"]
     assert rmse < base - 0.01
     # The last row's validation figure is the saved model's own, not the running estimate's.
     assert history[-1].val_rmse == pytest.approx(evaluate(recommender, parts.val)["rmse"], abs=1e-4)

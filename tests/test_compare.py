@@ -40,14 +40,14 @@ def test_a_rankers_row_keeps_the_list_settings_train_chose():
     # The popular ranker's scores grow slowly with an item's count: a popularity discount on
     # top of them (ListConfig's default) turns the most-popular list upside down, so train
     # chooses none, and compare must keep that choice.
-    from movierec import fitting
+    from movierec import fitting, references
     from movierec.data.synthetic import SyntheticConfig, generate
     from movierec.evaluation import evaluate_ranking, relevance_of
 
     parts = pipeline.split(generate(SyntheticConfig(n_users=1000, n_items=800, n_ratings=80_000)).ratings)
     (row,) = compare(parts, ["popular"])
     rec, _ = fitting.fit(parts.fit, parts.val, "baseline", ranker="popular")
-    most_popular = evaluate_ranking(fitting.popular_of(rec), parts.test, relevance=relevance_of(parts.fit))
+    most_popular = evaluate_ranking(references.popular_of(rec), parts.test, relevance=relevance_of(parts.fit))
     assert row["ndcg"] > 0.9 * most_popular["ndcg"]
 
 

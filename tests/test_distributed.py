@@ -2,7 +2,7 @@
 
 Run as a script, this file is also the worker torchrun starts for the tests that need to
 look inside the ranks: it runs the ``movierec`` command line unchanged, after wrapping
-``fitting.fit`` so that each rank reports the epochs it trained and a digest of its final
+``fitting.fit_plan`` so that each rank reports the epochs it trained and a digest of its final
 weights, and so that rank 1 can be SIGKILLed at the end of a chosen epoch.
 """
 
@@ -216,24 +216,25 @@ def _worker() -> None:
     reports = Path(os.environ["MOVIEREC_TEST_REPORTS"])
     kill_after = int(os.environ["MOVIEREC_TEST_KILL_AFTER"])
     rank, restart = distributed.world().rank, int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
-    real_fit = fitting.fit
+    real_fit = fitting.fit_plan
 
-    def fit(*args, on_epoch=None, **kwargs):
+    def fit(plan, fit_part, val_part, progress):
         epochs_run: list[int] = []
+        shown = progress.epoch
 
-        def record(row) -> None:
+        def record(label, row, total) -> None:
             epochs_run.append(row.epoch)
-            if on_epoch:
-                on_epoch(row)
+            shown(label, row, total)
             if rank == 1 and restart == 0 and row.epoch == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        recommender, history = real_fit(*args, on_epoch=record, **kwargs)
+        progress.epoch = record
+        recommender, fit_report = real_fit(plan, fit_part, val_part, progress)
         report = {"epochs_run": epochs_run, "restart": restart, "digest": digest(recommender.rater.state_dict())}
         (reports / f"rank{rank}.json").write_text(json.dumps(report))
-        return recommender, history
+        return recommender, fit_report
 
-    fitting.fit = fit
+    fitting.fit_plan = fit
     sys.argv = ["movierec", *sys.argv[1:]]
     main()
 

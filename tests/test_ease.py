@@ -11,8 +11,9 @@ import torch
 from movierec import fitting, pipeline
 from movierec.data.ratings import Ratings
 from movierec.errors import ConfigError
+from movierec.models import ease
 from movierec.models.base import RankerData
-from movierec.models.ease import EASEConfig
+from movierec.models.ease import EASEConfig, through_rows
 
 
 def _log(genres: list[str] | None) -> Ratings:
@@ -125,3 +126,18 @@ def test_a_scale_far_from_zero_round_trips_with_every_ranker(tmp_path):
         assert float(rec.ranker.rating_floor) == 100.0 and float(rec.ranker.rating_max) == 200.0
         loaded = persist.load(persist.save(rec, tmp_path / name))
         assert loaded.recommend(loaded.user_id(0), 2) == rec.recommend(rec.user_id(0), 2)
+
+
+@pytest.mark.parametrize("weight", [0.0, 10.0])
+def test_few_users_and_many_items_give_the_same_closed_form_through_the_rows(weight, monkeypatch):
+    # 5 users (and 2 genre rows) against 30 items: B comes from a 7 x 7 solve, not a 30 x 30 Cholesky.
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 5, 60), rng.integers(0, 30, 60)
+    genres = {i: ("Animation" if i % 3 else "Drama") for i in range(30)}
+    r = Ratings.from_ids(users, items, rng.integers(1, 6, 60).astype(np.float32), genres=genres)
+    r = r.take(np.sort(np.unique(r.user_idx * r.n_items + r.item_idx, return_index=True)[1]))  # one per pair
+    solves = []
+    monkeypatch.setattr(ease, "through_rows", lambda *a: solves.append(1) or through_rows(*a))
+    ranker, _, _ = fitting.fit_ranker([r], "ease", EASEConfig(l2=3.0, genres=weight))
+    assert solves == [1]
+    np.testing.assert_allclose(ranker.B.numpy(), _dense_b(r, 3.0, weight), atol=1e-5)

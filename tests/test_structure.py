@@ -80,6 +80,14 @@ def test_nothing_inside_imports_the_package_init(path):
             assert not not_modules, f"{_name(path)}:{line} imports {not_modules} from the package __init__"
 
 
+def test_fitting_knows_models_only_through_their_specs():
+    # What a model needs of a fit (EASE's genres, its size limit) is a ModelSpec hook; fitting and
+    # the run plan reach the models through the registry and the contract alone.
+    for name in ("fitting", "plan", "selection", "raters", "pipeline"):
+        reached = {m for m, _, _ in _imports(PACKAGE / f"{name}.py") if m.startswith("movierec.models.")}
+        assert reached <= {"movierec.models.base"}, f"movierec.{name} imports a model module: {reached}"
+
+
 @pytest.mark.parametrize("path", MODULES, ids=_name)
 def test_no_module_over_400_lines(path):
     lines = len(path.read_text().splitlines())

@@ -13,6 +13,7 @@ from movierec import fitting, models, pipeline
 from movierec.data.synthetic import SyntheticConfig, generate
 from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import Sweeps
+from movierec.progress import Phase, Progress
 from movierec.training import Epoch, TrainConfig, run, train
 
 
@@ -58,7 +59,12 @@ def test_als_resumes_exactly_too(parts, tmp_path):
     fitted(2, checkpoint_dir=tmp_path)
     assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
     ran: list = []
-    resumed, history = fitted(4, checkpoint_dir=tmp_path, resume=True, on_epoch=ran.append)
+
+    class Recorded(Progress):
+        def epoch(self, label, row, total):
+            ran.append(row)
+
+    resumed, history = fitted(4, checkpoint_dir=tmp_path, resume=True, phase=Phase(Recorded()))
     assert [h.epoch for h in ran] == [3, 4]  # the first two sweeps came from the checkpoint
     assert [h.epoch for h in history] == [1, 2, 3, 4]
     assert [h.train_loss for h in history] == pytest.approx([h.train_loss for h in full_history])

@@ -4,7 +4,7 @@ The public API, in the order a job uses it::
 
     ratings = movierec.load("ml-latest-small/")            # or dataset="ml-1m", or a ratings file
     parts = movierec.split(ratings)                         # fit / val / test
-    recommender, history = movierec.train(parts.fit, parts.val, "mlp")
+    recommender, report = movierec.train(parts.fit, parts.val, "mlp")  # report: a FitReport
     movierec.evaluate(recommender, parts.test)              # {"rmse": ..., "mae": ..., ...}
     recommender.recommend(user_id, k=10)
     movierec.save(recommender, "runs/mine"); movierec.load_model("runs/mine")
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from movierec._version import __version__
 
 _PUBLIC = {
+    "FitReport": ("movierec.report", "FitReport"),
+    "Progress": ("movierec.progress", "Progress"),
     "Recommender": ("movierec.recommend", "Recommender"),
     "SplitConfig": ("movierec.pipeline", "SplitConfig"),
     "TrainConfig": ("movierec.training", "TrainConfig"),
@@ -39,7 +41,9 @@ if TYPE_CHECKING:
     from movierec.persist import load as load_model
     from movierec.persist import save
     from movierec.pipeline import SplitConfig, split
+    from movierec.progress import Progress
     from movierec.recommend import Recommender
+    from movierec.report import FitReport
     from movierec.training import TrainConfig
 
 
@@ -54,6 +58,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "FitReport",
+    "Progress",
     "Recommender",
     "SplitConfig",
     "TrainConfig",

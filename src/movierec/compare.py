@@ -12,7 +12,6 @@ no RMSE. Every model trains on the same fit part (rankers on fit and validation,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -22,6 +21,7 @@ from movierec.evaluation import evaluate, evaluate_ranking, relevance_of
 from movierec.fitting import fit
 from movierec.models.popular import RatingRanker
 from movierec.pipeline import RANKING_MAX_USERS, Parts
+from movierec.progress import Progress
 from movierec.recommend import ListConfig, Recommender
 from movierec.training import TrainConfig
 
@@ -35,7 +35,7 @@ def compare(
     *,
     seed: int = 0,
     device: str = "auto",
-    on_model: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[dict]:
     """One row per model: model, kind, rmse and mae (None for rankers), ndcg, recall, seconds.
 
@@ -43,43 +43,53 @@ def compare(
     ``rmse_without_sittings`` is then the rater's alone (what peers that see no times
     compare with), and None where no shifts apply.
 
-    Rows come in the order of ``names``; ``on_model`` sees each as it is made.
+    Rows come in the order of ``names``; ``progress`` hears of each model's fit and scoring
+    (by default, the ``movierec`` logger).
     """
+    progress = progress or Progress()
     for name in names:
         models.get(name)  # every name checked before anything trains
     rows = []
     relevance = relevance_of(parts.fit)
-    for name in names:
-        spec = models.get(name)
-        started = time.perf_counter()
-        if spec.kind == "ranker":
-            rec, _ = fit(parts.fit, parts.val, None if parts.fit.implicit else "baseline", ranker=name)
-            rec = replace(rec, lists=replace(rec.lists, gate=False))  # its own order, as train chose it
-            seconds = sum(h["seconds"] for h in (rec.info or {}).get("ranker_history") or [])
-        else:
-            config = TrainConfig.for_model(spec, parts.n_train, seed=seed, device=device)
-            rec, _ = fit(parts.fit, parts.val, name, ranker="popular", train_config=config)
-            seconds = (rec.info or {})["rater_seconds"]
-            rec = by_rating(rec)
-        row: dict = {
-            "model": name,
-            "kind": spec.kind,
-            "rmse": None,
-            "mae": None,
-            "rmse_without_sittings": None,
-            "seconds": seconds,
-        }
+    for number, name in enumerate(names, 1):
+        with progress.phase(f"model {number} of {len(names)}: {name}", key=name):
+            rows.append(_row(parts, name, relevance, seed, device, progress))
+        progress.note(f"{name}: trained and scored in {rows[-1]['wall_seconds']:.1f} s")
+    return rows
+
+
+def _row(parts: Parts, name: str, relevance: float, seed: int, device: str, progress: Progress) -> dict:
+    """One model fitted on ``parts`` and scored on its test part."""
+    spec = models.get(name)
+    started = time.perf_counter()
+    if spec.kind == "ranker":
+        rec, report = fit(
+            parts.fit, parts.val, None if parts.fit.implicit else "baseline", ranker=name, progress=progress
+        )
+        rec = replace(rec, lists=replace(rec.lists, gate=False))  # its own order, as train chose it
+        seconds = report.ranker_seconds
+    else:
+        config = TrainConfig.for_model(spec, parts.n_train, seed=seed, device=device)
+        rec, report = fit(parts.fit, parts.val, name, ranker="popular", train_config=config, progress=progress)
+        seconds = report.rater_seconds
+        rec = by_rating(rec)
+    row: dict = {
+        "model": name,
+        "kind": spec.kind,
+        "rmse": None,
+        "mae": None,
+        "rmse_without_sittings": None,
+        "seconds": seconds,
+    }
+    with progress.phase(f"{name}: scoring the test part"):
         if spec.kind == "rater":
             scores = evaluate(rec, parts.test)
             row.update(rmse=scores["rmse"], mae=scores["mae"])
             if rec.sittings is not None:
                 row.update(rmse_without_sittings=evaluate(replace(rec, sittings=None), parts.test)["rmse"])
         ranking = evaluate_ranking(rec, parts.test, relevance=relevance, max_users=RANKING_MAX_USERS, seed=seed)
-        row.update(ndcg=ranking["ndcg"], recall=ranking["recall"], wall_seconds=time.perf_counter() - started)
-        rows.append(row)
-        if on_model:
-            on_model(row)
-    return rows
+    row.update(ndcg=ranking["ndcg"], recall=ranking["recall"], wall_seconds=time.perf_counter() - started)
+    return row
 
 
 def by_rating(recommender: Recommender) -> Recommender:

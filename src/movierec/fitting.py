@@ -2,32 +2,38 @@
 
 The rater trains on the fit part and early-stops on the validation part (where it has
 candidate settings, ``ModelSpec.candidates``, each is fitted and the lowest on the
-validation part kept); the ranker's
-settings and the way lists combine ranker and rater are chosen on the validation part,
-then the ranker is refitted on both parts. Test ratings never come here.
+validation part kept, ``raters``); the ranker's settings and the way lists combine ranker
+and rater are chosen on the validation part (``selection``), then the ranker is refitted
+on both parts. Test ratings never come here. What a model needs beyond that (EASE's
+genres, its size limit) it says through its ``ModelSpec``; nothing here names a model.
+
+``fit`` takes names and settings as a user gives them and resolves them into a
+``FitPlan``; ``fit_plan`` takes one resolved at the edge (``pipeline.run``). Both return
+the recommender and a ``FitReport`` beside it, and report every phase to one ``Progress``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from movierec import models, selection, sittings
 from movierec.data.ratings import Ratings
-from movierec.errors import ConfigError, MovierecError
-from movierec.models import ease
+from movierec.errors import ConfigError
 from movierec.models.base import Ranker, RankerData, RatingModel
-from movierec.models.baseline import Baseline, fit_biases
-from movierec.models.popular import Popular, PopularConfig, popularity
+from movierec.plan import FitPlan, choose_ranker
+from movierec.progress import Progress
+from movierec.raters import FittedRater, fit_rater
 from movierec.recommend import ListConfig, Recommender
+from movierec.recommend.derived import Derived
+from movierec.references import fallback_biases
+from movierec.report import FitReport
 from movierec.sittings import SittingConfig, Sittings
-from movierec.training import Epoch, TrainConfig, as_json, best_epoch, resolve_device, run, train
+from movierec.training import Epoch, TrainConfig, best_epoch, resolve_device, run
 
 RANKER_PATIENCE, SMALL_RANKER_PATIENCE = 2, 5
 """Sweeps without a better validation NDCG@10 before a ranker's fit stops; the second for a
@@ -42,30 +48,6 @@ DEFAULT_SITTINGS = SittingConfig()
 """Sittings as ``fit`` finds them unless told otherwise."""
 
 
-def rater_spec(name: str) -> models.ModelSpec:
-    """The registered rating model ``name``; a ranker's name is a clear error."""
-    spec = models.get(name)
-    if spec.kind != "rater":
-        raise ConfigError(f"{name!r} is a ranker, not a rating model; pass it as --ranker {name}")
-    return spec
-
-
-def choose_ranker(name: str, n_users: int, n_items: int) -> tuple[str, str | None]:
-    """The ranker ``auto`` means for this catalogue, and a line saying why (None when named)."""
-    if name != "auto":
-        spec = models.get(name)
-        if spec.kind != "ranker":
-            rankers = ", ".join(n for n, s in models.MODELS.items() if s.kind == "ranker")
-            raise ConfigError(f"{name!r} is a rating model, not a ranker; --ranker takes one of: auto, {rankers}")
-        return name, None
-    if ease.fits(n_users, n_items):
-        return "ease", None
-    return "ials", (
-        f"ranker: ials, since {n_items:,} items x {n_users:,} users is too large for EASE's dense item-item "
-        f"matrix (up to {ease.MAX_ITEMS:,} items and {ease.MAX_GRAM_FLOPS:.0e} multiply-adds); --ranker ease forces it"
-    )
-
-
 def fit_ranker(
     parts: list[Ratings],
     name: str,
@@ -73,9 +55,10 @@ def fit_ranker(
     *,
     seed: int = 0,
     device: str = "auto",
-    on_epoch: Callable[[Epoch], None] | None = None,
     rank: Callable[[Ranker], float] | None = None,
     patience: int = RANKER_PATIENCE,
+    progress: Progress | None = None,
+    label: str | None = None,
 ) -> tuple[Ranker, object, list[Epoch]]:
     """Fit the ranker called ``name`` on the ratings of ``parts`` together; returns it, its config and history.
 
@@ -104,13 +87,16 @@ def fit_ranker(
         generator=torch.Generator().manual_seed(seed),
         genres=None if genres is None else torch.from_numpy(genres).to(dev),
     )
-    if data.genres is None and isinstance(config, ease.EASEConfig) and config.genres:
-        config = replace(config, genres=0.0)  # so reports and the manifest say no genres were used
+    if spec.as_fitted is not None:
+        config = spec.as_fitted(config, data)  # so reports and the manifest say what was fitted
     assert spec.sweeps is not None  # every ranker is fitted by sweeps of its own
     fitter = spec.sweeps(ranker, config, data)
-    if rank is None or (fitter.planned or 1) == 1 or not hasattr(config, "sweeps"):
-        return ranker.eval(), config, run(ranker, fitter, 1, on_epoch=on_epoch)
-    history = run(ranker, fitter, 1, rank=lambda: rank(ranker.eval()), patience=patience, on_epoch=on_epoch)
+    planned, label = fitter.planned or 1, label or name
+    with (progress or Progress()).phase(f"{label}: fitting", total=planned if planned > 1 else None) as phase:
+        on_epoch = phase.sweeps(label, planned, rows=False)  # a ranker's sweeps: counted, not listed
+        if rank is None or planned == 1 or not hasattr(config, "sweeps"):
+            return ranker.eval(), config, run(ranker, fitter, 1, on_epoch=on_epoch)
+        history = run(ranker, fitter, 1, rank=lambda: rank(ranker.eval()), patience=patience, on_epoch=on_epoch)
     best = best_epoch(history)  # the sweep whose state run restored (the first of equals)
     if best is None:  # no sweep gave a usable NDCG: the fit stands as it ran
         return ranker.eval(), config, history
@@ -127,13 +113,11 @@ def fit(
     model_config: object | None = None,
     ranker_config: object | None = None,
     lists: ListConfig | None = None,
+    sitting_config: SittingConfig | None = DEFAULT_SITTINGS,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
-    on_epoch: Callable[[Epoch], None] | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    announce: Callable[[str], None] | None = None,
-    sitting_config: SittingConfig | None = DEFAULT_SITTINGS,
-) -> tuple[Recommender, list[Epoch]]:
+    progress: Progress | None = None,
+) -> tuple[Recommender, FitReport]:
     """Train the rating model ``model`` on ``fit_part`` and the ranker on fit and validation parts together.
 
     The rater early-stops on ``val_part``; the ranker's settings, and for one fitted by
@@ -141,11 +125,33 @@ def fit(
     then refitted with them on both parts. Where the validation ratings fall in the fit
     part's sittings, their shifts are fitted too (``sittings``; ``sitting_config`` None: never). ``model``
     None trains no rater: for a log without ratings, where only ranking applies. Returns
-    the recommender and the rater's history (the ranker's is in ``info``).
+    the recommender and a ``FitReport`` (choices, histories, seconds); ``progress`` hears
+    of every phase as it runs (by default, the ``movierec`` logger).
     """
+    n_train = len(fit_part) + (0 if val_part is None else len(val_part))
+    plan = FitPlan.of(
+        model,
+        n_train,
+        ranker=ranker,
+        training=train_config,
+        rater_config=model_config,
+        ranker_config=ranker_config,
+        lists=lists,
+        sittings=sitting_config,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+    )
+    return fit_plan(plan, fit_part, val_part, progress or Progress())
+
+
+def fit_plan(
+    plan: FitPlan, fit_part: Ratings, val_part: Ratings | None, progress: Progress
+) -> tuple[Recommender, FitReport]:
+    """``fit`` for a plan resolved already (``pipeline.run`` resolves one at the edge)."""
     if len(fit_part) == 0:
         raise ConfigError("there are no training ratings left after the split")
-    if fit_part.implicit and model is not None:
+    spec = plan.rater
+    if fit_part.implicit and spec is not None:
         raise ConfigError(
             f"{fit_part.name} has no ratings (every row is a positive), so no rating model applies; "
             "train without --model: a ranker alone, with no RMSE"
@@ -153,104 +159,103 @@ def fit(
     seen = [fit_part] if val_part is None or len(val_part) == 0 else [fit_part, val_part]
     global_mean = float(np.mean(fit_part.rating, dtype=np.float64))
     scale = fit_part.rating_scale()
-    ranker_name, why = choose_ranker(ranker, fit_part.n_users, fit_part.n_items)
-    spec = None if model is None else rater_spec(model)
-    n_train = len(fit_part) + (0 if val_part is None else len(val_part))
-    train_config = train_config or TrainConfig.for_model(spec, n_train)
+    ranker_name, why = choose_ranker(plan.ranker, fit_part.n_users, fit_part.n_items)
     rater: RatingModel | None = None
-    history: list[Epoch] = []
-    rater_choice, rater_seconds = None, 0.0
+    fitted = FittedRater(None, plan.rater_config, [], None, 0.0)
     if spec is not None:
-        rater, model_config, history, rater_choice, rater_seconds = _fit_rater(
-            spec,
-            model_config,
-            fit_part,
-            val_part,
-            train_config,
+        fitted = fit_rater(spec, plan, fit_part, val_part, global_mean, scale, progress)
+        rater = fitted.model
+    b_u, b_i = fallback_biases(fit_part, global_mean)
+    fit_history = fit_part.by_user()
+    fit_derived = Derived.of(fit_history, fit_part.index, fit_part.titles)
+
+    def on_fit_part(ranked: Ranker, config: object, lists: ListConfig) -> Recommender:
+        """A recommender of the fit part alone: what validation scores, its counts derived once."""
+        return Recommender(
+            ranker=ranked,
+            ranker_name=ranker_name,
+            ranker_config=config,
+            rater=rater,
+            rater_name=None if spec is None else spec.name,
+            rater_config=fitted.config,
+            index=fit_part.index,
+            history=fit_history,
             global_mean=global_mean,
             scale=scale,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            on_epoch=on_epoch,
-            progress=progress,
-            announce=announce,
+            user_bias=b_u,
+            item_bias=b_i,
+            titles=fit_part.titles,
+            lists=lists,
+            derived=fit_derived,
         )
-    b_u, b_i = fit_biases(
-        fit_part.user_idx,
-        fit_part.item_idx,
-        fit_part.rating.astype(np.float64) - global_mean,
-        fit_part.n_users,
-        fit_part.n_items,
-    )
-    # The rater and the fit part's history, to compare list settings on the validation part.
-    popular = Popular(fit_part.n_items)
-    popular.rating_max.fill_(scale[1])
-    popular.rating_floor.fill_(fit_part.rating_floor())  # for the popular list of users with no ratings
-    base = Recommender(
-        ranker=popular,
-        ranker_name="popular",
-        ranker_config=PopularConfig(),
-        rater=rater,
-        rater_name=None if spec is None else spec.name,
-        rater_config=model_config if spec is not None else None,
-        index=fit_part.index,
-        history=fit_part.by_user(),
-        global_mean=global_mean,
-        scale=scale,
-        user_bias=b_u,
-        item_bias=b_i,
-        titles=fit_part.titles,
-    )
-    shifts, sittings_choice = (None, None)
-    if sitting_config is not None:
-        shifts, sittings_choice = _fit_sittings(base, fit_part, val_part, sitting_config)
-    seed, device = train_config.seed, train_config.device
+
+    seed, device = plan.training.seed, plan.training.device
     small_val = val_part is None or len(val_part) < selection.SMALL_VAL
     patience = SMALL_RANKER_PATIENCE if small_val else RANKER_PATIENCE
-    choice = selection.choose(
-        base,
-        fit_part,
-        val_part,
-        ranker_name,
-        lambda config, rank: fit_ranker(
-            [fit_part], ranker_name, config, seed=seed, device=device, rank=rank, patience=patience
-        )[:2],
-        ranker_config=ranker_config,
-        lists=lists,
-        seed=seed,
-    )
-    ranked, ranker_config, ranker_history = fit_ranker(
-        seen, ranker_name, choice.ranker_config, seed=seed, device=device
-    )
+    with progress.phase("choosing the ranker's and the lists' settings on the validation part", key="lists"):
+        choice = selection.choose(
+            on_fit_part,
+            rater is not None,
+            fit_part,
+            val_part,
+            ranker_name,
+            lambda config, rank, label: fit_ranker(
+                [fit_part],
+                ranker_name,
+                config,
+                seed=seed,
+                device=device,
+                rank=rank,
+                patience=patience,
+                progress=progress,
+                label=label,
+            )[:2],  # fmt: skip
+            ranker_config=plan.ranker_config,
+            lists=plan.lists,
+            seed=seed,
+            progress=progress,
+        )
+    with progress.phase(f"{ranker_name}: refit on the fit and validation parts", key="ranker"):
+        ranked, ranker_config, ranker_history = fit_ranker(
+            seen, ranker_name, choice.ranker_config, seed=seed, device=device, progress=progress, label=ranker_name
+        )
     choice = replace(choice, ranker_config=ranker_config)  # as fitted: genres 0 where the log has none
-    recommender = replace(
-        base,
-        ranker=ranked,
-        ranker_name=ranker_name,
-        ranker_config=ranker_config,
-        history=fit_part.by_user(*seen[1:]),
-        lists=choice.lists,
-        sittings=shifts,
-        info={
-            "dataset": fit_part.name,
-            "implicit": fit_part.implicit,
-            "train_config": asdict(train_config),
-            "ranker_history": as_json(ranker_history),
-            "ranker_choice": why,
-            "rater_choice": rater_choice,
-            "rater_seconds": rater_seconds,
-            "sittings_choice": sittings_choice,
-            "lists_choice": choice.describe(ranker_name, None if spec is None else spec.name),
-            "lists_tried": choice.tried,
-        },
+    shifts, sittings_choice = None, None
+    if plan.sittings is not None:
+        with progress.phase("sitting shifts", key="sittings"):
+            fit_view = on_fit_part(ranked, ranker_config, choice.lists)
+            shifts, sittings_choice = _fit_sittings(fit_view, fit_part, val_part, plan.sittings)
+    report = FitReport(
+        dataset=fit_part.name,
+        implicit=fit_part.implicit,
+        train_config=plan.training,
+        history=tuple(fitted.history),
+        ranker_history=tuple(ranker_history),
+        ranker_choice=why,
+        rater_choice=fitted.choice,
+        sittings_choice=sittings_choice,
+        lists_choice=choice.describe(ranker_name, None if spec is None else spec.name),
+        lists_tried=tuple(choice.tried),
+        rater_seconds=fitted.seconds,
+        seconds=dict(progress.seconds),
     )
-    return recommender, history
+    recommender = replace(
+        on_fit_part(ranked, ranker_config, choice.lists),
+        history=fit_part.by_user(*seen[1:]),
+        sittings=shifts,
+        info=report.as_info(),
+        derived=None,
+    )
+    return recommender, report
 
 
 def _fit_sittings(
     base: Recommender, fit_part: Ratings, val_part: Ratings | None, config: SittingConfig
 ) -> tuple[Sittings | None, str | None]:
-    """The fit part's sittings, weighted on the validation part, and a line saying so; None where they cannot help."""
+    """The fit part's sittings, weighted on the validation part, and a line saying so; None where they cannot help.
+
+    ``base`` is the recommender of the fit part alone: its predictions are what the shifts correct.
+    """
     if base.rater is None or val_part is None or len(val_part) == 0:
         return None, None
     if fit_part.timestamp is None or val_part.timestamp is None:
@@ -278,110 +283,3 @@ def _fit_sittings(
 
 def _rmse(residual: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(residual, dtype=np.float64))))
-
-
-def _fit_rater(
-    spec: models.ModelSpec,
-    model_config: object | None,
-    fit_part: Ratings,
-    val_part: Ratings | None,
-    train_config: TrainConfig,
-    *,
-    announce: Callable[[str], None] | None,
-    checkpoint_dir: Path | None,
-    **train_args: Any,
-) -> tuple[RatingModel, object, list[Epoch], str | None, float]:
-    """The rater trained with ``model_config``, or with each of its candidates, the lowest on validation kept.
-
-    Returns the rater, its settings, its history, after a comparison a line saying what was
-    chosen (else None), and the seconds every fit took together.
-    """
-    configs = [model_config] if model_config is not None else rater_candidates(spec, fit_part, val_part)
-    if len(configs) > 1 and train_args.get("resume"):
-        raise ConfigError(
-            f"--resume: {spec.name} compares {len(configs)} settings on the validation part, and a comparison "
-            "keeps no checkpoint (one fit's would not resume another's); run again without --resume, or train "
-            "one setting with --config"
-        )
-    kept: tuple[RatingModel, object, list[Epoch]] | None = None
-    best: float | None = None
-    seconds = 0.0
-    tried: list[float | None] = []
-    for number, config in enumerate(configs, 1):
-        if announce and len(configs) > 1:
-            announce(f"{spec.name}, settings {number} of {len(configs)}: {_changes(config, configs[0])}")
-        model = spec.build(config, fit_part.n_users, fit_part.n_items, torch.Generator().manual_seed(train_config.seed))
-        # One fit's checkpoint would not resume another's: a comparison starts over.
-        directory = checkpoint_dir if len(configs) == 1 else None
-        history = train(model, spec, config, fit_part, val_part, train_config, checkpoint_dir=directory, **train_args)
-        # What the kept state scores: the best epoch's with early stopping (restored), else the last's.
-        scores = [h.val_rmse for h in (history if train_config.patience else history[-1:])]
-        val_rmse = min((v for v in scores if v is not None and math.isfinite(v)), default=None)
-        tried.append(val_rmse)
-        seconds += sum(h.seconds for h in history)
-        # The defaults (first) stand unless another validates lower.
-        if kept is None or (val_rmse is not None and (best is None or val_rmse < best)):
-            kept, best = (model.eval(), config, history), val_rmse
-    assert kept is not None
-    if best is None and any(h.val_rmse is not None for h in kept[2]):
-        # Validated, but never to a finite RMSE: a finite training loss can hide it (Adam).
-        hint = f"lower --lr (now {train_config.lr})" if spec.sweeps is None else "check the data and settings"
-        raise MovierecError(f"training diverged: {spec.name}'s validation RMSE was never finite; {hint}")
-    line = describe_rater_choice(spec.name, configs, tried, kept[1]) if len(configs) > 1 else None
-    return (*kept, line, seconds)
-
-
-def rater_candidates(spec: models.ModelSpec, fit_part: Ratings, val_part: Ratings | None) -> list:
-    """The settings ``train`` compares for this rater: its candidates where it has some and a
-    validation part can tell them apart, else its defaults alone."""
-    if spec.candidates is None or val_part is None or len(val_part) == 0:
-        return [spec.config_type()]
-    return spec.candidates(fit_part.n_users, fit_part.n_items, len(fit_part)) or [spec.config_type()]
-
-
-def describe_rater_choice(name: str, configs: list, val_rmse: list[float | None], chosen: object) -> str:
-    """One line for the run's output: which settings won on the validation part, and against what."""
-    scores = "; ".join(
-        f"{_changes(c, configs[0])}: {'n/a' if v is None else f'{v:.4f}'}"
-        for c, v in zip(configs, val_rmse, strict=True)
-    )
-    return f"{name}: {_changes(chosen, configs[0])}, the lowest validation RMSE of {len(configs)} settings ({scores})"
-
-
-def _changes(config: object, default: object) -> str:
-    """The fields where ``config`` differs from ``default``, as ``reg 0.03, dim 16``; or ``defaults``."""
-    base = asdict(default)  # type: ignore[call-overload]
-    fields = {k: v for k, v in asdict(config).items() if v != base[k]}  # type: ignore[call-overload]
-    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items()) or "defaults"
-
-
-def popular_of(recommender: Recommender) -> Recommender:
-    """The same recommender listing ``popular`` for everyone: the list any ranker must beat."""
-    ranker = Popular(recommender.index.n_items)
-    floor = float(recommender.ranker.rating_floor)
-    score = popularity(
-        recommender.global_mean, recommender.item_bias, recommender.item_counts, recommender.scale, floor
-    )
-    ranker.item_score.copy_(torch.from_numpy(score).float())
-    ranker.rating_max.copy_(recommender.ranker.rating_max)
-    ranker.rating_floor.fill_(floor)
-    return replace(
-        recommender,
-        ranker=ranker,
-        ranker_name="popular",
-        ranker_config=PopularConfig(),
-        lists=ListConfig(gate=False, discount=0.0),
-    )
-
-
-def baseline_of(recommender: Recommender) -> Recommender:
-    """The same recommender with its rater swapped for the fallback biases (the baseline)."""
-    spec = models.get("baseline")
-    base = Baseline(recommender.index.n_users, recommender.index.n_items)
-    with torch.no_grad():
-        base.user_bias.copy_(torch.from_numpy(recommender.user_bias))
-        base.item_bias.copy_(torch.from_numpy(recommender.item_bias))
-    # The sittings' weight was fitted to the rater's residuals, not the baseline's.
-    return replace(
-        recommender, rater=base.eval(), rater_name="baseline", rater_config=spec.config_type(), sittings=None
-    )

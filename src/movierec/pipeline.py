@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -27,8 +27,12 @@ from movierec.evaluation import (
     predict_test,
     rating_distribution,
 )
+from movierec.plan import FitPlan
 from movierec.plotting import loss_plot
-from movierec.training import Epoch, TrainConfig, as_json, resolve_device
+from movierec.progress import Progress
+from movierec.recommend import Recommender
+from movierec.references import baseline_of, popular_of
+from movierec.training import as_json, resolve_device
 
 RANKING_MAX_USERS = 10_000
 """Test users (drawn at random) whose top-10 a training run scores; ``movierec evaluate`` ranks them all.
@@ -113,24 +117,34 @@ def run(
     model_config: object | None = None,
     ranker_config: object | None = None,
     resume: bool = False,
-    on_epoch: Callable[[Epoch], None] | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    announce: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     truth: Synthetic | None = None,
 ) -> dict:
     """Split, train, test once, and write ``out`` (model, metrics.json, loss.png) atomically.
 
     Checkpoints live in ``<out>.partial/`` until the run completes, so an interrupted or
     failed run leaves any earlier model in ``out`` untouched and can be resumed.
+    ``progress`` hears of every phase (by default, the ``movierec`` logger); the metrics
+    keep each phase's wall time and the run's, since ``progress`` began (``phase_seconds``,
+    ``wall_seconds``: a caller that loads the data first makes its ``Progress`` before that).
 
     Under torchrun every rank trains; only rank 0 tests and writes ``out``, and the
     others return just ``model``, ``dataset`` and ``history``. When torchrun restarts
     failed workers (``--max-restarts``), they resume from the checkpoint by themselves.
     """
-    spec = None if model is None else fitting.rater_spec(model)
-    # Built now so a bad flag fails before any work; again after the split, for its true size.
-    train_config = TrainConfig.for_model(
-        spec, expected_train_size(ratings, split_config, test), **(train_overrides or {})
+    progress = progress or Progress()
+    with progress.phase("splitting the ratings", key="split"):
+        parts = split(ratings, split_config, test)
+    partial = out.with_name(out.name + ".partial")
+    # Resolved once, for the split's true size: a bad flag fails here, before anything is written.
+    plan = FitPlan.of(
+        model,
+        parts.n_train,
+        ranker=ranker,
+        train_overrides=train_overrides,
+        rater_config=model_config,
+        ranker_config=ranker_config,
+        checkpoint_dir=partial,
     )
     # One run at a time per --out (rank 0 alone writes it): a second is refused before any work.
     if distributed.is_main():
@@ -138,101 +152,61 @@ def run(
     holding = outdir.lock(out) if distributed.is_main() else contextlib.nullcontext()
     with holding:
         outdir.check_replaceable(out)
-        partial = out.with_name(out.name + ".partial")
         if distributed.is_main() and not resume:  # --resume checks the checkpoint itself, below
             checkpoints.check_ours(partial)
-        parts = split(ratings, split_config, test)
-        train_config = TrainConfig.for_model(spec, parts.n_train, **(train_overrides or {}))
         extra: dict = {}
         if truth is not None and parts.test_rows is not None:
             extra = {"synthetic": True, **truth.report(parts.train_rows, parts.test_rows)}
-            if announce:
-                announce(
-                    f"synthetic data ({ratings.name}): the best test RMSE any model can reach here is "
-                    f"{extra['noise_floor']:.4f}; the best list's NDCG@10 is {extra['oracle_ndcg']:.4f}"
-                )
+            progress.note(
+                f"synthetic data ({ratings.name}): the best test RMSE any model can reach here is "
+                f"{extra['noise_floor']:.4f}; the best list's NDCG@10 is {extra['oracle_ndcg']:.4f}"
+            )
         resume = resume or (distributed.elastic_restart() and (partial / checkpoints.META).exists())
-        if resume and spec is not None:
-            checkpoints.check(partial, spec.name, train_config, checkpoints.fingerprint(parts.fit))
-        recommender, history = fitting.fit(
-            parts.fit,
-            parts.val,
-            model,
-            ranker=ranker,
-            train_config=train_config,
-            model_config=model_config,
-            ranker_config=ranker_config,
-            checkpoint_dir=partial,
-            resume=resume,
-            on_epoch=on_epoch,
-            progress=progress,
-            announce=announce,
-        )
+        if resume and plan.rater is not None:
+            checkpoints.check(partial, plan.rater.name, plan.training, checkpoints.fingerprint(parts.fit))
+        recommender, report = fitting.fit_plan(replace(plan, resume=resume), parts.fit, parts.val, progress)
         if not distributed.is_main():
             distributed.finish()  # waits for rank 0 to write the model (see the end)
-            return {"model": model, "dataset": ratings.name, "history": history}
-        for key in ("rater_choice", "sittings_choice", "ranker_choice", "lists_choice"):
-            line = (recommender.info or {}).get(key)
-            if line and announce:
-                announce(line)
-        relevance = 1.0 if ratings.implicit else default_relevance(recommender.scale)
-        # Every item ranked for each user; users capped so a large run's report stays a minute.
-        ranking, ranking_popular = (
-            evaluate_ranking(
-                r, parts.test, k=10, relevance=relevance, max_users=RANKING_MAX_USERS, seed=split_config.seed
-            )
-            for r in (recommender, fitting.popular_of(recommender))
-        )
-        metrics: dict = {
+            return {"model": model, "dataset": ratings.name, "history": list(report.history)}
+        for line in report.choices:
+            progress.note(line)
+        with progress.phase("scoring the test part", key="test"):
+            metrics = test_metrics(recommender, parts, split_config, test is not None)
+        metrics = {
             "model": model,
             "ranker": recommender.ranker_name,
-            "rater_choice": (recommender.info or {}).get("rater_choice"),
-            "sittings_choice": (recommender.info or {}).get("sittings_choice"),
-            "ranker_choice": (recommender.info or {}).get("ranker_choice"),
+            "rater_choice": report.rater_choice,
+            "sittings_choice": report.sittings_choice,
+            "ranker_choice": report.ranker_choice,
             "ranker_config": asdict(recommender.ranker_config),  # type: ignore[call-overload]
             "lists": asdict(recommender.lists),
-            "lists_choice": (recommender.info or {}).get("lists_choice"),
+            "lists_choice": report.lists_choice,
             "dataset": ratings.name,
             "implicit": ratings.implicit,
             "split": asdict(split_config) if test is None else {"how": "given", "test": parts.test.name},
             "n_train": len(parts.fit),
             "n_val": len(parts.val),
             "n_test": len(parts.test),
-            "ranking": ranking,
-            "ranking_popular": ranking_popular,
-            "history": as_json(history),
-            "ranker_history": (recommender.info or {}).get("ranker_history"),
+            **metrics,
+            "history": as_json(list(report.history)),
+            "ranker_history": as_json(list(report.ranker_history)),
             # Every candidate's fit where train compared the rater's settings.
-            "train_seconds": (recommender.info or {}).get("rater_seconds", 0.0),
-            "ranker_seconds": sum(h["seconds"] for h in (recommender.info or {}).get("ranker_history") or []),
-            "device": str(resolve_device(train_config.device)),
-            "train_config": asdict(train_config),
+            "train_seconds": report.rater_seconds,
+            "ranker_seconds": report.ranker_seconds,
+            "device": str(resolve_device(plan.training.device)),
+            "train_config": asdict(plan.training),
             **extra,
         }
-        if recommender.rater is not None:
-            predictions = predict_test(recommender, parts.test)
-            scores = evaluate(recommender, parts.test, predictions=predictions)
-            base = evaluate(fitting.baseline_of(recommender), parts.test)
-            if recommender.sittings is not None:
-                alone = evaluate(replace(recommender, sittings=None), parts.test)
-                metrics.update(test_rmse_without_sittings=alone["rmse"], test_mae_without_sittings=alone["mae"])
-            metrics.update(
-                test_rmse=scores["rmse"],
-                test_mae=scores["mae"],
-                test_n_fallback=scores["n_fallback"],
-                baseline_rmse=base["rmse"],
-                baseline_mae=base["mae"],
-                error_by_activity=error_by_activity(recommender, parts.test, predictions=predictions),
-                rating_distribution=rating_distribution(recommender, parts.test, predictions=predictions),
+        with progress.phase("saving the model", key="save"):
+            info = {**report.as_info(), "split": metrics["split"], "metrics": _summary(metrics)}
+            plot = loss_plot(list(report.history), f"{model or recommender.ranker_name} on {ratings.name}", metrics)
+            # The run's wall time to here; what saving takes is too little to wait for.
+            metrics.update(wall_seconds=time.perf_counter() - progress.started, phase_seconds=dict(progress.seconds))
+            persist.save(
+                replace(recommender, info=info),
+                out,
+                extra_files={"metrics.json": json.dumps(metrics, indent=1).encode(), "loss.png": plot},
             )
-        recommender.info = {**(recommender.info or {}), "split": metrics["split"], "metrics": _summary(metrics)}
-        title = f"{model or recommender.ranker_name} on {ratings.name}"
-        plot = loss_plot(history, title, metrics)
-        persist.save(
-            recommender,
-            out,
-            extra_files={"metrics.json": json.dumps(metrics, indent=1).encode(), "loss.png": plot},
-        )
         checkpoints.remove(partial)
         # Every rank leaves the process group together, once the model is written: a rank that
         # tore its end down while another was still running could abort the whole job.
@@ -240,9 +214,32 @@ def run(
         return metrics
 
 
-def expected_train_size(ratings: Ratings, split_config: SplitConfig, test: Ratings | None) -> int:
-    """About how many ratings the split will leave for training (fit + validation), before splitting."""
-    return len(ratings) if test is not None else round(len(ratings) * (1 - split_config.test_fraction))
+def test_metrics(recommender: Recommender, parts: Parts, split_config: SplitConfig, given: bool) -> dict:
+    """The test part's scores: lists against the popular list's, and ratings against the baseline's."""
+    relevance = 1.0 if parts.fit.implicit else default_relevance(recommender.scale)
+    # Every item ranked for each user; users capped so a large run's report stays a minute.
+    ranking, ranking_popular = (
+        evaluate_ranking(r, parts.test, k=10, relevance=relevance, max_users=RANKING_MAX_USERS, seed=split_config.seed)
+        for r in (recommender, popular_of(recommender))
+    )
+    metrics: dict = {"ranking": ranking, "ranking_popular": ranking_popular}
+    if recommender.rater is not None:
+        predictions = predict_test(recommender, parts.test)
+        scores = evaluate(recommender, parts.test, predictions=predictions)
+        base = evaluate(baseline_of(recommender), parts.test)
+        if recommender.sittings is not None:
+            alone = evaluate(replace(recommender, sittings=None), parts.test)
+            metrics.update(test_rmse_without_sittings=alone["rmse"], test_mae_without_sittings=alone["mae"])
+        metrics.update(
+            test_rmse=scores["rmse"],
+            test_mae=scores["mae"],
+            test_n_fallback=scores["n_fallback"],
+            baseline_rmse=base["rmse"],
+            baseline_mae=base["mae"],
+            error_by_activity=error_by_activity(recommender, parts.test, predictions=predictions),
+            rating_distribution=rating_distribution(recommender, parts.test, predictions=predictions),
+        )
+    return metrics
 
 
 def _summary(metrics: dict) -> dict:

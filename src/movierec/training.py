@@ -3,7 +3,7 @@
 ``run`` is the outer loop: per sweep (an epoch) the model's own step, a validation RMSE,
 a history row, progress, a checkpoint and early stopping, then the best state back.
 Every model goes through it; what a sweep is comes from the model: ``GradientSteps``
-(here) is a shuffled pass of zero_grad / forward / loss / backward / step for the torch
+(``movierec.gradient``) is a shuffled pass of zero_grad / forward / loss / backward / step for the torch
 models trained by gradients, which vary it only through ``penalty`` (their regulariser);
 models fitted otherwise (least squares, sampling, closed forms, rankers) supply their
 own ``Sweeps`` (see ``movierec.models.base``).
@@ -27,9 +27,11 @@ import torch
 
 from movierec import checkpoints, distributed
 from movierec.data.ratings import Ratings
-from movierec.errors import ConfigError, MovierecError
+from movierec.errors import ConfigError
+from movierec.gradient import GradientSteps
 from movierec.models.base import ModelSpec, RaterData, RatingModel, Sweeps, predict_centred
 from movierec.optim import OPTIMIZERS, make_optimizer
+from movierec.progress import Phase
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,6 @@ def _rmse_on(model: RatingModel, cols: tuple[torch.Tensor, ...] | None, scale: t
         sse = torch.sum((pred - (target + mean)).double() ** 2)
     sse_all, count = distributed.all_sum(sse, len(users))
     return math.sqrt(sse_all / count)
-
-
-def _shuffle(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
-    # Seeded per epoch, so a resumed run shuffles exactly as an uninterrupted one.
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return torch.from_numpy(perm).to(device)
 
 
 @dataclass(frozen=True)
@@ -235,56 +231,6 @@ def run(
     return history
 
 
-class GradientSteps(Sweeps):
-    """A sweep of the torch models trained by gradients: one shuffled epoch of minibatch steps."""
-
-    optimizer: torch.optim.Optimizer
-    resumable = True
-
-    def __init__(
-        self,
-        model: RatingModel,
-        optimizer: torch.optim.Optimizer,
-        fit_cols: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        config: TrainConfig,
-        progress: Callable[[str, int, int], None] | None = None,
-    ) -> None:
-        self.model, self.optimizer, self.config, self.progress = model, optimizer, config, progress
-        self.users, self.items, self.target = fit_cols
-        self.net = distributed.wrap(model)  # forward goes through ``net``; everything else uses ``model``
-        self.batch_size = distributed.local_batch(config.batch_size)
-
-    def sweep(self, epoch: int) -> float:
-        model, optimizer, batch_size = self.model, self.optimizer, self.batch_size
-        model.train()
-        perm = distributed.shard(
-            _shuffle(len(self.target), self.config.seed, epoch, self.target.device), self.config.batch_size
-        )
-        # Shuffled once per epoch, so each batch is a slice: gathering every batch's rows from
-        # the 15M-long columns costs a cache miss per row (1.2 s an epoch at batch 1024).
-        e_users, e_items, e_target = self.users[perm], self.items[perm], self.target[perm]
-        total, steps = torch.zeros((), device=self.target.device), 0
-        for s in range(0, len(perm), batch_size):
-            b_users, b_items = e_users[s : s + batch_size], e_items[s : s + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            pred = self.net(b_users, b_items)
-            loss = torch.nn.functional.mse_loss(pred, e_target[s : s + batch_size]) + model.penalty(b_users, b_items)
-            loss.backward()
-            distributed.average_sparse_grads(model)
-            optimizer.step()
-            total += loss.detach()
-            steps += 1
-            if self.progress and steps % 50 == 0:
-                self.progress("step", min(s + batch_size, len(perm)), len(perm))
-        loss_sum, all_steps = distributed.all_sum(total, steps)  # the mean over every rank's steps
-        train_loss = loss_sum / max(all_steps, 1)
-        if not math.isfinite(train_loss):
-            raise MovierecError(
-                f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr (now {self.config.lr})"
-            )
-        return train_loss
-
-
 def _resume(
     directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
 ) -> tuple[list[Epoch], float, dict | None] | None:
@@ -326,14 +272,15 @@ def train(
     scale: tuple[float, float],
     checkpoint_dir: Path | None = None,
     resume: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-    on_epoch: Callable[[Epoch], None] | None = None,
+    phase: Phase | None = None,
+    label: str | None = None,
 ) -> list[Epoch]:
     """Train the rater ``model`` in place on ``fit``; returns one history row per epoch (sweep).
 
     With ``patience`` set, the weights of the best validation epoch are restored at the
     end. Models whose state is all in the model (and optimiser) write a checkpoint to
-    ``checkpoint_dir`` after every epoch and continue from it with ``resume``.
+    ``checkpoint_dir`` after every epoch and continue from it with ``resume``. ``phase``
+    (the caller's, of ``config.epochs`` parts) hears of each epoch, as ``label`` (the model's name).
     """
     device = distributed.start(resolve_device(config.device))  # under torchrun: this rank's device
     model.to(device)
@@ -360,7 +307,7 @@ def train(
         optimizer = make_optimizer(
             config.optimizer, list(model.parameters()), config.lr, config.momentum, config.weight_decay
         )
-        fitter = GradientSteps(model, optimizer, fit_cols, config, progress)
+        fitter = GradientSteps(model, optimizer, fit_cols, config, phase)
 
     resumed, save = None, None
     if checkpoint_dir is not None and fitter.resumable:
@@ -374,7 +321,7 @@ def train(
         config.epochs,
         validate=validate,
         patience=config.patience,
-        on_epoch=on_epoch,
+        on_epoch=None if phase is None else phase.sweeps(label or spec.name, fitter.planned or config.epochs),
         resumed=resumed,
         checkpoint=save,
     )

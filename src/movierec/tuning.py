@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from movierec import models, outdir, stored
 from movierec.errors import ConfigError, MovierecError
 from movierec.evaluation import evaluate, evaluate_ranking, relevance_of
+from movierec.progress import Progress, Relay
 from movierec.training import TrainConfig
 
 if TYPE_CHECKING:
@@ -99,12 +100,14 @@ def tune(
     device: str = "auto",
     timeout: float | None = None,
     on_trial: Callable[[int, float | None, float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Tuned:
     """Search ``model``'s hyperparameters on ``parts.val``; returns the best configuration.
 
     ``on_trial(number, value or None, best so far, state)`` is called after each trial
-    (``state``: ``complete``, ``pruned`` or ``failed``).
+    (``state``: ``complete``, ``pruned`` or ``failed``); ``progress`` hears of each trial's fit.
     """
+    progress = progress or Progress()
     optuna = _optuna()
     from movierec import fitting
 
@@ -139,19 +142,23 @@ def tune(
         trial.set_user_attr("train", {k: v for k, v in train_fields.items() if getattr(defaults, k) != v})
         if ranker:
             # Trained on the fit part alone, so the validation ratings are unseen, as the test's will be.
-            rec, _ = fitting.fit(parts.fit, None, None, ranker=model, ranker_config=model_config)
+            rec, _ = fitting.fit(parts.fit, None, None, ranker=model, ranker_config=model_config, progress=progress)
             # As fitted: a setting the data cannot use (genres, in a log without them) says so.
             trial.set_user_attr("model_config", _lists_for_tuples(asdict(rec.ranker_config)))  # type: ignore[call-overload]
             rec = replace(rec, lists=replace(rec.lists, gate=False))
             return evaluate_ranking(rec, parts.val, relevance=relevance, seed=seed)["ndcg"]
         train_config = TrainConfig.for_model(spec, n_train, **{**train_fields, "seed": seed, "device": device})
 
-        def on_epoch(row: Epoch) -> None:
-            if row.val_rmse is None or spec.sweeps is not None:
-                return
-            trial.report(row.val_rmse, row.epoch)
-            if trial.number > 0 and trial.should_prune():
-                raise optuna.TrialPruned()
+        class Pruning(Relay):
+            """Each epoch's validation RMSE to Optuna, which may stop an unpromising trial."""
+
+            def epoch(self, label: str, row: Epoch, total: int) -> None:
+                super().epoch(label, row, total)
+                if row.val_rmse is None or spec.sweeps is not None:
+                    return
+                trial.report(row.val_rmse, row.epoch)
+                if trial.number > 0 and trial.should_prune():
+                    raise optuna.TrialPruned()
 
         recommender, _ = fitting.fit(
             parts.fit,
@@ -160,7 +167,7 @@ def tune(
             ranker="popular",
             train_config=train_config,
             model_config=model_config,
-            on_epoch=on_epoch,
+            progress=Pruning(progress),
         )
         # Without sitting shifts: their weight was fitted on these very ratings.
         return evaluate(replace(recommender, sittings=None), parts.val)["rmse"]

@@ -14,7 +14,6 @@ from movierec.cli.common import (
     DataOpt,
     DatasetOpt,
     DeviceOpt,
-    EpochDisplay,
     ItemColOpt,
     JsonOpt,
     RatingColOpt,
@@ -81,8 +80,9 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a recommender (a ranker for the lists, a rating model for the ratings), test it once, and save it."""
-    from movierec import distributed, fitting, models, pipeline
-    from movierec.training import TrainConfig
+    from movierec import distributed, models, pipeline
+    from movierec.cli.display import Display
+    from movierec.plan import check_ranker, rater_spec
 
     model_config: object | None = None
     ranker_config: object | None = None
@@ -100,7 +100,7 @@ def train(
                 raise ConfigError(f"--model {model} differs from the model {tuned_model!r} tuned in {config}; drop one")
             model, model_config = tuned_model, tuned_config
     if model is not None:
-        chosen = fitting.rater_spec(model)  # a bad name fails before any data is read
+        chosen = rater_spec(model)  # a bad name fails before any data is read
         if chosen.one_pass and (epochs is not None or batch_size is not None or lr is not None):
             raise ConfigError(
                 f"{model} is fitted in one pass (closed form), so --epochs, --batch-size and --lr do not apply to it"
@@ -110,12 +110,13 @@ def train(
                 f"{model} is fitted by its own sweeps, not by gradient steps, so --batch-size and --lr do not apply "
                 "to it (--epochs sets its sweeps)"
             )
-    if ranker != "auto":
-        fitting.choose_ranker(ranker, 1, 1)
+    check_ranker(ranker)
     quiet = as_json or not distributed.is_main()  # under torchrun, rank 0 alone reports
     split_config = pipeline.SplitConfig(split, test_fraction, val_fraction, seed)  # bad values fail before loading
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
-    ratings, syn = load_ratings(dataset, data, columns, synthetic, seed, progress=not quiet)
+    display = Display(quiet=quiet)  # the run's wall time counts from here, loading included
+    with display.phase("loading the ratings", key="load"):  # (drawn by the download's own bar, if any)
+        ratings, syn = load_ratings(dataset, data, columns, synthetic, seed, progress=not quiet)
     test_ratings = load_test(test, columns) if test is not None else None
     if ratings.implicit:
         if model is not None:
@@ -127,10 +128,7 @@ def train(
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
     # The tuned settings first, then any flag given on the command line.
     overrides = {**tuned_train, **{k: v for k, v in flags.items() if v is not None}}
-    spec = models.get(model) if model else None
-    n_train = pipeline.expected_train_size(ratings, split_config, test_ratings)
-    n_epochs = TrainConfig.for_model(spec, n_train, **overrides).epochs if spec and spec.kind == "rater" else 1
-    with EpochDisplay(n_epochs, quiet=quiet) as display:
+    with display:
         metrics = pipeline.run(
             ratings,
             model,
@@ -142,9 +140,7 @@ def train(
             model_config=model_config,
             ranker_config=ranker_config,
             resume=resume,
-            on_epoch=display.epoch,
-            progress=display.progress,
-            announce=None if quiet else (lambda line: display.bar.console.print(line, highlight=False)),
+            progress=display,
             truth=syn,  # type: ignore[arg-type]
         )
     if not distributed.is_main():
@@ -160,12 +156,12 @@ def train(
     if "test_rmse" in metrics:
         columns_shown += ["test RMSE", "test MAE", "baseline RMSE"]
         cells += [f"{metrics['test_rmse']:.4f}", f"{metrics['test_mae']:.4f}", f"{metrics['baseline_rmse']:.4f}"]
-    columns_shown += [f"NDCG@{ranking['k']}", "popular's NDCG", f"recall@{ranking['k']}", "train s"]
+    columns_shown += [f"NDCG@{ranking['k']}", "popular's NDCG", f"recall@{ranking['k']}", "run s"]
     cells += [
         f"{ranking['ndcg']:.4f}",
         f"{metrics['ranking_popular']['ndcg']:.4f}",
         f"{ranking['recall']:.4f}",
-        f"{metrics['train_seconds'] + metrics['ranker_seconds']:.1f}",
+        f"{metrics['wall_seconds']:.1f}",  # the whole run; metrics.json has each phase's
     ]
     for col in columns_shown:
         table.add_column(col, justify="right")
@@ -211,6 +207,7 @@ def evaluate(
     coverage): each test user's items are ranked over every item they did not rate in training.
     """
     from movierec import persist, pipeline, provenance
+    from movierec.cli.display import Display
     from movierec.evaluation import default_relevance, evaluate_ranking
     from movierec.evaluation import evaluate as score
 
@@ -220,7 +217,9 @@ def evaluate(
     if relevance is not None and not math.isfinite(relevance):
         raise ConfigError(f"--relevance must be a number on the rating scale, got {relevance}")
 
-    recommender = persist.load(model_dir)
+    display = Display(quiet=as_json)
+    with display, display.phase(f"loading the model in {model_dir}"):
+        recommender = persist.load(model_dir)
     columns = parse_columns(user_col, item_col, rating_col, time_col, rating_range)
     if test is not None:
         if dataset or data:
@@ -251,11 +250,15 @@ def evaluate(
         "ranker": recommender.ranker_name,
         "data": part.name,
     }
-    if recommender.predicts_ratings and not part.implicit:
-        result.update(score(recommender, part))
     default = 1.0 if part.implicit else default_relevance(recommender.scale)
     threshold = relevance if relevance is not None else default
-    result["ranking"] = ranking = evaluate_ranking(recommender, part, k=k, relevance=threshold, max_users=max_users)
+    with Display(quiet=as_json) as display:
+        if recommender.predicts_ratings and not part.implicit:
+            with display.phase(f"predicting {len(part):,} ratings"):
+                result.update(score(recommender, part))
+        with display.phase(f"ranking every item for the test users (top {k})"):
+            ranking = evaluate_ranking(recommender, part, k=k, relevance=threshold, max_users=max_users)
+    result["ranking"] = ranking
     if as_json:
         print(json.dumps(result))
         return

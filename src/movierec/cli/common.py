@@ -14,14 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from movierec.errors import ConfigError, MovierecError
 
 if TYPE_CHECKING:
     from movierec.data.ratings import Ratings
-    from movierec.training import Epoch
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,22 +28,13 @@ app = typer.Typer(
 )
 
 
-def _print_version(value: bool) -> None:
+def print_version(value: bool) -> None:
+    """``--version``: print it and exit before any command runs."""
     if value:
         from movierec._version import __version__
 
         print(f"movierec {__version__}")
         raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    version: Annotated[
-        bool,
-        typer.Option("--version", help="Print movierec's version and exit.", callback=_print_version, is_eager=True),
-    ] = False,
-) -> None:
-    """Train, evaluate and serve rating-based recommenders."""
 
 
 UNLIMITED_WIDTH = 100_000
@@ -217,46 +206,6 @@ def use_threads(n_ratings: int) -> int:
         n = 1 if n_ratings < SMALL_LOG else max(1, len(os.sched_getaffinity(0)) // max(ranks_here, 1))
     torch.set_num_threads(n)
     return n
-
-
-class EpochDisplay:
-    """A progress bar per epoch, then a line with its train loss, validation RMSE and seconds."""
-
-    def __init__(self, epochs: int, quiet: bool) -> None:
-        self.epochs, self.quiet = epochs, quiet
-        self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}/{task.fields[total_epochs]}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=quiet,
-        )
-        self.task: TaskID | None = None
-
-    def __enter__(self) -> EpochDisplay:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)  # type: ignore[arg-type]
-
-    def progress(self, _kind: str, done: int, total: int) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task("", total=total, epoch=1, total_epochs=self.epochs)
-        self.bar.update(self.task, completed=done)
-
-    def epoch(self, row: Epoch) -> None:
-        if self.task is not None:
-            self.bar.update(self.task, completed=0, epoch=row.epoch + 1)
-        if self.quiet:
-            return
-        # The plot shows both as MSE, as the notebook did; validation also as RMSE, the test's unit.
-        val = "-" if row.val_rmse is None else f"{row.val_rmse**2:.4f} (RMSE {row.val_rmse:.4f})"
-        loss = "-" if row.train_loss is None else f"{row.train_loss:.4f}"
-        line = f"epoch {row.epoch:>3}/{self.epochs}  train MSE {loss}  val MSE {val}  {row.seconds:.1f} s"
-        self.bar.console.print(line)
 
 
 def run() -> None:

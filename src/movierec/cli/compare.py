@@ -55,6 +55,7 @@ def compare(
     rankers on their own lists. `movierec train` pairs a ranker (the lists) with a rating model.
     """
     from movierec import models, pipeline
+    from movierec.cli.display import Display
     from movierec.compare import compare as run
 
     names = [n.strip() for n in model_names.split(",") if n.strip()]
@@ -80,11 +81,8 @@ def compare(
                 )
     parts = pipeline.split(ratings, split_config)
 
-    def shown(row: dict) -> None:
-        if not as_json:
-            err.print(f"{row['model']}: trained and scored in {row['wall_seconds']:.1f} s", highlight=False)
-
-    rows = run(parts, names, seed=seed, device=device, on_model=shown)
+    with Display(quiet=as_json) as display:
+        rows = run(parts, names, seed=seed, device=device, progress=display)
     if as_json:
         print(json.dumps({"data": ratings.name, "split": parts.fit.name, "models": rows}))
         return

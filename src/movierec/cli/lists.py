@@ -41,6 +41,7 @@ def recommend(
     popular (a user with no ratings: the same list for everyone).
     """
     from movierec import bodies, persist
+    from movierec.cli.display import Display
     from movierec.recommend import write_recommendations
     from movierec.recommend.fold_in import rated_twice
 
@@ -60,11 +61,14 @@ def recommend(
     twice = sorted(str(i) for i in rated_twice(item for item, _ in pairs))
     if twice:
         raise ConfigError(f"--rate gives item(s) {', '.join(twice)} more than one rating; rate each item once")
-    recommender = persist.load(model_dir)
+    display = Display(quiet=as_json)
+    with display, display.phase(f"loading the model in {model_dir}"):
+        recommender = persist.load(model_dir)
     if out_file is not None:
-        n = write_recommendations(
-            recommender, out_file, None if all_users else user, k=k, exclude_seen=not include_rated
-        )
+        with Display(quiet=as_json) as display, display.phase(f"top {k} for each user, to {out_file}") as phase:
+            n = write_recommendations(
+                recommender, out_file, None if all_users else user, k=k, exclude_seen=not include_rated, phase=phase
+            )
         if as_json:
             print(json.dumps({"out": str(out_file), "rows": n}))
         else:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from movierec.cli.common import (
     DataOpt,
@@ -24,7 +23,6 @@ from movierec.cli.common import (
     TimeColOpt,
     UserColOpt,
     app,
-    err,
     load_ratings,
     out,
     parse_columns,
@@ -60,6 +58,7 @@ def tune(
 ) -> None:
     """Search hyperparameters on the validation part (test ratings stay unseen); `train --config` uses the result."""
     from movierec import pipeline, tuning
+    from movierec.cli.display import Display
 
     spec = tuning.check_tunable(model)  # an unknown or untunable name fails before any data is read
     tuning._optuna()  # and so does a missing Optuna
@@ -74,27 +73,19 @@ def tune(
     ratings, _ = load_ratings(dataset, data, columns, synthetic, seed, progress=not as_json)
     tuning.check_data(ratings, model)
     parts = pipeline.split(ratings, split_config)
-    bar = Progress(
-        TextColumn("tuning {task.fields[model]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("best val {task.fields[metric]} {task.fields[best]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=as_json,
-    )
-
-    with bar:
-        task = bar.add_task("", total=trials, model=model, best="-", metric=metric)
+    with Display(quiet=as_json) as display, display.phase(f"tuning {model}: {trials} trials", total=trials) as phase:
 
         def on_trial(number: int, value: float | None, best: float, state: str) -> None:
             shown = "-" if value is None else f"{value:.4f}"
-            bar.update(task, advance=1, best=f"{best:.4f}")
-            bar.console.print(
-                f"trial {number:>3}: val {metric} {shown}  ({state}{', defaults' if number == 0 else ''})"
+            phase.advance(number + 1)
+            display.note(
+                f"trial {number:>3}: val {metric} {shown}  ({state}{', defaults' if number == 0 else ''}); "
+                f"best {best:.4f}"
             )
 
-        tuned = tuning.tune(parts, model, trials=trials, seed=seed, device=device, timeout=timeout, on_trial=on_trial)
+        tuned = tuning.tune(
+            parts, model, trials=trials, seed=seed, device=device, timeout=timeout, on_trial=on_trial, progress=display
+        )
     tuned = replace(tuned, data=ratings.name, split=asdict(split_config))
     tuning.save(tuned, out_path)
     if as_json:

@@ -310,6 +310,12 @@ class ModelSpec:
     """``candidates(n_users, n_items, n_ratings)`` -> the few configs ``train`` compares on the
     validation part, the defaults first: a ranker's by NDCG@10 (``movierec.selection``), a
     rater's by RMSE (``movierec.fitting``); None or empty: the defaults alone."""
+    too_large: Callable[[int, int], str | None] | None = None
+    """``too_large(n_users, n_items)`` -> why this catalogue is too large for the model, or None
+    where it fits; ``--ranker auto`` then passes it over."""
+    as_fitted: Callable[[Any, Any], Any] | None = None
+    """``as_fitted(config, data)`` -> the config as the data lets it apply (a setting the data
+    cannot use, set to what the fit did), so reports and the manifest say what was fitted."""
     saved_before: dict = field(default_factory=dict)
     """Config fields added after configs were first saved -> what a saved config without
     the field meant (EASE's ``genres``: 0, as it fitted then); a new config's default may differ."""

@@ -14,7 +14,9 @@ manifest's config (member names and configs) is enough to rebuild its structure.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, is_dataclass, replace
 
 import torch
@@ -148,6 +150,11 @@ def blend_weights(preds: Tensor, target: Tensor, ridge: float) -> Tensor:
     return torch.linalg.solve(x.T @ x + torch.diag(penalty), x.T @ target.double().to(preds.device))
 
 
+SIDE_BY_SIDE = 1_000_000
+"""Most fit ratings for which members are fitted beside the lead: below it every member's working
+state is small (at ML-20M's shape knn's alone took 4.3 GB)."""
+
+
 class _Sweeps(Sweeps):
     """The first member's sweeps are the blend's; the others, the weights and any refit come at the finish.
 
@@ -168,6 +175,9 @@ class _Sweeps(Sweeps):
         self.lead: Sweeps | None = self._member(0, data)
         self.lead_rmse: float | None = None
         self.done = 0
+        self.beside: dict[int, Future] = {}
+        side_by_side = len(data.target) <= SIDE_BY_SIDE and torch.get_num_threads() < len(os.sched_getaffinity(0))
+        self.pool = ThreadPoolExecutor(1) if side_by_side and len(config.members) > 1 else None
         if all(_member_spec(name).one_pass for name in config.members):  # the blend is one pass too
             self.planned = 1
 
@@ -176,6 +186,9 @@ class _Sweeps(Sweeps):
         assert make is not None  # members are chosen among models with sweeps of their own
         generator = torch.Generator().manual_seed(self.seeds[m])
         return make(self.model.members[m], self.config.configs[m], replace(data, generator=generator))
+
+    def _fit_member(self, m: int, sweeps: int) -> None:
+        fit_quietly(self._member(m, self.data), sweeps)
 
     def _sweeps_of(self, m: int) -> int:
         """The lead's sweeps, or fewer: no member runs past its own epochs (als: 25, where bmf takes 60)."""
@@ -190,6 +203,11 @@ class _Sweeps(Sweeps):
             return None  # a one-pass first member beside iterative ones: it is done
         loss = lead.sweep(epoch)
         self.lead_rmse = lead.val_rmse() if lead.validates_itself else None
+        for m in range(1, len(self.config.members)):
+            own = _member_spec(self.config.members[m]).training.get("epochs")
+            if self.pool is not None and m not in self.beside and own is not None and self.done >= int(own):
+                # Its sweep count is settled: it can be fitted now, on the spare core.
+                self.beside[m] = self.pool.submit(self._fit_member, m, self._sweeps_of(m))
         return loss
 
     def val_rmse(self) -> float | None:
@@ -201,7 +219,12 @@ class _Sweeps(Sweeps):
         self.lead.finish(lambda: None)
         self.lead = None  # its working state goes before the next member's comes
         for m in range(1, len(config.members)):
-            fit_quietly(self._member(m, self.data), self._sweeps_of(m))
+            if m in self.beside:
+                self.beside[m].result()  # re-raises what went wrong on its thread
+            else:
+                fit_quietly(self._member(m, self.data), self._sweeps_of(m))
+        if self.pool is not None:
+            self.pool.shutdown()
         with torch.no_grad():
             if val is not None:
                 preds = torch.stack([predict_centred(m, val[0], val[1]) for m in model.members], 1)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -130,9 +130,15 @@ class _Sweeps(Sweeps):
         model, data = self.model, self.data
         model.rating_max.fill_(data.rating_max)
         model.rating_floor.fill_(data.rating_floor)
-        g = gram(data, model.weights(data.rating), model.n_items)
-        if data.genres is not None and self.config.genres > 0:
-            g.addmm_(data.genres.T, data.genres, alpha=self.config.genres)  # in place: no third n_items^2 matrix
+        weights = model.weights(data.rating)
+        genres = data.genres if data.genres is not None and self.config.genres > 0 else None
+        rows = few_rows(data, genres, model.n_items)
+        if rows is not None:
+            model.B = through_rows(rows, weights, data, genres, self.config, model.n_items)
+            return
+        g = gram(data, weights, model.n_items)
+        if genres is not None:
+            g.addmm_(genres.T, genres, alpha=self.config.genres)  # in place: no third n_items^2 matrix
         g.diagonal().add_(self.config.l2)
         lower = torch.linalg.cholesky(g)
         del g  # two n_items^2 matrices at a time, never three
@@ -141,6 +147,43 @@ class _Sweeps(Sweeps):
         p.div_(-p.diagonal()[None, :])  # B = -P / diag(P), column by column
         p.diagonal().zero_()
         model.B = p
+
+
+def few_rows(data: RankerData, genres: Tensor | None, n_items: int) -> Tensor | None:
+    """The users with ratings (their indices) where they and the genre rows number at most half the items, else None.
+
+    X then has far fewer rows than columns, and the inverse is cheaper through its rows
+    (``through_rows``): on ml-latest-small (610 users, 9,724 items) about 1 s against 15 s
+    for the Cholesky of the items x items Gram matrix, on 2 cores.
+    """
+    users = torch.unique(data.user_idx)
+    n_rows = len(users) + (0 if genres is None else genres.shape[0])
+    return users if 2 * n_rows <= n_items else None
+
+
+def through_rows(
+    users: Tensor, weights: Tensor, data: RankerData, genres: Tensor | None, config: EASEConfig, n_items: int
+) -> Tensor:
+    """B from the rows of X (the users in ``users``, then any genre rows) by the Woodbury identity.
+
+    With A those rows (r of them), (A^T A + l2 I)^-1 = (I - A^T (A A^T + l2 I)^-1 A) / l2:
+    an r x r solve and one n_items x r x n_items product instead of an n_items^3 Cholesky.
+    The factor 1 / l2 cancels in B = -P / diag(P). The small solve runs in float64, the
+    large product in float32, as the Cholesky did.
+    """
+    a = torch.zeros(len(users) + (0 if genres is None else genres.shape[0]), n_items, device=weights.device)
+    a[torch.searchsorted(users, data.user_idx), data.item_idx] = weights
+    if genres is not None:
+        a[len(users) :] = genres * math.sqrt(config.genres)
+    k = (a @ a.T).double()
+    k.diagonal().add_(config.l2)
+    m = torch.linalg.solve(k, a.double()).float()  # (A A^T + l2 I)^-1 A
+    del k
+    p = torch.mm(a.T, m).neg_()  # l2 P = I - A^T (A A^T + l2 I)^-1 A
+    p.diagonal().add_(1.0)
+    p.div_(-p.diagonal()[None, :])
+    p.diagonal().zero_()
+    return p
 
 
 def _build(config: EASEConfig, n_users: int, n_items: int, generator: torch.Generator) -> EASE:
@@ -166,6 +209,20 @@ def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
     }, {}
 
 
+def _too_large(n_users: int, n_items: int) -> str | None:
+    if fits(n_users, n_items):
+        return None
+    return (
+        f"{n_items:,} items x {n_users:,} users is too large for EASE's dense item-item matrix "
+        f"(up to {MAX_ITEMS:,} items and {MAX_GRAM_FLOPS:.0e} multiply-adds)"
+    )
+
+
+def _as_fitted(config: EASEConfig, data: RankerData) -> EASEConfig:
+    # A log without genres fits none, whatever the weight: reports and the manifest say 0.
+    return replace(config, genres=0.0) if data.genres is None and config.genres else config
+
+
 SPEC = ranker_spec(
     name="ease",
     summary="EASE (Steck 2019): closed-form item-item model of which items a user rated, and how well",
@@ -174,5 +231,7 @@ SPEC = ranker_spec(
     sweeps=_Sweeps,
     space=_space,
     candidates=_candidates,
+    too_large=_too_large,
+    as_fitted=_as_fitted,
     saved_before={"genres": 0.0},  # models saved before genres existed fitted without them
 )

@@ -4,7 +4,8 @@
 - ``lists``: list settings, the one list type (``ItemList`` of ``ListItem``s) and the rule that orders it;
 - ``ranked``: known users' lists in index space, scored in blocks;
 - ``fold_in``: a new user's ratings checked, a rater for them, and their list;
-- ``predicted``: predicted ratings and their fallback;
+- ``predictions``: raw ids and predicted ratings with their fallback (``Predictions``);
+- ``derived``: counts and the catalogue, derived once from the training ratings;
 - ``explain``: why an item is listed (``because``);
 - ``catalogue``: item ids and titles, and title search;
 - ``topk``: deterministic top-k kernels;

@@ -12,6 +12,7 @@ import numpy as np
 
 from movierec import outdir
 from movierec.errors import ConfigError
+from movierec.progress import Phase
 from movierec.recommend.lists import ItemList, ListItem
 from movierec.recommend.ranked import block_size
 from movierec.recommend.recommender import Recommender
@@ -27,6 +28,7 @@ def write_recommendations(
     *,
     k: int = 10,
     exclude_seen: bool = True,
+    phase: Phase | None = None,
 ) -> int:
     """Write top-``k`` lists for ``user_ids`` (all users when None) to a .csv or .parquet file.
 
@@ -35,7 +37,7 @@ def write_recommendations(
     ``source``. Users are scored in blocks and the file is streamed, so memory stays
     bounded; it is written to a temporary sibling and renamed into place only when
     complete. An existing file is replaced only if it is an earlier recommendations file.
-    Returns the number of rows written.
+    Returns the number of rows written; ``phase`` (``movierec.progress``) hears of the users done.
     """
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
@@ -49,7 +51,8 @@ def write_recommendations(
     check = partial(outdir.check_file_replaceable, path, is_recommendations, "a recommendations file")
     check()
     index, titled = recommender.index, recommender.titles is not None
-    written = 0
+    total = index.n_users if user_ids is None else len(user_ids)
+    written = done = 0
     writer = None
     with outdir.atomic_file(path, before_replace=check) as tmp:
         for chunk in _chunks(lists, block_size(index.n_items)):
@@ -59,6 +62,9 @@ def write_recommendations(
                 writer = pq.ParquetWriter(tmp, table.schema) if parquet else pa_csv.CSVWriter(tmp, table.schema)
             writer.write_table(table)
             written += table.num_rows
+            done += len(chunk)
+            if phase is not None:
+                phase.advance(done, total)
         if writer is not None:
             writer.close()
     return written

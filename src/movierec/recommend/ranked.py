@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from movierec.models.base import UserRows
-from movierec.recommend import predicted
 from movierec.recommend.lists import MODEL, POPULAR, IndexLists, ItemList, check_length
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def top_n(rec: Recommender, user_idx: np.ndarray, k: int, exclude_seen: bool) ->
         scores = rec.scores(user_rows(rec, u, (indptr, seen, values)))
         if exclude_seen:
             scores[np.repeat(np.arange(len(u)), np.diff(indptr)), seen] = -np.inf
-        items[rows], ratings[rows] = rec.ordered(scores, k, partial(predicted.candidates, rec, u))
+        items[rows], ratings[rows] = rec.ordered(scores, k, partial(rec.predict_known, u))
     return IndexLists(users, items, ratings, sources)
 
 

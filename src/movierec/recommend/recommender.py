@@ -1,25 +1,25 @@
 """A trained recommender: a ranker that orders lists, a rater that predicts ratings, in raw ids.
 
 How lists are made, and the ``source`` and ``rating_source`` each says, is in ``lists``;
-every list is an ``ItemList``. How ratings are predicted, and their fallback, is in ``predicted``.
+every list is an ``ItemList``. Raw ids and predicted ratings, which need no list, are in
+``predictions`` (``Predictions``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import torch
 
-from movierec.data.ids import UNKNOWN, IdIndex
+from movierec.data.ids import IdIndex
 from movierec.data.ratings import ByUser
-from movierec.errors import ConfigError, MovierecError
 from movierec.models.base import Ranker, RatingModel, UserRows
 from movierec.models.popular import popularity
-from movierec.recommend import explain, fold_in, predicted, ranked
-from movierec.recommend.catalogue import Catalogue
+from movierec.recommend import explain, fold_in, ranked
+from movierec.recommend.derived import Derived
 from movierec.recommend.lists import (
     MODEL,
     POPULAR,
@@ -31,21 +31,19 @@ from movierec.recommend.lists import (
     check_length,
     order,
 )
+from movierec.recommend.predictions import Predictions
+from movierec.recommend.predictions import UnknownIdError as UnknownIdError  # where it was defined before
 from movierec.recommend.similar import Similarity
 from movierec.sittings import Sittings
 
 
-class UnknownIdError(MovierecError):
-    """A raw user or item id the model has never seen, where it must know it."""
+@dataclass(frozen=True)
+class Recommender(Predictions):
+    """A ranker and a rater, fitted on the same training ratings, with everything to answer in raw ids.
 
-    def __init__(self, kind: str, raw: object) -> None:
-        super().__init__(f"unknown {kind} id {raw!r}: the model was not trained with it")
-        self.kind, self.raw = kind, raw
-
-
-@dataclass
-class Recommender:
-    """A ranker and a rater, fitted on the same training ratings, with everything to answer in raw ids."""
+    Frozen: a variant (other list settings, no sittings, another ranker) is a ``replace``,
+    which keeps the counts and catalogue derived from the same history (``derived``).
+    """
 
     ranker: Ranker
     """Orders the lists (sees indices only)."""
@@ -74,41 +72,20 @@ class Recommender:
     titles: np.ndarray | None = None
     """str (n_items,): titles by item index, where the data has them."""
     info: dict | None = None
-    """What the models were trained on and how (dataset, split, settings, metrics): for reports."""
+    """The manifest's record of how it was made (``FitReport.as_info``, the split, the test's metrics)."""
     lists: ListConfig = ListConfig()
     """How lists combine the ranker and the rater."""
     sittings: Sittings | None = None
     """Each training sitting's shift on ratings at a known time (``movierec.sittings``); None: no shifts."""
 
+    derived: Derived | None = field(default=None, repr=False, compare=False)
+    """Counts and catalogue of ``history``: derived when built, kept by ``replace`` while the history is the same."""
+
     def __post_init__(self) -> None:
-        # Derived once: predict and recommend consult them on every call.
-        self.user_counts = self.history.counts()
-        self.item_counts = np.bincount(self.history.items, minlength=self.index.n_items)
-        self.catalogue = Catalogue(self.index.item_ids, self.titles, self.item_counts)
+        if self.derived is None or not self.derived.holds(self.history, self.titles):
+            object.__setattr__(self, "derived", Derived.of(self.history, self.index, self.titles))
 
     # --- ids ----------------------------------------------------------------------------
-
-    def user_index(self, user_id: object) -> int:
-        """The index of raw ``user_id``; ``UnknownIdError`` if the model never saw it."""
-        return self._known("user", user_id)
-
-    def item_index(self, item_id: object) -> int:
-        """The index of raw ``item_id``; ``UnknownIdError`` if the model never saw it."""
-        return self._known("item", item_id)
-
-    def user_id(self, user_idx: int) -> object:
-        """The raw id of ``user_idx`` as a plain Python value."""
-        return self.index.user_ids[user_idx].item()
-
-    def item_id(self, item_idx: int) -> object:
-        """The raw id of ``item_idx`` as a plain Python value."""
-        return self.catalogue.item_ids[item_idx]
-
-    def _known(self, kind: str, raw: object) -> int:
-        idx = self.index.find(kind, raw)
-        if idx == UNKNOWN:
-            raise UnknownIdError(kind, raw.item() if isinstance(raw, np.generic) else raw)
-        return idx
 
     def user_ratings(self, user_id: object) -> list[dict]:
         """A known user's training ratings, best first: ``item_id``, ``title``, ``rating``."""
@@ -116,34 +93,6 @@ class Recommender:
         items, values = self.history.items_of(u), self.history.ratings_of(u)
         order = np.lexsort((items, -values))
         return [{**self.catalogue.row(int(items[j])), "rating": float(values[j])} for j in order]
-
-    # --- ratings --------------------------------------------------------------------------
-
-    @property
-    def predicts_ratings(self) -> bool:
-        """False for a recommender trained on a log without ratings (plays, clicks)."""
-        return self.rater is not None
-
-    def predict_idx(
-        self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Predicted ratings for index pairs; ``UNKNOWN`` (-1) indices take the fallback (``predicted``).
-
-        With the ratings' times (``timestamp``, seconds), each also takes its sitting's shift.
-        """
-        return predicted.pairs(self, user_idx, item_idx, timestamp)[0]
-
-    def predict(self, user_ids: object, item_ids: object) -> np.ndarray:
-        """Predicted ratings for raw id pairs; unknown ids get the documented fallback."""
-        return self.predict_with_source(user_ids, item_ids)[0]
-
-    def predict_with_source(self, user_ids: object, item_ids: object) -> tuple[np.ndarray, np.ndarray]:
-        """As ``predict``, plus bool (n,): True where the rater answered, False where the fallback did."""
-        u = self.index.find_many("user", user_ids)
-        i = self.index.find_many("item", item_ids)
-        if u.shape != i.shape:
-            raise ConfigError(f"{len(u)} user ids but {len(i)} item ids; give them in pairs")
-        return predicted.pairs(self, u, i)
 
     # --- lists of known users ---------------------------------------------------------------
 
@@ -295,14 +244,3 @@ class Recommender:
     def item_summary(self, item_idx: int) -> dict:
         """``item_id``, ``title`` and the number of training ratings of one item."""
         return self.catalogue.summary(item_idx)
-
-    @cached_property
-    def _cold_items(self) -> np.ndarray:
-        return np.flatnonzero(self.item_counts == 0)
-
-    @cached_property
-    def device(self) -> torch.device:
-        for module in (self.rater, self.ranker):
-            for tensor in [*module.parameters(), *module.buffers()] if module is not None else []:
-                return tensor.device
-        return torch.device("cpu")
