@@ -9,7 +9,8 @@ import torch
 from movierec import fitting, models, pipeline, references
 from movierec.evaluation import evaluate
 from movierec.models.base import RaterData
-from movierec.models.bmf import BMFConfig, _PosteriorMean, _Sampler
+from movierec.models.bmf import BMFConfig
+from movierec.models.gibbs import PosteriorMean, Sampler
 from movierec.training import TrainConfig
 
 
@@ -24,9 +25,9 @@ def _ctx(users, items, target, seed=0):
 
 def test_posterior_mean_of_samples_is_exact_while_its_rank_fits():
     rng = np.random.default_rng(0)
-    mean = _PosteriorMean(30, 20, dim=6, device=torch.device("cpu"))
+    mean = PosteriorMean(30, 20, dim=6, device=torch.device("cpu"))
 
-    class Sample:  # what _PosteriorMean reads from the sampler
+    class Sample:  # what PosteriorMean reads from the sampler
         pass
 
     # Samples differ, but all live in one rank-5 space, so keeping rank 6 must lose nothing
@@ -49,7 +50,7 @@ def test_posterior_mean_of_samples_is_exact_while_its_rank_fits():
 def test_posterior_mean_keeps_its_shape_with_fewer_users_than_its_dimension():
     # 4 users, rank 32 asked: the compression's SVD has 4 values; the factors are padded to 32.
     rng = np.random.default_rng(1)
-    mean = _PosteriorMean(4, 50, dim=32, device=torch.device("cpu"))
+    mean = PosteriorMean(4, 50, dim=32, device=torch.device("cpu"))
 
     class Sample:
         pass
@@ -81,7 +82,7 @@ def test_implicit_vectors_are_sampled_from_their_exact_posterior():
     # vectors z must then follow N(P^-1 b, P^-1) with P = lam_z I + lam_v W^T W, W_ij = d_i [j rated i].
     users = [0, 1, 0, 2, 1, 2, 0, 1]
     items = [0, 0, 1, 1, 2, 2, 3, 3]
-    sampler = _Sampler(_ctx(users, items, [0.0] * 8), 3, 4, BMFConfig(dim=1, inner=1))
+    sampler = Sampler(_ctx(users, items, [0.0] * 8), 3, 4, BMFConfig(dim=1, inner=1))
     lam_v, m_v, lam_z, m_z = 4.0, 0.2, 2.0, -0.1
     sampler.hyper["V"] = (np.array([m_v]), np.array([lam_v]))
     sampler.normal_gamma = lambda name, theta: (np.array([m_z]), np.array([lam_z]))  # hyperparameters fixed
@@ -112,7 +113,7 @@ def test_a_row_is_drawn_jointly_from_its_exact_gaussian_conditional():
     # User 0 rated items 0..2; with the items, alpha and the priors held fixed, (U_0, w_0) must
     # follow N(P^-1 (alpha X^T y + lam * m), P^-1), P = alpha X^T X + diag(lam), x = [V_i, 1].
     users, items, target = [0, 0, 0, 1], [0, 1, 2, 0], [1.0, -0.5, 0.3, 0.0]
-    sampler = _Sampler(_ctx(users, items, target), 2, 3, BMFConfig(dim=1, implicit_item=False))
+    sampler = Sampler(_ctx(users, items, target), 2, 3, BMFConfig(dim=1, implicit_item=False))
     sampler.alpha = 2.0
     lam, m = np.array([3.0, 0.5]), np.array([0.4, -0.2])  # factor, bias
     fixed = {"U": (m[:1], lam[:1]), "w_u": (m[1:], lam[1:])}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.data import movielens
+from movierec.data import releases
 from movierec.data.download import fetch
 from movierec.data.load import load
 from movierec.errors import DataError
@@ -57,10 +57,10 @@ def make_zip(dest: Path) -> bytes:
     return dest.read_bytes()
 
 
-def release_for(data: bytes, **changes) -> movielens.Release:
+def release_for(data: bytes, **changes) -> releases.Release:
     """The ml-latest-small entry with the test zip's checksum and size in place of the pinned ones."""
     pinned = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    return replace(movielens.RELEASES["ml-latest-small"], **{**pinned, **changes})
+    return replace(releases.RELEASES["ml-latest-small"], **{**pinned, **changes})
 
 
 def test_download_check_unpack_and_reuse(server, tmp_path):
@@ -161,7 +161,7 @@ def test_no_checksum_at_all_is_said_plainly(server, tmp_path):
 
 def test_load_dataset_through_mirror_and_cache_environment(server, tmp_path, monkeypatch):
     www, url = server
-    monkeypatch.setitem(movielens.RELEASES, "ml-latest-small", release_for(make_zip(www / "ml-latest-small.zip")))
+    monkeypatch.setitem(releases.RELEASES, "ml-latest-small", release_for(make_zip(www / "ml-latest-small.zip")))
     monkeypatch.setenv("MOVIEREC_MIRROR", url)
     monkeypatch.setenv("MOVIEREC_CACHE", str(tmp_path / "env-cache"))
     r = load(dataset="ml-latest-small")

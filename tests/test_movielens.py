@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from movierec.data import movielens
+from movierec.data import movielens, releases
 from movierec.data.load import load
 from movierec.errors import ConfigError, DataError
 
@@ -277,12 +277,12 @@ def test_a_movie_id_past_64_bits_in_movies_csv_is_named(tmp_path):
 
 
 def test_find_names_and_scales(tmp_path):
-    assert movielens.find(ml100k(tmp_path)).scale == movielens.WHOLE_STARS
+    assert movielens.find(ml100k(tmp_path)).scale == releases.WHOLE_STARS
     renamed = tmp_path / "my-copy"
     renamed.mkdir()
     (renamed / "ratings.dat").write_text("1::1::4.5::1\n")
     found = movielens.find(renamed)
-    assert (found.name, found.layout, found.scale) == ("my-copy", "dat", movielens.HALF_STARS)
+    assert (found.name, found.layout, found.scale) == ("my-copy", "dat", releases.HALF_STARS)
 
 
 def test_find_refuses_ambiguous_and_empty_folders(tmp_path):
@@ -303,11 +303,11 @@ def test_other_files_are_not_movielens(tmp_path):
 
 
 def test_registry_urls_and_unknown_names():
-    assert movielens.RELEASES["ml-20m"].url() == "https://files.grouplens.org/datasets/movielens/ml-20m.zip"
-    assert movielens.RELEASES["ml-10m"].folder == "ml-10M100K"
-    assert movielens.RELEASES["ml-latest"].sha256 is None and movielens.RELEASES["ml-latest"].note
+    assert releases.RELEASES["ml-20m"].url() == "https://files.grouplens.org/datasets/movielens/ml-20m.zip"
+    assert releases.RELEASES["ml-10m"].folder == "ml-10M100K"
+    assert releases.RELEASES["ml-latest"].sha256 is None and releases.RELEASES["ml-latest"].note
     with pytest.raises(ConfigError, match="ml-100k, ml-1m"):
-        movielens.get_release("ml-2m")
+        releases.get_release("ml-2m")
 
 
 # --- load(): the entry point ------------------------------------------------------------

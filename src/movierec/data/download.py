@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from movierec.data.cache import cache_root
-from movierec.data.movielens import BASE_URL, Release, get_release
+from movierec.data.releases import BASE_URL, Release, get_release
 from movierec.errors import DataError
 
 _CHUNK = 1 << 20

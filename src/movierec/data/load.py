@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from movierec.data import cache, movielens
+from movierec.data import cache, movielens, releases
 from movierec.data.download import fetch
 from movierec.data.ratings import Ratings
 from movierec.data.readers import read_ratings_file
@@ -65,7 +65,7 @@ def load(
     elif data is not None:
         path = Path(data).expanduser()
     else:
-        names = ", ".join([*movielens.RELEASES, "synthetic"])
+        names = ", ".join([*releases.RELEASES, "synthetic"])
         raise ConfigError(f"no data given: pass --data PATH or --dataset NAME ({names})")
     if not path.exists():
         try:  # exists() is False for a link loop or a forbidden folder too: say which

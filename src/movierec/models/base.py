@@ -335,3 +335,15 @@ class ModelSpec:
                 except stored.Invalid as exc:
                     raise ConfigError(str(exc)) from None
         return self.config_type(**saved)
+
+
+def ranker_spec(
+    name: str,
+    summary: str,
+    config_type: type,
+    build: Callable[[Any, int, int, torch.Generator], Any],
+    sweeps: Callable[[Any, Any, Any], Sweeps],
+    **more: Any,
+) -> ModelSpec:
+    """A ranker's spec: its ``sweeps`` count themselves (``Sweeps.planned``), so the loop's epochs stay 1."""
+    return ModelSpec(name, summary, config_type, build, training={"epochs": 1}, sweeps=sweeps, kind="ranker", **more)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from movierec.errors import ConfigError
-from movierec.models.base import ModelSpec, Ranker, RankerData, Sweeps, UserRows
+from movierec.models.base import Ranker, RankerData, Sweeps, UserRows, ranker_spec
 
 MAX_ITEMS = 20_000
 """Largest catalogue ``auto`` gives to EASE: its two dense matrices take 3.2 GB there."""
@@ -223,14 +223,12 @@ def _as_fitted(config: EASEConfig, data: RankerData) -> EASEConfig:
     return replace(config, genres=0.0) if data.genres is None and config.genres else config
 
 
-SPEC = ModelSpec(
+SPEC = ranker_spec(
     name="ease",
     summary="EASE (Steck 2019): closed-form item-item model of which items a user rated, and how well",
     config_type=EASEConfig,
     build=_build,
-    training={"epochs": 1},
     sweeps=_Sweeps,
-    kind="ranker",
     space=_space,
     candidates=_candidates,
     too_large=_too_large,

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from movierec.errors import ConfigError
-from movierec.models.base import ModelSpec, Ranker, RankerData, Sweeps, UserRows
+from movierec.models.base import Ranker, RankerData, Sweeps, UserRows, ranker_spec
 from movierec.models.rows import RowBlocks
 
 
@@ -243,14 +243,12 @@ def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
     }, {}
 
 
-SPEC = ModelSpec(
+SPEC = ranker_spec(
     name="ials",
     summary="implicit-feedback ALS (Hu, Koren & Volinsky 2008): which items a user rated, every other a weak zero",
     config_type=IALSConfig,
     build=_build,
-    training={"epochs": 1},
     sweeps=_Sweeps,
-    kind="ranker",
     space=_space,
     candidates=_candidates,
 )

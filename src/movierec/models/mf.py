@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from movierec.errors import ConfigError
 from movierec.models.base import ModelSpec, RatingModel
+from movierec.models.space import Floats, Ints, OneOf, Space
 
 
 @dataclass(frozen=True)
@@ -124,18 +125,11 @@ def _build(config: MFConfig, n_users: int, n_items: int, generator: torch.Genera
     return model
 
 
-def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
-    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
-    model = {
-        "dim": trial.suggest_int("dim", 16, 256, log=True),
-        "reg": trial.suggest_float("reg", 1e-3, 1.0, log=True),
-        "reg_bias": trial.suggest_float("reg_bias", 1e-4, 0.1, log=True),
-    }
-    train = {
-        "lr": trial.suggest_float("lr", 1e-3, 3e-2, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [1024, 4096, 16384]),
-    }
-    return model, train
+_SPACE = Space(
+    model={"dim": Ints(16, 256, log=True), "reg": Floats(1e-3, 1.0, log=True), "reg_bias": Floats(1e-4, 0.1, log=True)},
+    train={"lr": Floats(1e-3, 3e-2, log=True), "batch_size": OneOf((1024, 4096, 16384))},
+)
+"""What ``movierec tune`` searches."""
 
 
 SPEC = ModelSpec(
@@ -144,5 +138,5 @@ SPEC = ModelSpec(
     config_type=MFConfig,
     build=_build,
     training={"epochs": 60, "batch_size": 4096, "optimizer": "adam", "lr": 0.005, "patience": 3},
-    space=_space,
+    space=_SPACE,
 )

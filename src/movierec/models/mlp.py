@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from movierec.models.base import ModelSpec, RatingModel
+from movierec.models.space import Floats, Ints, Space
 
 
 @dataclass(frozen=True)
@@ -182,18 +183,11 @@ def _build(config: MLPConfig, n_users: int, n_items: int, generator: torch.Gener
     return MLP(n_users, n_items, config, generator)
 
 
-def _space(trial) -> tuple[dict, dict]:  # noqa: ANN001
-    """What ``movierec tune`` searches: a trial -> (config fields, training settings)."""
-    model = {
-        "dim": trial.suggest_int("dim", 8, 64, log=True),
-        "hidden": trial.suggest_int("hidden", 64, 1024, log=True),
-    }
-    train = {
-        "lr": trial.suggest_float("lr", 1e-3, 0.2, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-7, 1e-3, log=True),
-        "patience": 3,
-    }
-    return model, train
+_SPACE = Space(
+    model={"dim": Ints(8, 64, log=True), "hidden": Ints(64, 1024, log=True)},
+    train={"lr": Floats(1e-3, 0.2, log=True), "weight_decay": Floats(1e-7, 1e-3, log=True), "patience": 3},
+)
+"""What ``movierec tune`` searches."""
 
 
 SPEC = ModelSpec(
@@ -202,5 +196,5 @@ SPEC = ModelSpec(
     config_type=MLPConfig,
     build=_build,
     training={"epochs": 25, "batch_size": 1024, "optimizer": "sgd", "lr": 0.08, "momentum": 0.9, "patience": None},
-    space=_space,
+    space=_SPACE,
 )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from movierec.models.base import ModelSpec, Ranker, RankerData, RatingModel, Sweeps, UserRows
+from movierec.models.base import Ranker, RankerData, RatingModel, Sweeps, UserRows, ranker_spec
 from movierec.models.baseline import fit_biases
 
 
@@ -74,14 +74,12 @@ class _Sweeps(Sweeps):
         model.item_score.copy_(torch.from_numpy(score).float())
 
 
-SPEC = ModelSpec(
+SPEC = ranker_spec(
     name="popular",
     summary="the same list for everyone: damped mean rating x log(1 + number of ratings)",
     config_type=PopularConfig,
     build=lambda config, n_users, n_items, generator: Popular(n_items),
-    training={"epochs": 1},
     sweeps=_Sweeps,
-    kind="ranker",
 )
 
 

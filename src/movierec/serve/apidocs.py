@@ -8,6 +8,8 @@ Every URL is relative, so the pages also work behind a proxy that adds a path pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -44,34 +46,32 @@ def assets_dir() -> Path:
 def mount(app: FastAPI, title: str = "movierec API") -> None:
     """Add ``/docs`` (Swagger UI), ``/redoc`` (ReDoc) and their files at ``/docs-assets`` to ``app``."""
     app.mount(f"/{ASSETS_URL}", StaticFiles(directory=assets_dir()), name=ASSETS_URL)
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return _offline(
-            get_swagger_ui_html(
-                openapi_url="openapi.json",
-                title=title,
-                swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-                swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-                swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
-                # No badge from swagger.io's online validator (fetched for any host but localhost).
-                swagger_ui_parameters={"validatorUrl": None},
-            )
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return _offline(
-            get_redoc_html(
-                openapi_url="openapi.json",
-                title=title,
-                redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-                redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
-                with_google_fonts=False,  # fonts from Google are a network fetch; the browser's own fonts do
-            )
-        )
+    pages = {
+        "docs": partial(
+            get_swagger_ui_html,
+            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+            # No badge from swagger.io's online validator (fetched for any host but localhost).
+            swagger_ui_parameters={"validatorUrl": None},
+        ),
+        "redoc": partial(
+            get_redoc_html,
+            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
+            with_google_fonts=False,  # fonts from Google are a network fetch; the browser's own fonts do
+        ),
+    }
+    for name, page in pages.items():
+        app.add_api_route(f"/{name}", _offline(page, title), name=name, include_in_schema=False)
 
 
-def _offline(page: HTMLResponse) -> HTMLResponse:
-    page.headers["Content-Security-Policy"] = OFFLINE
-    return page
+def _offline(page: Callable[..., HTMLResponse], title: str) -> Callable[[], HTMLResponse]:
+    """The endpoint serving ``page`` for the app's schema, under the offline Content-Security-Policy."""
+
+    def endpoint() -> HTMLResponse:
+        response = page(openapi_url="openapi.json", title=title)
+        response.headers["Content-Security-Policy"] = OFFLINE
+        return response
+
+    return endpoint
