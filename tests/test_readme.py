@@ -114,7 +114,11 @@ def test_every_tour_command_runs(tmp_path):
     ran, skipped = [], []
     for argv in tour_commands():
         adapted = adapt(argv)
-        if adapted is None:
+        # Without the real data, the model trained on it is missing too: its commands go with it.
+        needs_missing = "--model" in argv and any(
+            argv[argv.index("--model") + 1] == s[s.index("--out") + 1] for s in skipped if "--out" in s
+        )
+        if adapted is None or needs_missing:
             skipped.append(argv)
             continue
         if adapted[0] == "serve":
