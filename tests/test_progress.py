@@ -122,3 +122,19 @@ def test_a_commands_clock_starts_when_the_command_does_not_after_pytorch_loads(m
     assert Display(quiet=True).started >= before  # run other than through main: from now
     monkeypatch.setattr(cli, "STARTED", [before - 10.0])
     assert Display(quiet=True).started == before - 10.0
+
+
+def test_in_a_log_file_a_long_phase_says_it_still_runs(monkeypatch):
+    """With no bar to draw (stderr not a terminal), a phase longer than HEARTBEAT gets a line meanwhile."""
+    import time
+
+    from movierec.cli import display
+
+    monkeypatch.setattr(display, "HEARTBEAT", 0.2)
+    shown: list[str] = []
+    board = display.Display()
+    monkeypatch.setattr(board, "_print", shown.append)
+    with board, board.phase("scoring the test part"):
+        time.sleep(1.5)
+    still = [line for line in shown if line.startswith("scoring the test part:") and line.endswith("so far")]
+    assert still, shown

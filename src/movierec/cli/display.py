@@ -10,6 +10,8 @@ The library's own logging (the ``movierec`` logger) is shown at INFO, at DEBUG w
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 LOGGED_PHASE = 1.0
 """Seconds a phase must take for its line when stderr is not a terminal (where no bar is drawn)."""
+HEARTBEAT = 4.0
+"""With no bar to draw, the longest a phase goes on before a line says it still runs (seconds)."""
 LEVEL = [logging.INFO]
 """The level the command line shows (``-v``: DEBUG, ``-q``: WARNING); set once per run by ``verbosity``."""
 
@@ -84,16 +88,35 @@ class Display(JobProgress):
             disable=self.quiet,
         )
         self.tasks: list[TaskID] = []
+        self.open: list[tuple[str, float]] = []  # each open phase's label and start, innermost last
+        self.last_line = time.perf_counter()
+        self.stop = threading.Event()
+        self.beat: threading.Thread | None = None
 
     def __enter__(self) -> Display:
         self.bar.__enter__()
+        if not self.quiet and not self.bar.console.is_terminal:
+            self.beat = threading.Thread(target=self._heartbeat, daemon=True)
+            self.beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.beat is not None:
+            self.beat.join()
         self.bar.__exit__(*exc)  # type: ignore[arg-type]
+
+    def _heartbeat(self) -> None:
+        """In a log file, where no bar ticks: a line for a phase that has gone on ``HEARTBEAT`` s without one."""
+        while not self.stop.wait(0.5):
+            now = time.perf_counter()
+            if self.open and now - self.last_line >= HEARTBEAT:
+                label, started = self.open[-1]
+                self._print(f"{label}: {now - started:.0f} s so far")
 
     def begin(self, label: str, total: int | None) -> None:
         self.tasks.append(self.bar.add_task(label, total=total))
+        self.open.append((label, time.perf_counter()))
 
     def advance(self, done: float, total: int | None = None) -> None:
         if self.tasks:
@@ -102,6 +125,8 @@ class Display(JobProgress):
     def end(self, label: str, seconds: float, completed: bool = True) -> None:
         if self.tasks:
             self.bar.remove_task(self.tasks.pop())
+        if self.open:
+            self.open.pop()
         # With no bar to draw (a log file), each phase of a second or more gets a line as it ends;
         # one cut short by an error gets none: the error's own line says what happened.
         shown = LEVEL[0] <= logging.DEBUG or (seconds >= LOGGED_PHASE and not self.bar.console.is_terminal)
@@ -117,3 +142,4 @@ class Display(JobProgress):
     def _print(self, line: str) -> None:
         if not self.quiet:
             self.bar.console.print(line, highlight=False)
+            self.last_line = time.perf_counter()
