@@ -17,3 +17,17 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def run_main(argv: list[str]) -> None:
+    """Run the CLI in-process outside a test's own monkeypatch (module fixtures); fails on a non-zero exit."""
+    import pytest
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(sys, "argv", argv)
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code
+    finally:
+        mp.undo()

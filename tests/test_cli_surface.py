@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import run_cli, run_main
 
 from movierec._version import __version__
-from movierec.cli import main
 from movierec.cli.common import UNLIMITED_WIDTH, output_width
 
 TITLES = [
@@ -46,14 +45,7 @@ def _write_movielens(folder: Path, with_titles: bool = True) -> Path:
 
 def _train(data: Path, out: Path, ranker: str) -> Path:
     argv = ["movierec", "train", "--data", str(data), "--model", "baseline", "--ranker", ranker, "--out", str(out)]
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "argv", [*argv, "--json"])
-    try:
-        main()
-    except SystemExit as exc:
-        assert not exc.code
-    finally:
-        mp.undo()
+    run_main([*argv, "--json"])
     return out
 
 
