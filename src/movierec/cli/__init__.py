@@ -49,6 +49,11 @@ def main() -> None:
     try:
         import movierec.cli.register  # noqa: F401  (the commands, on the one app)
         from movierec.cli.common import run
+
+        if _runs_a_command(sys.argv[1:]):
+            # Commands import PyTorch when they run; loaded here, under the same guard, a Ctrl-C
+            # during its import is noted too. Help, --version and completion never load it.
+            import torch  # noqa: F401
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
@@ -58,6 +63,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print(interrupted_line(), file=sys.stderr)
         hard_exit(130)
+
+
+def _runs_a_command(args: list[str]) -> bool:
+    """Whether these arguments run a command (which loads PyTorch) rather than ask for help or the version."""
+    asks = {"--help", "-h", "--version", "--show-completion", "--install-completion"}
+    return bool(args) and not asks.intersection(args) and "_MOVIEREC_COMPLETE" not in os.environ
 
 
 def hard_exit(code: int) -> None:
