@@ -11,9 +11,7 @@ import sys
 import time
 
 import pytest
-from helpers import run_cli
-
-from movierec.cli import main
+from helpers import run_cli, run_main
 
 TINY = ["--synthetic", "300x200x6000"]
 
@@ -21,16 +19,7 @@ TINY = ["--synthetic", "300x200x6000"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "mlp"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(
-        sys, "argv", ["movierec", "train", "--model", "mlp", "--epochs", "3", "--out", str(out), "--json", *TINY]
-    )
-    try:
-        main()
-    except SystemExit as exc:
-        assert not exc.code
-    finally:
-        mp.undo()
+    run_main(["movierec", "train", "--model", "mlp", "--epochs", "3", "--out", str(out), "--json", *TINY])
     return out
 
 

@@ -83,17 +83,10 @@ def two_ranks(tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_rank(tmp_path_factory):
     """The same run in one process (same global batch), in this process."""
-    from movierec.cli import main
+    from helpers import run_main
 
     out = tmp_path_factory.mktemp("single") / "model"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "argv", ["movierec", "train", *ARGS, "--out", str(out)])
-    try:
-        main()
-    except SystemExit as exc:
-        assert not exc.code
-    finally:
-        mp.undo()
+    run_main(["movierec", "train", *ARGS, "--out", str(out)])
     return json.loads((out / "metrics.json").read_text())
 
 

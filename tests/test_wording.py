@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PATTERN = r"(this|that|earlier|later|last|next|first|second|third|morning|evening|night) session|sessions? [0-9]|the issue|issues? [0-9]|was lent|been lent"  # noqa: E501
+# Spaces written as [ ], so that this line, which the pattern scans too, does not match itself.
+PATTERN = (
+    r"(this|that|earlier|later|last|next|first|second|third|morning|evening|night)[ ]session"
+    r"|sessions?[ ][0-9]|the[ ]issue|issues?[ ][0-9]|was[ ]lent|been[ ]lent"
+)
 
 
 def _git_grep() -> list[str]:
@@ -28,9 +32,7 @@ def _git_grep() -> list[str]:
         check=False,
     )
     assert found.returncode in (0, 1), found.stderr  # 1: no line matched
-    own = Path(__file__).relative_to(ROOT).as_posix()
-    # This file's PATTERN line matches itself; nothing else in it may.
-    return [line for line in found.stdout.splitlines() if not line.startswith(f"{own}:") or "PATTERN = r" not in line]
+    return found.stdout.splitlines()
 
 
 def test_no_file_speaks_of_how_the_work_was_organised():
